@@ -1,0 +1,91 @@
+"""Configuration loading: the shipped and test configs load; mistakes name file and key."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, TEST_CONFIG, need_shared
+from triage.config import ConfigError, load_config
+
+
+def _copy(tmp_path: Path) -> Path:
+    target = tmp_path / "config"
+    shutil.copytree(TEST_CONFIG, target)
+    return target
+
+
+def test_test_config_loads(config):
+    assert set(config.tenants) == {"acme", "zenith"}
+    acme = config.tenants["acme"]
+    assert acme.support_addresses == ["acme@support.test"]
+    assert acme.hours.days == (0, 1, 2, 3, 4)
+    assert acme.directory.get("PETRA.ADMIN@steelworks.lt").role == "external_admin"
+    assert [c.email for c in acme.contacts_for("business")] == ["eva.strand@acme.se"]
+
+
+def test_shipped_demo_config_loads():
+    config = load_config(REPO / "config")
+    assert config.tenants, "the demo needs at least one tenant"
+
+
+def test_eval_config_loads():
+    config = load_config(need_shared("eval", "config"))
+    assert config.tenants["nordvik"].external_admins_can_add_users is True
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    folder = _copy(tmp_path)
+    path = folder / "tenants" / "acme.toml"
+    path.write_text("open_registraton = true\n" + path.read_text())
+    with pytest.raises(ConfigError, match=r"acme\.toml.*open_registraton"):
+        load_config(folder)
+
+
+def test_unknown_contact_key_is_named(tmp_path):
+    folder = _copy(tmp_path)
+    path = folder / "tenants" / "acme.toml"
+    path.write_text(path.read_text() + 'phone = "+46 8 123"\n')
+    with pytest.raises(ConfigError, match=r"acme\.toml.*contacts\[0\]\.phone"):
+        load_config(folder)
+
+
+def test_wrong_type_is_an_error(tmp_path):
+    folder = _copy(tmp_path)
+    path = folder / "tenants" / "zenith.toml"
+    path.write_text(path.read_text().replace("open_registration = true", 'open_registration = "yes"'))
+    with pytest.raises(ConfigError, match="open_registration.*bool"):
+        load_config(folder)
+
+
+def test_unknown_section_in_service_file(tmp_path):
+    folder = _copy(tmp_path)
+    (folder / "triage.toml").write_text((folder / "triage.toml").read_text() + "\n[smtp]\nport = 25\n")
+    with pytest.raises(ConfigError, match=r"triage\.toml.*\[smtp\]"):
+        load_config(folder)
+
+
+def test_bad_directory_row_names_line(tmp_path):
+    folder = _copy(tmp_path)
+    csv = folder / "tenants" / "acme.users.csv"
+    csv.write_text(csv.read_text() + "x@y.se,X,Y,superuser,active,\n")
+    with pytest.raises(ConfigError, match=r"acme\.users\.csv:8: role 'superuser'"):
+        load_config(folder)
+
+
+def test_bad_hours(tmp_path):
+    folder = _copy(tmp_path)
+    path = folder / "tenants" / "acme.toml"
+    path.write_text(path.read_text().replace('start = "08:00"', 'start = "8am"'))
+    with pytest.raises(ConfigError, match="support_hours.start"):
+        load_config(folder)
+
+
+def test_widget_secret_from_environment(tmp_path, monkeypatch):
+    folder = _copy(tmp_path)
+    path = folder / "tenants" / "acme.toml"
+    path.write_text(path.read_text().replace('widget_secret = "acme-secret"',
+                                             'widget_secret_env = "ACME_WIDGET_SECRET"'))
+    monkeypatch.setenv("ACME_WIDGET_SECRET", "from-env")
+    assert load_config(folder).tenants["acme"].widget_secret == "from-env"

@@ -1,0 +1,295 @@
+"""Configuration: the service file, one TOML file per tenant, and a directory CSV each.
+
+The shape is the one of ``../shared/eval/config``. Everything is validated on load so a
+typo is a clear error naming the file and the key, not a surprise at 3 a.m. when the
+first mail for that tenant arrives. Paths in the files are relative to the file's folder.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Any
+
+from triage.directory import Directory, DirectoryError, load_directory
+
+DEFAULT_LANGUAGES = ["en", "sv", "uk", "ru", "de"]
+WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or has a wrong key or value."""
+
+
+# Each section: key -> (type, default or REQUIRED, one-line description).  The descriptions
+# are the configuration reference: README's table is checked against them by a test.
+REQUIRED = object()
+SERVICE_KEYS: dict[str, dict[str, tuple[type, Any, str]]] = {
+    "service": {
+        "database": (str, "var/triage.db", "SQLite file for tickets, events and the outbox (relative to the config folder)"),
+        "support_domain": (str, "", "domain of the support addresses"),
+        "languages": (list, DEFAULT_LANGUAGES, "ISO 639-1 languages the bot detects and answers in"),
+        "low_confidence": (float, 0.45, "below this classification confidence a ticket is held for review"),
+        "signing_key_env": (str, "TRIAGE_SIGNING_KEY", "environment variable holding the key that signs the bot's Message-IDs"),
+    },
+    "email": {
+        "listen": (str, "127.0.0.1:8025", "host:port of the inbound SMTP listener"),
+        "trusted_authserv_ids": (list, [], "authserv-ids whose Authentication-Results headers are believed (RFC 8601)"),
+        "relay_url": (str, "", "smtp:// or smtps:// URL of the outbound relay; empty keeps mail in the outbox"),
+        "relay_username_env": (str, "TRIAGE_RELAY_USERNAME", "environment variable with the relay user name"),
+        "relay_password_env": (str, "TRIAGE_RELAY_PASSWORD", "environment variable with the relay password"),
+        "from_address": (str, REQUIRED, "sender address of the bot's replies; bounces of them come back here"),
+        "max_message_size": (int, 25 * 1024 * 1024, "largest accepted message in bytes (SMTP 552 above)"),
+        "reply_limits": (list, ["10/600", "25/3600", "50/86400"], "automatic replies allowed per recipient, as COUNT/SECONDS windows"),
+        "bounce_quiet_hours": (int, 72, "hours without automatic mail to an address after it hard-bounced"),
+    },
+    "web": {
+        "listen": (str, "127.0.0.1:8080", "host:port of the HTTP server (health, widget, Slack)"),
+    },
+    "tenants": {
+        "folder": (str, "tenants", "folder holding one TOML file per tenant"),
+    },
+}
+
+TENANT_KEYS: dict[str, tuple[type, Any, str]] = {
+    "slug": (str, REQUIRED, "short name of the tenant, used in chat lines and the CLI"),
+    "name": (str, REQUIRED, "company name shown in replies"),
+    "language": (str, "en", "language of replies when the sender's cannot be used"),
+    "timezone": (str, "UTC", "IANA time zone of the support hours"),
+    "support_addresses": (list, REQUIRED, "addresses suppliers write to; they identify the tenant"),
+    "noreply_addresses": (list, [], "addresses that send notifications; human mail to them is suppressed"),
+    "internal_domains": (list, [], "mail domains of the tenant's own staff"),
+    "open_registration": (bool, False, "new suppliers may register themselves in the portal"),
+    "external_admins_can_add_users": (bool, False, "a supplier's admin may add colleagues in the portal"),
+    "widget_secret": (str, "", "HMAC key of the help widget's user_hash (prefer widget_secret_env)"),
+    "widget_secret_env": (str, "", "environment variable holding the widget secret"),
+    "slack_channel": (str, "", "Slack channel id where the tenant's tickets are posted"),
+    "widget_origins": (list, [], "web origins allowed to embed the widget"),
+    "directory": (str, "", "CSV of users: email,name,company,role,status,invitation_expires"),
+    "portal_url": (str, "", "address of the tenant's supplier portal, linked in replies"),
+    "support_hours": (dict, {}, "days, start and end of staffed support"),
+    "contacts": (list, [], "company contacts who receive relayed messages: name, email, topics"),
+}
+HOURS_KEYS = {"days": str, "start": str, "end": str}
+CONTACT_KEYS = {"name": str, "email": str, "topics": list}
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A person or desk at the tenant who receives relayed messages. Never shown to suppliers."""
+
+    name: str
+    email: str
+    topics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SupportHours:
+    """When humans answer; acknowledgements promise a reply within these hours."""
+
+    days: tuple[int, ...]  # 0 = Monday
+    start: time
+    end: time
+
+
+@dataclass
+class Tenant:
+    """One client company hosting a supplier portal."""
+
+    slug: str
+    name: str
+    language: str
+    timezone: str
+    support_addresses: list[str]
+    noreply_addresses: list[str]
+    internal_domains: list[str]
+    open_registration: bool
+    external_admins_can_add_users: bool
+    widget_secret: str
+    slack_channel: str
+    widget_origins: list[str]
+    portal_url: str
+    hours: SupportHours
+    contacts: list[Contact]
+    directory: Directory
+    source: Path
+
+    def contacts_for(self, topic: str) -> list[Contact]:
+        """Contacts for a topic (business, account); all contacts when none names it."""
+        chosen = [c for c in self.contacts if topic in c.topics]
+        return chosen or list(self.contacts)
+
+
+@dataclass
+class Config:
+    """The whole service configuration."""
+
+    root: Path
+    database: Path
+    support_domain: str
+    languages: list[str]
+    low_confidence: float
+    signing_key_env: str
+    email: dict[str, Any]
+    web_listen: str
+    tenants: dict[str, Tenant] = field(default_factory=dict)
+
+    def tenant_for_address(self, address: str) -> list[Tenant]:
+        """Tenants that own a support or no-reply address (a no-reply address may be shared)."""
+        address = address.lower()
+        return [t for t in self.tenants.values()
+                if address in t.support_addresses or address in t.noreply_addresses]
+
+    def is_noreply(self, address: str) -> bool:
+        address = address.lower()
+        return any(address in t.noreply_addresses for t in self.tenants.values())
+
+    @property
+    def own_addresses(self) -> set[str]:
+        """Addresses the bot sends from or receives at: never auto-reply to these."""
+        own = {self.email["from_address"].lower()}
+        for t in self.tenants.values():
+            own.update(t.support_addresses)
+            own.update(t.noreply_addresses)
+        return own
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+
+
+def _check(path: Path, where: str, data: dict[str, Any],
+           schema: dict[str, tuple[type, Any, str]]) -> dict[str, Any]:
+    """Apply defaults and check types; unknown keys are errors (a typo must not pass silently)."""
+    out: dict[str, Any] = {}
+    for key in data:
+        if key not in schema:
+            raise ConfigError(f"{path}: unknown key {where}{key!r} (known: {', '.join(sorted(schema))})")
+    for key, (kind, default, _doc) in schema.items():
+        if key not in data:
+            if default is REQUIRED:
+                raise ConfigError(f"{path}: missing key {where}{key!r}")
+            out[key] = list(default) if isinstance(default, list) else default
+            continue
+        value = data[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ConfigError(f"{path}: key {where}{key!r} must be {kind.__name__}, not {type(value).__name__}")
+        out[key] = value
+    return out
+
+
+def _parse_time(path: Path, key: str, value: str) -> time:
+    try:
+        hours, minutes = value.split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise ConfigError(f"{path}: key support_hours.{key} must be HH:MM, not {value!r}") from None
+
+
+def _parse_days(path: Path, value: str) -> tuple[int, ...]:
+    """'mon-fri' or 'mon,wed,fri' -> weekday numbers."""
+    days: list[int] = []
+    for part in value.lower().split(","):
+        first, _, last = part.strip().partition("-")
+        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+            raise ConfigError(f"{path}: key support_hours.days must be like 'mon-fri', not {value!r}")
+        a, b = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+        days.extend(range(a, b + 1))
+    return tuple(sorted(set(days)))
+
+
+def _lower_list(path: Path, key: str, values: list[Any]) -> list[str]:
+    if not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{path}: key {key!r} must be a list of strings")
+    return [v.strip().lower() for v in values]
+
+
+def load_tenant(path: Path, languages: list[str]) -> Tenant:
+    """Read and validate one tenant file and its directory."""
+    data = _check(path, "", _read_toml(path), TENANT_KEYS)
+    hours = data["support_hours"]
+    for key in hours:
+        if key not in HOURS_KEYS:
+            raise ConfigError(f"{path}: unknown key 'support_hours.{key}'")
+    contacts = []
+    for i, c in enumerate(data["contacts"]):
+        if not isinstance(c, dict) or "email" not in c:
+            raise ConfigError(f"{path}: contacts[{i}] needs an email")
+        for key in c:
+            if key not in CONTACT_KEYS:
+                raise ConfigError(f"{path}: unknown key 'contacts[{i}].{key}' (known: {', '.join(CONTACT_KEYS)})")
+        contacts.append(Contact(str(c.get("name", "")), str(c["email"]).lower(),
+                                tuple(c.get("topics", ["business", "account"]))))
+    secret = data["widget_secret"]
+    if data["widget_secret_env"]:
+        secret = os.environ.get(data["widget_secret_env"], secret)
+    if data["language"] not in languages:
+        raise ConfigError(f"{path}: key 'language' must be one of {languages}, not {data['language']!r}")
+    directory_path = path.parent / data["directory"] if data["directory"] else None
+    return Tenant(
+        slug=data["slug"], name=data["name"], language=data["language"], timezone=data["timezone"],
+        support_addresses=_lower_list(path, "support_addresses", data["support_addresses"]),
+        noreply_addresses=_lower_list(path, "noreply_addresses", data["noreply_addresses"]),
+        internal_domains=_lower_list(path, "internal_domains", data["internal_domains"]),
+        open_registration=data["open_registration"],
+        external_admins_can_add_users=data["external_admins_can_add_users"],
+        widget_secret=secret, slack_channel=data["slack_channel"],
+        widget_origins=list(data["widget_origins"]), portal_url=data["portal_url"],
+        hours=SupportHours(_parse_days(path, hours.get("days", "mon-fri")),
+                           _parse_time(path, "start", hours.get("start", "09:00")),
+                           _parse_time(path, "end", hours.get("end", "17:00"))),
+        contacts=contacts,
+        directory=_directory(path, directory_path),
+        source=path,
+    )
+
+
+def _directory(path: Path, directory_path: Path | None) -> Directory:
+    if directory_path is None:
+        return Directory([])
+    try:
+        return load_directory(directory_path)
+    except DirectoryError as e:
+        raise ConfigError(f"{path}: key 'directory': {e}") from None
+
+
+def load_config(folder: str | Path) -> Config:
+    """Load ``triage.toml`` and every tenant of a configuration folder."""
+    root = Path(folder).resolve()
+    path = root / "triage.toml"
+    raw = _read_toml(path)
+    for section in raw:
+        if section not in SERVICE_KEYS:
+            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(SERVICE_KEYS)})")
+    sections = {name: _check(path, f"{name}.", raw.get(name, {}), schema)
+                for name, schema in SERVICE_KEYS.items()}
+    service = sections["service"]
+    languages = _lower_list(path, "service.languages", service["languages"])
+    config = Config(
+        root=root, database=root / service["database"], support_domain=service["support_domain"],
+        languages=languages, low_confidence=service["low_confidence"],
+        signing_key_env=service["signing_key_env"], email=sections["email"],
+        web_listen=sections["web"]["listen"],
+    )
+    config.email["from_address"] = config.email["from_address"].lower()
+    folder_path = root / sections["tenants"]["folder"]
+    if not folder_path.is_dir():
+        raise ConfigError(f"{path}: key tenants.folder: {folder_path} is not a folder")
+    for tenant_file in sorted(folder_path.glob("*.toml")):
+        tenant = load_tenant(tenant_file, languages)
+        if tenant.slug in config.tenants:
+            raise ConfigError(f"{tenant_file}: tenant slug {tenant.slug!r} is used twice")
+        config.tenants[tenant.slug] = tenant
+    if not config.tenants:
+        raise ConfigError(f"{folder_path}: no tenant files (*.toml)")
+    return config

@@ -1,0 +1,37 @@
+"""Support hours: are humans at work now, and when will they be?
+
+Acknowledgements promise an answer within the tenant's support hours, so the reply says
+"support is back Monday 08:00" on a Saturday rather than a vague "soon".
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from triage.config import SupportHours
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def is_open(hours: SupportHours, timezone: str, now: datetime) -> bool:
+    local = now.astimezone(_zone(timezone))
+    return local.weekday() in hours.days and hours.start <= local.time() < hours.end
+
+
+def next_open(hours: SupportHours, timezone: str, now: datetime) -> datetime:
+    """``now`` when open, else the start of the next staffed period (local time)."""
+    local = now.astimezone(_zone(timezone))
+    if is_open(hours, timezone, now):
+        return local
+    for days_ahead in range(0, 8):
+        day = (local + timedelta(days=days_ahead)).date()
+        start = datetime.combine(day, hours.start, tzinfo=local.tzinfo)
+        if day.weekday() in hours.days and start > local:
+            return start
+    return local  # no staffed day configured: promise nothing better than now
+

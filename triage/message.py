@@ -1,0 +1,69 @@
+"""The one message type every channel produces.
+
+Email, Slack and the widget all become a :class:`Message` before anything else looks at
+them, so identify/trust/classify/decide never need to know where a message came from
+beyond the ``channel`` name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """What an agent needs to know about an attachment without opening it."""
+
+    filename: str
+    content_type: str
+    size: int
+
+
+@dataclass
+class Message:
+    """An inbound message, normalised.
+
+    ``text`` is the whole readable body; ``new_text`` is what the sender wrote this time
+    (quoted history and signature removed), which is what classification reads.
+    """
+
+    channel: str  # "email", "widget" or "slack"
+    id: str  # Message-ID for email, the chat line's id otherwise
+    sender: str  # lower-cased address, "" when there is none (null Return-Path bounces)
+    sender_name: str = ""
+    recipients: list[str] = field(default_factory=list)  # To, Cc, Delivered-To, envelope
+    subject: str = ""
+    text: str = ""
+    new_text: str = ""
+    quoted: str = ""
+    signature: str = ""
+    attachments: list[Attachment] = field(default_factory=list)
+    in_reply_to: str = ""
+    references: list[str] = field(default_factory=list)
+    tenant_hint: str | None = None  # chat lines name their tenant
+    user_hash: str = ""  # widget identity proof
+    mime: EmailMessage | None = None  # the parsed email, for header and MIME checks
+    defects: list[str] = field(default_factory=list)  # what the parser had to tolerate
+    error: str = ""  # set when the input could not be read as a message at all
+
+    def header(self, name: str) -> str:
+        """The first value of an email header as a string, "" when absent or unreadable."""
+        if self.mime is None:
+            return ""
+        try:
+            value = self.mime.get(name)
+        except Exception:  # a malformed header must not stop triage: fall back to raw
+            raw = self.headers(name)
+            return raw[0] if raw else ""
+        return "" if value is None else str(value)
+
+    def headers(self, name: str) -> list[str]:
+        """Every raw value of a header (for repeated ones such as Authentication-Results)."""
+        if self.mime is None:
+            return []
+        return [str(v) for k, v in self.mime.raw_items() if k.lower() == name.lower()]
+
+    @property
+    def domain(self) -> str:
+        """The sender's mail domain, lower-cased."""
+        return self.sender.rpartition("@")[2] if "@" in self.sender else ""
