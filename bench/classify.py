@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Throughput and memory of the triage core (parse → … → render), with a baseline beside it.
+
+Generates N messages (default 10,000): raw emails in several languages with quoted history,
+signatures, HTML-only bodies and automatic replies, plus widget/Slack lines, built from the
+labelled examples. The baseline is the standard library alone parsing the same bytes
+(``email.message_from_bytes`` with ``policy.default`` and reading the body), run side by side
+in this process, so the ratio says what triage costs on top of merely reading the mail.
+
+    python bench/classify.py [--count 10000] [--config DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import email
+import json
+import random
+import resource
+import sys
+import time
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from triage.config import load_config  # noqa: E402
+from triage.parse import parse_chat, parse_email  # noqa: E402
+from triage.pipeline import Pipeline  # noqa: E402
+from triage.train import load_examples  # noqa: E402
+
+QUOTES = {
+    "en": "On Mon, 3 Nov 2026 at 09:12, Support <{to}> wrote:\n> Thank you for your message.\n> Ticket [#1001]\n",
+    "sv": "Från: Support <{to}>\nSkickat: den 3 november 2026 09:12\nTill: Kund\nÄmne: Ärende\n\nTack för ditt meddelande.\n",
+    "de": "-----Ursprüngliche Nachricht-----\nVon: Support <{to}>\nGesendet: Montag, 3. November 2026\nBetreff: Anfrage\n\nDanke.\n",
+    "ru": "-----Исходное сообщение-----\nОт: Support <{to}>\nОтправлено: 3 ноября 2026 г.\nТема: Заявка\n\nСпасибо.\n",
+    "uk": "Від: Support <{to}>\nНадіслано: 3 листопада 2026\nТема: Заявка\n\nДякуємо.\n",
+}
+
+
+def generate(count: int, config, seed: int = 1) -> list[tuple[str, object]]:
+    """(kind, payload) pairs: ("email", bytes) or ("chat", dict)."""
+    rnd = random.Random(seed)
+    examples = load_examples()
+    tenants = list(config.tenants.values())
+    out: list[tuple[str, object]] = []
+    for i in range(count):
+        ex = rnd.choice(examples)
+        tenant = rnd.choice(tenants)
+        users = tenant.directory.users or []
+        sender = rnd.choice(users).email if users and rnd.random() < 0.6 else f"user{i}@supplier{i % 97}.example"
+        if ex.channel != "email" or rnd.random() < 0.1:
+            out.append(("chat", {"id": f"c{i}", "channel": rnd.choice(["widget", "slack"]), "tenant": tenant.slug,
+                                 "from": sender, "name": "", "text": ex.text}))
+            continue
+        msg = EmailMessage()
+        msg["Authentication-Results"] = f"{config.email['trusted_authserv_ids'][0] if config.email['trusted_authserv_ids'] else 'mx'}; dmarc=pass header.from={sender.split('@')[1]}"
+        msg["From"] = f"Sender {i} <{sender}>"
+        msg["To"] = tenant.support_addresses[0]
+        msg["Subject"] = ex.subject or "Question"
+        msg["Message-ID"] = f"<bench{i}@bench.example>"
+        if rnd.random() < 0.05:
+            msg["Auto-Submitted"] = "auto-replied"
+        body = ex.text
+        if rnd.random() < 0.4:
+            body += "\n\n" + QUOTES.get(ex.language, QUOTES["en"]).format(to=tenant.support_addresses[0])
+        if rnd.random() < 0.1:
+            msg.set_content(body)
+            msg.add_alternative("<html><body><p>" + body.replace("\n", "<br>") + "</p></body></html>", subtype="html")
+        else:
+            msg.set_content(body)
+        out.append(("email", bytes(msg)))
+    return out
+
+
+def baseline(items) -> float:
+    start = time.perf_counter()
+    for kind, payload in items:
+        if kind == "email":
+            m = email.message_from_bytes(payload, policy=policy.default)
+            part = m.get_body(("plain", "html"))
+            if part is not None:
+                part.get_content()
+        else:
+            json.dumps(payload)
+    return time.perf_counter() - start
+
+
+def run_triage(items, pipeline: Pipeline) -> float:
+    start = time.perf_counter()
+    for n, (kind, payload) in enumerate(items):
+        msg = parse_email(payload) if kind == "email" else parse_chat(payload)
+        pipeline.run(msg, 1000 + n)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--count", type=int, default=10_000)
+    ap.add_argument("--config", default=str(REPO / "config"))
+    args = ap.parse_args()
+    config = load_config(args.config)
+    items = generate(args.count, config)
+    pipeline = Pipeline(config)
+    run_triage(items[:200], pipeline)  # warm caches (regexes, language models) before timing
+    base = baseline(items)
+    full = run_triage(items, pipeline)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    n = len(items)
+    print(f"messages: {n} ({sum(k == 'email' for k, _ in items)} emails, {sum(k == 'chat' for k, _ in items)} chat lines)")
+    print(f"baseline (stdlib parse only): {n / base:,.0f} msg/s")
+    print(f"triage full pipeline:         {n / full:,.0f} msg/s  ({full / n * 1e3:.3f} ms/msg)")
+    print(f"ratio triage/baseline:        {base / full:.3f}")
+    print(f"peak memory (max RSS):        {peak:,.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Classification: intents across languages, urgency gating, language, evidence.
+
+The phrasings here are written for these tests (not taken from the evaluation set) and
+cover typos, mixed languages, quoted history and short chat lines.
+"""
+from __future__ import annotations
+
+import pytest
+
+from triage.automated import Automation
+from triage.classify import Classifier, detect_language, reading_text
+from triage.lexicon import load_lexicon
+from triage.message import Message
+from triage.model import Model
+from triage.parse import parse_email
+
+LANGS = ["en", "sv", "uk", "ru", "de"]
+CLASSIFIER = Classifier(load_lexicon(LANGS), Model.load(), LANGS)
+
+
+def _cls(text: str, subject: str = "", channel: str = "email"):
+    msg = Message(channel=channel, id="t", sender="x@y.se", subject=subject, text=text, new_text=text)
+    return CLASSIFIER.classify(msg, Automation(), "en")
+
+
+@pytest.mark.parametrize("text, lang", [
+    ("I can't sign in to the supplier portal, the password reset mail never comes.", "en"),
+    ("Jag kommer inte in i portalen, lösenordet fungerar inte längre.", "sv"),
+    ("Ich kann mich seit gestern nicht mehr im Portal anmelden, das Passwort wird abgelehnt.", "de"),
+    ("Не могу войти в личный кабинет, пароль не подходит.", "ru"),
+    ("Не можу увійти до кабінету, пароль не підходить.", "uk"),
+])
+def test_access_problems_in_five_languages(text, lang):
+    got = _cls(text)
+    assert (got.label, got.language) == ("technical/access", lang), got.evidence
+
+
+def test_urgent_words_alone_do_not_make_a_ticket_urgent():
+    got = _cls("URGENT!!! The upload of our offer fails with error 500, please fix asap")
+    assert got.priority == "normal" and got.intent != "bidding_urgent"
+
+
+def test_live_auction_closing_in_minutes_is_urgent():
+    got = _cls("The reverse auction closes in 6 minutes and the Place bid button does nothing!")
+    assert got.label == "technical/bidding_urgent" and got.priority == "urgent"
+    assert any("live_bidding" in e for e in got.evidence)
+
+
+def test_no_rush_cancels_urgency():
+    got = _cls("The auction page shows an error when I place a bid. No rush, it closes next Friday.")
+    assert got.intent != "bidding_urgent"
+
+
+def test_evidence_names_the_deciding_cues():
+    got = _cls("Could you extend the submission deadline of RFQ-7781 by one week?")
+    assert got.label == "business/deadline"
+    assert got.evidence and all(isinstance(e, str) for e in got.evidence)
+
+
+def test_typos_and_mixed_languages():
+    assert _cls("cant login, pasword not acepted!!").label == "technical/access"
+    got = _cls("Здравствуйте, при upload файла в RFQ выдает error 413, файл 30 MB")
+    assert got.label == "technical/bug" and got.language == "ru"
+
+
+def test_quoted_history_is_not_read():
+    raw = (b"From: a@b.se\r\nSubject: Re: RFQ-1 prices\r\n\r\nThanks, the login works again now, "
+           b"my password was wrong.\r\n\r\nOn Mon, 3 Nov 2026 at 09:00, Buyer <b@x.se> wrote:\r\n"
+           b"> Please send your prices for RFQ-1 and confirm the delivery terms and payment.\r\n")
+    msg = parse_email(raw)
+    assert "prices" not in reading_text(msg).split("\n", 1)[1]
+
+
+def test_subject_prefixes_and_ticket_tags_are_ignored():
+    msg = Message(channel="email", id="t", sender="a@b.se", subject="AW: SV: [#1042] Passwort", new_text="x" * 20)
+    assert reading_text(msg).startswith("Passwort")
+
+
+def test_language_detection_restricted_to_configured_languages():
+    assert detect_language("Hyvää päivää, en pääse kirjautumaan sisään portaaliin", ("en", "sv"), "sv") in ("en", "sv")
+    assert detect_language("?!", ("en", "sv"), "sv") == "sv"
+
+
+def test_automated_facts_outrank_words():
+    auto = Automation()
+    auto.add("auto-header-auto-submitted", "auto_reply")
+    msg = Message(channel="email", id="t", sender="a@b.se", text="Please extend the deadline", new_text="Please extend the deadline")
+    got = CLASSIFIER.classify(msg, auto, "en")
+    assert (got.category, got.intent, got.priority) == ("automated", "auto_reply", "low")
+    assert got.evidence == ["rule:auto-header-auto-submitted"]
+
+
+def test_short_chat_line_without_content_is_unknown():
+    assert _cls("hello? anybody here", channel="widget").label == "other/unknown"

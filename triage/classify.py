@@ -1,0 +1,158 @@
+"""Category, intent, language, priority and confidence, with the evidence behind them.
+
+Two transparent sources vote: weighted cue phrases (``triage/lexicon.py``, data per
+language) and a naive-Bayes model over word stems (``triage/model.py``). Their scores are
+added on one log scale (the mixing weight is chosen by ``triage train`` by
+cross-validation) and a softmax turns them into a confidence. Header-based automation
+facts (``triage/automated.py``) outrank both. The evidence list says which cue or word
+decided, so an agent can see why.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
+
+from triage.automated import Automation
+from triage.lexicon import Hit, Lexicon
+from triage.message import Message
+from triage.model import Model, features
+
+INTENTS = {
+    "technical": ("access", "bug", "howto", "bidding_urgent"),
+    "account": ("invitation", "new_user", "reactivation", "access_change", "data_change"),
+    "business": ("question", "deadline", "confidential"),
+    "feedback": ("feature_request",),
+    "automated": ("auto_reply", "bounce", "bulk"),
+    "other": ("unknown",),
+}
+HUMAN_LABELS = [f"{c}/{i}" for c, intents in INTENTS.items() if c != "automated" for i in intents]
+SIGNALS = ("time_pressure", "live_bidding", "no_rush", "high_importance", "medium_setting",
+           "on_behalf", "new_company")
+UNKNOWN = "other/unknown"
+URGENT = "technical/bidding_urgent"
+_SUBJECT_NOISE = re.compile(r"^\s*(?:(?:re|fw|fwd|aw|wg|sv|vb|vs|отв|ответ|пересл|fw)\s*(?:\[\d+\])?\s*:\s*|\[#\d+\]\s*)+",
+                            re.I)
+_TAG = re.compile(r"\[#\d+\]")
+_MIN_NEW_TEXT = 12  # shorter "new text" means the splitter cut too much: read the whole body
+
+
+@dataclass
+class Classification:
+    category: str
+    intent: str
+    language: str
+    priority: str
+    confidence: float
+    evidence: list[str] = field(default_factory=list)
+    signals: dict[str, list[str]] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.category}/{self.intent}"
+
+
+@lru_cache(maxsize=8)
+def _detector(languages: tuple[str, ...]) -> LanguageDetector:
+    known = [Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper())) for code in languages]
+    return LanguageDetectorBuilder.from_languages(*known).build() if len(known) > 1 else None
+
+
+def detect_language(text: str, languages: tuple[str, ...], default: str) -> str:
+    """ISO 639-1 code of the text among the configured languages (lingua), else ``default``."""
+    if len(languages) == 1:
+        return languages[0]
+    letters = sum(ch.isalpha() for ch in text[:400])
+    if letters < 2:
+        return default
+    found = _detector(languages).detect_language_of(text[:1000])
+    return found.iso_code_639_1.name.lower() if found else default
+
+
+def reading_text(msg: Message) -> str:
+    """What the classifier reads: the subject without reply prefixes and tags, and the new text."""
+    subject = _TAG.sub(" ", _SUBJECT_NOISE.sub("", msg.subject))
+    body = msg.new_text if len(msg.new_text.strip()) >= _MIN_NEW_TEXT else (msg.text or msg.new_text)
+    return f"{subject.strip()}\n{body.strip()}"
+
+
+def _sum_hits(hits: list[Hit]) -> dict[str, float]:
+    """Weight per label, each distinct cue text counted once (repetition is not evidence)."""
+    seen: set[tuple[str, str]] = set()
+    totals: dict[str, float] = {}
+    for hit in hits:
+        key = (hit.label, hit.text.lower())
+        if key in seen:
+            continue
+        seen.add(key)
+        totals[hit.label] = totals.get(hit.label, 0.0) + hit.weight
+    return totals
+
+
+def _softmax(scores: dict[str, float]) -> dict[str, float]:
+    top = max(scores.values())
+    exps = {k: math.exp(v - top) for k, v in scores.items()}
+    total = sum(exps.values())
+    return {k: v / total for k, v in exps.items()}
+
+
+class Classifier:
+    """Holds the compiled lexicon, the model and the language detector for a configuration."""
+
+    def __init__(self, lexicon: Lexicon, model: Model | None, languages: list[str]):
+        self.lexicon = lexicon
+        self.model = model
+        self.languages = tuple(languages)
+
+    def signals(self, text: str) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for hit in self.lexicon.scan(text, "signal:"):
+            found.setdefault(hit.label.removeprefix("signal:"), []).append(hit.text)
+        return found
+
+    def classify(self, msg: Message, automation: Automation, default_language: str) -> Classification:
+        text = reading_text(msg)
+        language_text = msg.new_text if len(msg.new_text.strip()) >= 20 else text
+        language = detect_language(language_text, self.languages, default_language)
+        signals = self.signals(text)
+        if automation.kind:
+            return Classification("automated", automation.kind, language, "low", 0.99,
+                                  [f"rule:{r}" for r in automation.reasons], signals)
+        scores, evidence = self._score(text, signals)
+        probs = _softmax(scores)
+        label = max(probs, key=probs.__getitem__)
+        category, intent = label.split("/")
+        priority = "urgent" if label == URGENT else "normal"
+        top_evidence = [e for e in evidence if e.startswith(f"{label} ")] or evidence[:3]
+        return Classification(category, intent, language, priority, round(probs[label], 3),
+                              top_evidence[:8], signals,
+                              {k: round(v, 3) for k, v in sorted(probs.items(), key=lambda kv: -kv[1])[:4]})
+
+    def _score(self, text: str, signals: dict[str, list[str]]) -> tuple[dict[str, float], list[str]]:
+        hits = self.lexicon.scan(text)
+        cue_totals = _sum_hits([h for h in hits if "/" in h.label and ":" not in h.label])
+        weight = self.model.lexicon_weight if self.model else 1.0
+        scores = {label: weight * cue_totals.get(label, 0.0) for label in HUMAN_LABELS}
+        evidence = [f"{h.label} cue '{h.text}' ({h.language}, {h.weight:+g})"
+                    for h in sorted(hits, key=lambda h: -h.weight) if h.label in scores]
+        # A live auction with minutes left is the one emergency; urgent words alone are not.
+        live = "live_bidding" in signals and "time_pressure" in signals and "no_rush" not in signals
+        if live:
+            scores[URGENT] += 2 * weight
+            evidence.insert(0, f"{URGENT} signals live_bidding + time_pressure")
+        else:
+            scores[URGENT] = -math.inf
+        if self.model:
+            model_scores, used = self.model.log_scores(features(text))
+            for label, value in zip(self.model.labels, model_scores):
+                if label in scores:
+                    scores[label] += value
+            strongest = sorted(used, key=lambda u: -u[2])[:6]
+            evidence += [f"{self.model.labels[i]} word '{feat}' ({value:+.1f})" for feat, i, value in strongest]
+        elif not any(v > 0 for v in scores.values()):
+            scores[UNKNOWN] = 0.5  # with no cue at all, "not sure" is the honest answer
+        return scores, evidence
