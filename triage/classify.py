@@ -37,6 +37,9 @@ URGENT = "technical/bidding_urgent"
 _SUBJECT_NOISE = re.compile(r"^\s*(?:(?:re|fw|fwd|aw|wg|sv|vb|vs|отв|ответ|пересл|fw)\s*(?:\[\d+\])?\s*:\s*|\[#\d+\]\s*)+",
                             re.I)
 _TAG = re.compile(r"\[#\d+\]")
+SIGNAL_MIN = 2.0
+LANGUAGE_SAMPLE = 400  # characters: plenty for lingua, and the cost grows with the length
+URGENCY_BONUS = 2.0
 _MIN_NEW_TEXT = 12  # shorter "new text" means the splitter cut too much: read the whole body
 
 
@@ -59,7 +62,7 @@ class Classification:
 @lru_cache(maxsize=8)
 def _detector(languages: tuple[str, ...]) -> LanguageDetector:
     known = [Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper())) for code in languages]
-    return LanguageDetectorBuilder.from_languages(*known).build() if len(known) > 1 else None
+    return LanguageDetectorBuilder.from_languages(*known).build()
 
 
 def detect_language(text: str, languages: tuple[str, ...], default: str) -> str:
@@ -69,7 +72,7 @@ def detect_language(text: str, languages: tuple[str, ...], default: str) -> str:
     letters = sum(ch.isalpha() for ch in text[:400])
     if letters < 2:
         return default
-    found = _detector(languages).detect_language_of(text[:1000])
+    found = _detector(languages).detect_language_of(text[:LANGUAGE_SAMPLE])
     return found.iso_code_639_1.name.lower() if found else default
 
 
@@ -108,21 +111,28 @@ class Classifier:
         self.model = model
         self.languages = tuple(languages)
 
-    def signals(self, text: str) -> dict[str, list[str]]:
+    @staticmethod
+    def signals(hits: list[Hit]) -> dict[str, list[str]]:
+        """Signals whose cues weigh at least SIGNAL_MIN together (a bare "10:12" is not
+        time pressure; "closes at 10:12" is)."""
+        hits = [h for h in hits if h.label.startswith("signal:")]
+        totals = _sum_hits(hits)
         found: dict[str, list[str]] = {}
-        for hit in self.lexicon.scan(text, "signal:"):
-            found.setdefault(hit.label.removeprefix("signal:"), []).append(hit.text)
+        for hit in hits:
+            if totals[hit.label] >= SIGNAL_MIN:
+                found.setdefault(hit.label.removeprefix("signal:"), []).append(hit.text)
         return found
 
     def classify(self, msg: Message, automation: Automation, default_language: str) -> Classification:
         text = reading_text(msg)
         language_text = msg.new_text if len(msg.new_text.strip()) >= 20 else text
         language = detect_language(language_text, self.languages, default_language)
-        signals = self.signals(text)
+        hits = self.lexicon.scan(text)
+        signals = self.signals(hits)
         if automation.kind:
             return Classification("automated", automation.kind, language, "low", 0.99,
                                   [f"rule:{r}" for r in automation.reasons], signals)
-        scores, evidence = self._score(text, signals)
+        scores, evidence = self._score(text, hits, signals)
         probs = _softmax(scores)
         label = max(probs, key=probs.__getitem__)
         category, intent = label.split("/")
@@ -132,27 +142,35 @@ class Classifier:
                               top_evidence[:8], signals,
                               {k: round(v, 3) for k, v in sorted(probs.items(), key=lambda kv: -kv[1])[:4]})
 
-    def _score(self, text: str, signals: dict[str, list[str]]) -> tuple[dict[str, float], list[str]]:
-        hits = self.lexicon.scan(text)
-        cue_totals = _sum_hits([h for h in hits if "/" in h.label and ":" not in h.label])
-        weight = self.model.lexicon_weight if self.model else 1.0
-        scores = {label: weight * cue_totals.get(label, 0.0) for label in HUMAN_LABELS}
+    @staticmethod
+    def cues(hits: list[Hit], signals: dict[str, list[str]]) -> tuple[dict[str, float], list[str]]:
+        """Cue weight per intent, with the urgency gate applied, and the evidence lines."""
+        totals = _sum_hits([h for h in hits if ":" not in h.label])
+        scores = {label: totals.get(label, 0.0) for label in HUMAN_LABELS}
         evidence = [f"{h.label} cue '{h.text}' ({h.language}, {h.weight:+g})"
                     for h in sorted(hits, key=lambda h: -h.weight) if h.label in scores]
         # A live auction with minutes left is the one emergency; urgent words alone are not.
-        live = "live_bidding" in signals and "time_pressure" in signals and "no_rush" not in signals
-        if live:
-            scores[URGENT] += 2 * weight
+        if "live_bidding" in signals and "time_pressure" in signals and "no_rush" not in signals:
+            scores[URGENT] += URGENCY_BONUS
             evidence.insert(0, f"{URGENT} signals live_bidding + time_pressure")
         else:
             scores[URGENT] = -math.inf
-        if self.model:
-            model_scores, used = self.model.log_scores(features(text))
-            for label, value in zip(self.model.labels, model_scores):
-                if label in scores:
-                    scores[label] += value
-            strongest = sorted(used, key=lambda u: -u[2])[:6]
-            evidence += [f"{self.model.labels[i]} word '{feat}' ({value:+.1f})" for feat, i, value in strongest]
-        elif not any(v > 0 for v in scores.values()):
-            scores[UNKNOWN] = 0.5  # with no cue at all, "not sure" is the honest answer
         return scores, evidence
+
+    def _score(self, text: str, hits: list[Hit],
+               signals: dict[str, list[str]]) -> tuple[dict[str, float], list[str]]:
+        cues, evidence = self.cues(hits, signals)
+        if self.model is None:
+            if not any(v > 0 for v in cues.values()):
+                cues[UNKNOWN] = 0.5  # with no cue at all, "not sure" is the honest answer
+            return cues, evidence
+        raw, used = self.model.log_scores(features(text))
+        strongest = sorted(used, key=lambda u: -u[2])[:6]
+        evidence += [f"{self.model.labels[i]} word '{feat}' ({value:+.1f})" for feat, i, value in strongest]
+        return combine(cues, dict(zip(self.model.labels, raw)), self.model.lexicon_weight,
+                       self.model.temperature), evidence
+
+
+def combine(cues: dict[str, float], model: dict[str, float], weight: float, temperature: float) -> dict[str, float]:
+    """One log scale: cue weights times ``weight`` plus the model's log-odds over ``temperature``."""
+    return {label: weight * value + model.get(label, 0.0) / temperature for label, value in cues.items()}

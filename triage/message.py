@@ -45,23 +45,24 @@ class Message:
     mime: EmailMessage | None = None  # the parsed email, for header and MIME checks
     defects: list[str] = field(default_factory=list)  # what the parser had to tolerate
     error: str = ""  # set when the input could not be read as a message at all
+    _raw_headers: dict[str, list[str]] | None = field(default=None, repr=False, compare=False)
 
     def header(self, name: str) -> str:
-        """The first value of an email header as a string, "" when absent or unreadable."""
-        if self.mime is None:
-            return ""
-        try:
-            value = self.mime.get(name)
-        except Exception:  # a malformed header must not stop triage: fall back to raw
-            raw = self.headers(name)
-            return raw[0] if raw else ""
-        return "" if value is None else str(value)
+        """The first raw value of an email header, "" when absent. Raw on purpose: the
+        headers read this way are machine tokens (Auto-Submitted, Precedence, …), and
+        ``policy.default`` would parse each one anew on every access."""
+        values = self.headers(name)
+        return values[0] if values else ""
 
     def headers(self, name: str) -> list[str]:
         """Every raw value of a header (for repeated ones such as Authentication-Results)."""
         if self.mime is None:
             return []
-        return [str(v) for k, v in self.mime.raw_items() if k.lower() == name.lower()]
+        if self._raw_headers is None:
+            self._raw_headers = {}
+            for key, value in self.mime.raw_items():
+                self._raw_headers.setdefault(key.lower(), []).append(" ".join(str(value).split()))
+        return self._raw_headers.get(name.lower(), [])
 
     @property
     def domain(self) -> str:

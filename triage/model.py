@@ -36,7 +36,8 @@ class Model:
     lexicon_weight: float = 1.0  # how much one cue weight unit counts against the model
 
     def log_scores(self, feats: set[str]) -> tuple[list[float], list[tuple[str, int, float]]]:
-        """Per-label log scores and the features that contributed (feature, label index, value)."""
+        """Per-label log scores (untempered) and the features that contributed
+        (feature, label index, value)."""
         scores = list(self.prior)
         used: list[tuple[str, int, float]] = []
         for feat in feats:
@@ -47,7 +48,7 @@ class Model:
                 scores[i] += value
             best = max(range(len(row)), key=row.__getitem__)
             used.append((feat, best, row[best]))
-        return [s / self.temperature for s in scores], used
+        return scores, used
 
     def save(self, path: Path = MODEL_PATH) -> None:
         data = {"labels": self.labels, "prior": self.prior, "temperature": self.temperature,

@@ -38,6 +38,8 @@ def _dmarc(msg: Message, trusted_ids: list[str]) -> Trust:
     domain = msg.domain
     trusted = {t.lower() for t in trusted_ids}
     for value in msg.headers("Authentication-Results"):
+        if value.split(";", 1)[0].strip().lower() not in trusted:
+            continue  # someone else's verdict: not evidence, and not worth parsing
         try:
             header = authres.AuthenticationResultsHeader.parse_value(" ".join(str(value).split()))
         except Exception:  # unparseable headers are not evidence of anything
