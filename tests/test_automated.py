@@ -1,0 +1,71 @@
+"""Machine mail is recognised by every check the mature helpdesks use."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import make_email
+from triage.automated import detect
+from triage.lexicon import load_lexicon
+from triage.parse import parse_email
+
+LEXICON = load_lexicon()
+
+
+def _kind(raw: bytes) -> str:
+    return detect(parse_email(raw), LEXICON).kind
+
+
+@pytest.mark.parametrize("headers, kind", [
+    ({"Auto-Submitted": "auto-replied"}, "auto_reply"),
+    ({"Auto-Submitted": "auto-generated"}, "auto_reply"),
+    ({"X-Autoreply": "yes"}, "auto_reply"),
+    ({"X-Autorespond": "yes"}, "auto_reply"),
+    ({"X-AutoReply-From": "a@b.c"}, "auto_reply"),
+    ({"X-Mail-Autoreply": "1"}, "auto_reply"),
+    ({"X-Auto-Response-Suppress": "OOF"}, "auto_reply"),
+    ({"X-Loop": "helpdesk"}, "auto_reply"),
+    ({"Precedence": "bulk"}, "bulk"),
+    ({"Precedence": "junk"}, "bulk"),
+    ({"Precedence": "list"}, "bulk"),
+    ({"X-Precedence": "bulk"}, "bulk"),
+    ({"Precedence": "auto_reply"}, "auto_reply"),
+    ({"List-Id": "<news.example.com>"}, "bulk"),
+    ({"List-Unsubscribe": "<mailto:u@example.com>"}, "bulk"),
+    ({"X-Failed-Recipients": "gone@example.com"}, "bounce"),
+    ({"Return-Path": "<>"}, "auto_reply"),
+])
+def test_header_checks(headers, kind):
+    assert _kind(make_email(headers=headers)) == kind
+
+
+def test_auto_submitted_no_is_human():
+    assert _kind(make_email(headers={"Auto-Submitted": "no"})) == ""
+
+
+def test_plain_human_mail_is_not_automated():
+    assert _kind(make_email(subject="Cannot log in", body="My password does not work.")) == ""
+
+
+@pytest.mark.parametrize("sender", ["MAILER-DAEMON@mx.example.com", "postmaster@example.com"])
+def test_system_senders_are_bounces(sender):
+    assert _kind(make_email(sender=sender, subject="Mail delivery failed")) == "bounce"
+
+
+def test_dsn_report_with_failed_recipients():
+    raw = (b"From: MAILER-DAEMON@mx.example.com\r\nTo: acme@support.test\r\nSubject: Undelivered Mail\r\n"
+           b"Message-ID: <dsn1@x>\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
+           b"--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+           b"--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.com\r\n\r\n"
+           b"Final-Recipient: rfc822; gone@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+           b"--B--\r\n")
+    auto = detect(parse_email(raw), LEXICON)
+    assert auto.kind == "bounce" and auto.failed_recipients == ["gone@example.com"] and auto.permanent
+    assert "auto-dsn-report" in auto.reasons
+
+
+@pytest.mark.parametrize("subject", ["Automatic reply: [#1042] Your request", "Autosvar: Ärende",
+                                     "Автоответ: Re: заявка", "Автовідповідь: запит",
+                                     "Abwesenheitsnotiz: Ihre Anfrage", "Out of Office: ticket"])
+def test_out_of_office_subjects_in_every_language(subject):
+    assert _kind(make_email(subject=subject, body="I am away.")) == "auto_reply"

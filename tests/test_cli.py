@@ -1,0 +1,70 @@
+"""``triage classify`` as the contract describes it: a dry run, one JSON line per input,
+never stopping on a bad input."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import TEST_CONFIG, make_email, need_shared
+
+CONTRACT_FIELDS = {"id", "tenant", "category", "intent", "requester", "trust", "language",
+                   "priority", "actions", "reasons", "confidence", "reply", "relay"}
+
+
+def _classify(*inputs: str, config=TEST_CONFIG) -> list[dict]:
+    proc = subprocess.run([sys.executable, "-m", "triage.cli", "classify", "--config", str(config), *inputs],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+
+def test_one_line_per_input_with_contract_fields(tmp_path):
+    eml = tmp_path / "a.eml"
+    eml.write_bytes(make_email(subject="Cannot log in", body="I forgot my password and the reset link never arrives."))
+    chat = tmp_path / "c.jsonl"
+    chat.write_text(json.dumps({"id": "w1", "channel": "widget", "tenant": "acme", "from": "x@y.se",
+                                "name": "X", "text": "Hur laddar jag upp en fil?"}) + "\n"
+                    + json.dumps({"id": "s1", "channel": "slack", "tenant": "zenith", "from": "jo.smith@zenith-power.co.uk",
+                                  "text": "the supplier list page crashes"}) + "\n")
+    lines = _classify(str(eml), str(chat))
+    assert len(lines) == 3
+    for line in lines:
+        assert CONTRACT_FIELDS <= set(line), line
+    assert lines[0]["tenant"] == "acme" and lines[0]["trust"] == "verified"
+    assert "[#" in lines[0]["reply"]
+    assert [line["id"] for line in lines[1:]] == ["w1", "s1"]
+
+
+def test_bad_inputs_get_error_lines_and_never_stop(tmp_path):
+    good = tmp_path / "good.eml"
+    good.write_bytes(make_email())
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"id": "ok", "channel": "widget", "tenant": "acme", "from": "a@b.se", "text": "hi"}\n'
+                      "not json\n"
+                      '{"id": "bad-channel", "channel": "fax", "text": "x"}\n'
+                      "[1, 2]\n")
+    garbage = tmp_path / "garbage.eml"
+    garbage.write_bytes(b"\x00\xff" * 100)
+    lines = _classify(str(tmp_path / "missing.eml"), str(broken), str(garbage), str(good))
+    assert len(lines) == 7
+    errors = [line for line in lines if "error" in line]
+    assert len(errors) == 4 and all(e["category"] == "other" for e in errors)
+    assert lines[-1]["tenant"] == "acme" and "error" not in lines[-1]
+
+
+def test_bad_config_is_a_clear_error(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "triage.cli", "classify", "--config", str(tmp_path), "x.eml"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "triage.toml: file not found" in proc.stderr
+
+
+def test_dev_set_meets_the_bar():
+    """The scored development set: intent and actions >= 0.90, no violations."""
+    score = need_shared("eval", "score.py")
+    proc = subprocess.run([sys.executable, str(score), str(score.parent / "dev_cases.jsonl"),
+                           "--config", str(score.parent / "config"), "--triage", f"{sys.executable} -m triage.cli",
+                           "--json", "--min-intent", "0.9", "--min-actions", "0.9", "--max-violations", "0"],
+                          capture_output=True, text=True, timeout=600)
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert proc.returncode == 0, summary
