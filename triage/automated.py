@@ -141,11 +141,15 @@ def _content_checks(msg: Message, lexicon: Lexicon, auto: Automation) -> None:
     body = msg.new_text or msg.text
     # A person may well write "I am on leave next week, can you…?": an out-of-office text
     # alone counts only when it asks nothing.
-    body_hits = lexicon.scan(body[:2000], "auto:auto_reply_body")
-    if sum(h.weight for h in body_hits) >= 4 and "?" not in body:
+    # Out-of-office text stands at the top, newsletter footers at the bottom: one scan of
+    # each end (the whole body when it is short).
+    ends = body if len(body) <= 5000 else body[:2000] + "\n" + body[-3000:]
+    totals: dict[str, float] = {}
+    for hit in lexicon.scan(ends, "auto:"):
+        totals[hit.label] = totals.get(hit.label, 0.0) + hit.weight
+    if totals.get("auto:auto_reply_body", 0) >= 4 and "?" not in body:
         auto.add("auto-out-of-office-body", "auto_reply")
-    bulk_hits = lexicon.scan(body[-3000:], "auto:bulk_body")
-    if sum(h.weight for h in bulk_hits) >= 4:
+    if totals.get("auto:bulk_body", 0) >= 4:
         auto.add("auto-newsletter-body", "bulk")
 
 

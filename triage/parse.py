@@ -22,6 +22,8 @@ import tomllib
 import unicodedata
 from collections import Counter
 from email import policy
+from email.policy import EmailPolicy
+from functools import lru_cache
 from email.message import EmailMessage, Message as LegacyMessage
 from email.parser import BytesParser
 from email.utils import getaddresses
@@ -33,7 +35,27 @@ from inscriptis import get_text
 from triage.message import Attachment, Message
 from triage.quotes import split_reply
 
-_PARSER = BytesParser(policy=policy.default)
+class _MemoPolicy(EmailPolicy):
+    """``policy.default`` with its parsed header values memoised.
+
+    The default policy parses a header anew on every access (``get_content_type`` alone
+    re-parses Content-Type several times per part, during parsing and after), which made
+    header parsing most of the cost of triage. Parsed headers are immutable strings, so
+    equal raw values can share one parse.
+    """
+
+    def header_fetch_parse(self, name: str, value: object) -> object:
+        if hasattr(value, "name") or not isinstance(value, str):
+            return super().header_fetch_parse(name, value)
+        return _fetch_parse(name, value)
+
+
+@lru_cache(maxsize=8192)
+def _fetch_parse(name: str, value: str) -> object:
+    return policy.default.header_fetch_parse(name, value)
+
+
+_PARSER = BytesParser(policy=_MemoPolicy())
 _HEADER_LINE = re.compile(rb"^[!-9;-~]+:")  # RFC 5322 field name, then a colon
 _MSGID = re.compile(r"<[^<>\s]+>")
 # RFC 2047 encoded-word. The text may hold whitespace: some mailers fold inside a word

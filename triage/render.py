@@ -91,12 +91,14 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
             undefined=jinja2.StrictUndefined,
+            auto_reload=False,  # templates are read once; no stat() per message
         )
         self.env.filters["lowerfirst"] = _lowerfirst
         self.env.filters["oneline"] = _one_line
         self.env.globals["fail"] = _fail
         self._languages: list[str] | None = None
         self._parts: dict[str, list[str]] = {}
+        self._picked: dict[tuple[str, str, str], str] = {}
 
     # -- what exists -------------------------------------------------------------------
 
@@ -118,8 +120,12 @@ class Renderer:
         return list(self._parts[lang])
 
     def _pick(self, lang: str, fallback: str, template: str) -> str:
+        key = (lang, fallback, template)
+        if key in self._picked:
+            return self._picked[key]
         for candidate in (normalise_language(lang), normalise_language(fallback), DEFAULT_LANGUAGE):
             if candidate and (self.folder / candidate / template).is_file():
+                self._picked[key] = candidate
                 return candidate
         raise RenderError(f"no language among {lang!r}, {fallback!r}, {DEFAULT_LANGUAGE!r} "
                           f"has {template} in {self.folder}")
