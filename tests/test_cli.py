@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import TEST_CONFIG, make_email, need_shared
+from tests.conftest import HERE, TEST_CONFIG, make_email, need_shared
+
+TEST_DATA = HERE / "data"
 
 CONTRACT_FIELDS = {"id", "tenant", "category", "intent", "requester", "trust", "language",
                    "priority", "actions", "reasons", "confidence", "reply", "relay"}
@@ -59,12 +61,22 @@ def test_bad_config_is_a_clear_error(tmp_path):
     assert proc.returncode == 2 and "triage.toml: file not found" in proc.stderr
 
 
-def test_dev_set_meets_the_bar():
-    """The scored development set: intent and actions >= 0.90, no violations."""
+def _score(cases, minimum: float) -> dict:
     score = need_shared("eval", "score.py")
-    proc = subprocess.run([sys.executable, str(score), str(score.parent / "dev_cases.jsonl"),
-                           "--config", str(score.parent / "config"), "--triage", f"{sys.executable} -m triage.cli",
-                           "--json", "--min-intent", "0.9", "--min-actions", "0.9", "--max-violations", "0"],
+    proc = subprocess.run([sys.executable, str(score), str(cases), "--config", str(score.parent / "config"),
+                           "--triage", f"{sys.executable} -m triage.cli", "--json",
+                           "--min-intent", str(minimum), "--min-actions", str(minimum), "--max-violations", "0"],
                           capture_output=True, text=True, timeout=600)
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert proc.returncode == 0, summary
+    return summary
+
+
+def test_dev_set_meets_the_bar():
+    """The scored development set: intent and actions >= 0.90, no violations."""
+    _score(need_shared("eval", "dev_cases.jsonl"), 0.9)
+
+
+def test_challenge_set_meets_the_bar():
+    """A second set, written blind by another author (tests/data/challenge_cases.jsonl)."""
+    _score(TEST_DATA / "challenge_cases.jsonl", 0.95)

@@ -157,11 +157,13 @@ def _bounce_checks(msg: Message, mime: MimeMessage, auto: Automation, local: str
     """A bounce subject counts with any other sign of machine mail ("This message was
     created automatically by mail delivery software" included), and bounced addresses are
     searched for in mail that looks machine-made or is titled like a bounce — flufl.bounce
-    reads many formats, but a person's message quoting an error text is no bounce."""
+    reads many formats, but a person's message quoting an error text is no bounce, and an
+    out-of-office naming a colleague's address is no bounce either."""
     bounce_subject = bool(_BOUNCE_SUBJECT.search(msg.subject)) and not _FORWARDED.match(msg.subject)
     if bounce_subject and (auto.kind or local in _SYSTEM or mime.get_content_type() == "multipart/report"):
         auto.add("auto-bounce-subject", "bounce")
-    if auto.kind or bounce_subject:
+    out_of_office = any(r.startswith("auto-out-of-office") for r in auto.reasons)
+    if bounce_subject or auto.kind == "bounce" or (auto.kind and not out_of_office):
         failed, permanent = _bounced(mime)
         if failed:
             auto.add("auto-bounce-recipients-found", "bounce")

@@ -40,6 +40,7 @@ _TAG = re.compile(r"\[#\d+\]")
 SIGNAL_MIN = 2.0
 LANGUAGE_SAMPLE = 400  # characters: plenty for lingua, and the cost grows with the length
 URGENCY_BONUS = 2.0
+NO_MODEL_UNKNOWN_BONUS = 0.5
 _MIN_NEW_TEXT = 12  # shorter "new text" means the splitter cut too much: read the whole body
 
 
@@ -161,16 +162,20 @@ class Classifier:
                signals: dict[str, list[str]]) -> tuple[dict[str, float], list[str]]:
         cues, evidence = self.cues(hits, signals)
         if self.model is None:
-            if not any(v > 0 for v in cues.values()):
-                cues[UNKNOWN] = 0.5  # with no cue at all, "not sure" is the honest answer
-            return cues, evidence
+            return combine(cues, {}, 1.0, 1.0, NO_MODEL_UNKNOWN_BONUS), evidence
         raw, used = self.model.log_scores(features(text))
         strongest = sorted(used, key=lambda u: -u[2])[:6]
         evidence += [f"{self.model.labels[i]} word '{feat}' ({value:+.1f})" for feat, i, value in strongest]
         return combine(cues, dict(zip(self.model.labels, raw)), self.model.lexicon_weight,
-                       self.model.temperature), evidence
+                       self.model.temperature, self.model.unknown_bonus), evidence
 
 
-def combine(cues: dict[str, float], model: dict[str, float], weight: float, temperature: float) -> dict[str, float]:
-    """One log scale: cue weights times ``weight`` plus the model's log-odds over ``temperature``."""
-    return {label: weight * value + model.get(label, 0.0) / temperature for label, value in cues.items()}
+def combine(cues: dict[str, float], model: dict[str, float], weight: float, temperature: float,
+            unknown_bonus: float) -> dict[str, float]:
+    """One log scale: cue weights times ``weight`` plus the model's log-odds over
+    ``temperature``. When no cue of any intent is present, "not sure" gets ``unknown_bonus``
+    (in cue units): words alone are weak evidence, and an agent should look."""
+    scores = {label: weight * value + model.get(label, 0.0) / temperature for label, value in cues.items()}
+    if not any(value > 0 for value in cues.values()):
+        scores[UNKNOWN] += weight * unknown_bonus
+    return scores

@@ -79,6 +79,11 @@ def identify(msg: Message, config: Config) -> Identity:
     domain = domain_of(msg.sender)
     public = bool(domain) and is_public(domain)
     user = tenant.directory.get(msg.sender) if tenant and msg.sender else None
+    if tenant is None and msg.sender:
+        # No tenant (mail to the bot's own address): the sender may still be known to one.
+        known = [u for t in config.tenants.values() if (u := t.directory.get(msg.sender))]
+        if known and len({u.internal for u in known}) == 1:
+            user = known[0]
     colleagues: list[User] = []
     company = ""
     if user:

@@ -34,6 +34,7 @@ class Model:
     weights: dict[str, list[float]]  # feature -> log P(feature | label) - log P(feature | ¬label)
     temperature: float = 1.0  # divides the model's log-odds (naive Bayes is over-confident)
     lexicon_weight: float = 1.0  # how much one cue weight unit counts against the model
+    unknown_bonus: float = 0.0  # cue units for "other/unknown" when no cue at all is present
 
     def log_scores(self, feats: set[str]) -> tuple[list[float], list[tuple[str, int, float]]]:
         """Per-label log scores (untempered) and the features that contributed
@@ -52,7 +53,7 @@ class Model:
 
     def save(self, path: Path = MODEL_PATH) -> None:
         data = {"labels": self.labels, "prior": self.prior, "temperature": self.temperature,
-                "lexicon_weight": self.lexicon_weight,
+                "lexicon_weight": self.lexicon_weight, "unknown_bonus": self.unknown_bonus,
                 "weights": {k: [round(v, 3) for v in row] for k, row in sorted(self.weights.items())}}
         path.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n", "utf-8")
 
@@ -62,7 +63,7 @@ class Model:
             return None
         data = json.loads(path.read_text("utf-8"))
         return cls(data["labels"], data["prior"], data["weights"], data["temperature"],
-                   data["lexicon_weight"])
+                   data["lexicon_weight"], data.get("unknown_bonus", 0.0))
 
 
 def fit(samples: list[tuple[set[str], str]], min_count: int = 2, alpha: float = 0.5) -> Model:

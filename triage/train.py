@@ -18,6 +18,7 @@ from triage.model import MODEL_PATH, features, fit
 EXAMPLES = Path(__file__).resolve().parent / "data" / "examples"
 TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 LEXICON_WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
+UNKNOWN_BONUSES = (0.0, 0.5, 1.0, 2.0, 3.0)
 
 
 @dataclass(frozen=True)
@@ -74,14 +75,15 @@ def cross_validate(examples: list[Example], classifier: Classifier, folds: int =
         for i in held:
             raw, _ = model.log_scores(feats[i])
             held_scores.append((i, dict(zip(model.labels, raw))))
-    best = (0.0, 1.0, 1.0)
+    best = (0.0, 1.0, 1.0, 0.0)
     for temperature in TEMPERATURES:
         for weight in LEXICON_WEIGHTS:
-            right = sum(_best(combine(cues[i], raw, weight, temperature)) == examples[i].label
-                        for i, raw in held_scores)
-            accuracy = right / len(held_scores)
-            if accuracy > best[0]:
-                best = (accuracy, temperature, weight)
+            for bonus in UNKNOWN_BONUSES:
+                right = sum(_best(combine(cues[i], raw, weight, temperature, bonus)) == examples[i].label
+                            for i, raw in held_scores)
+                accuracy = right / len(held_scores)
+                if accuracy > best[0]:
+                    best = (accuracy, temperature, weight, bonus)
     return best
 
 
@@ -98,14 +100,15 @@ def train(languages: list[str], corrections: list[Example] | None = None,
     """Fit on every example, with the mixing chosen by cross-validation; save; report."""
     examples = load_examples(extra=corrections)
     classifier = Classifier(load_lexicon(languages), None, languages)
-    cv_accuracy, temperature, weight = cross_validate(examples, classifier)
+    cv_accuracy, temperature, weight, bonus = cross_validate(examples, classifier)
     model = fit([(features(f"{e.subject}\n{e.text}"), e.label) for e in examples])
-    model.temperature, model.lexicon_weight = temperature, weight
+    model.temperature, model.lexicon_weight, model.unknown_bonus = temperature, weight, bonus
     model.save(path)
     return {"examples": len(examples),
             "per_language": {lang: sum(e.language == lang for e in examples)
                              for lang in sorted({e.language for e in examples})},
             "cross_validated_accuracy": round(cv_accuracy, 3),
             "lexicon_only_accuracy": round(lexicon_accuracy(examples, classifier), 3),
-            "temperature": temperature, "lexicon_weight": weight, "features": len(model.weights),
+            "temperature": temperature, "lexicon_weight": weight, "unknown_bonus": bonus,
+            "features": len(model.weights),
             "model": str(path)}
