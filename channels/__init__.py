@@ -1,0 +1,1 @@
+"""Channel adapters: each turns its transport into triage Messages and back."""

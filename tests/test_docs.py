@@ -1,0 +1,45 @@
+"""Every rule id, action, configuration key, template part and CLI command is documented
+in README.md (a rule nobody can look up is a rule nobody can trust)."""
+from __future__ import annotations
+
+import re
+
+from tests.conftest import REPO
+from triage.cli import build_parser
+from triage.config import SERVICE_KEYS, TENANT_KEYS
+from triage import intake, loops, outbox, threading
+from triage.policy import ACTIONS, RULES
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_rule_ids_documented():
+    ids = [r.id for r in RULES]
+    for module in (threading, intake, loops, outbox):
+        ids += list(module.RULES)
+    missing = [i for i in ids if f"`{i}`" not in README]
+    assert not missing, f"rules missing from README: {missing}"
+
+
+def test_actions_documented():
+    missing = [a for a in ACTIONS if a not in README]
+    assert not missing
+
+
+def test_config_keys_documented():
+    keys = [f"`{section}.{key}`" for section, schema in SERVICE_KEYS.items() for key in schema]
+    keys += [f"`{key}`" for key in TENANT_KEYS]
+    missing = [k for k in keys if k not in README]
+    assert not missing, f"configuration keys missing from README: {missing}"
+
+
+def test_cli_commands_documented():
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    missing = [c for c in commands if not re.search(rf"triage {re.escape(c)}\b", README)]
+    assert not missing, f"CLI commands missing from README: {missing}"
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "bash tests/run" in README and "bash tests/run" in ci

@@ -1,0 +1,188 @@
+"""Loop protection: the gate's rules, and what the intake does with them (rate caps, hard
+bounces, auto-replies, another helpdesk answering our acknowledgements)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.servicekit import BOT, SUPPORT, make_intake, mail, rule_literals, write_config
+from triage.config import load_config
+from triage.intake import Delivery
+from triage.loops import RULES, Gate, Window, is_system_address, parse_limits
+from triage.pipeline import Pipeline
+from triage.store import Store
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
+TOM = "tom@steelworks.example"
+
+
+class History:
+    def __init__(self, sent: list[datetime] | None = None, bounced_until: str | None = None):
+        self.sent = sent or []
+        self.bounced_until = bounced_until
+
+    def sent_since(self, address: str, since: str) -> int:
+        return sum(1 for at in self.sent if at.isoformat() >= since)
+
+    def suppressed_until(self, address: str, now: str) -> str | None:
+        return self.bounced_until if self.bounced_until and self.bounced_until > now else None
+
+
+GATE = Gate({SUPPORT, BOT}, [Window(2, 600), Window(3, 3600)], 72)
+
+
+def test_parse_limits():
+    assert parse_limits(["10/600", " 25 / 3600 "]) == [Window(10, 600), Window(25, 3600)]
+    for bad in ("10", "ten/600", "10/0", "10/-5"):
+        with pytest.raises(ValueError, match="reply_limits"):
+            parse_limits([bad])
+
+
+@pytest.mark.parametrize("address,system", [
+    ("mailer-daemon@mx.example", True), ("MAILER-DAEMON@mx.example", True), ("postmaster@x.example", True),
+    ("noreply@x.example", True), ("no-reply@x.example", True), ("no_reply@x.example", True),
+    ("donotreply@x.example", True), ("noreply-billing@x.example", True), ("bounces+123@x.example", True),
+    ("noah@x.example", False), ("tom@steelworks.example", False), ("replies@x.example", False),
+])
+def test_system_senders(address, system):
+    assert is_system_address(address) is system
+
+
+def test_gate_rules_in_order():
+    quiet = History()
+    assert GATE.check_reply(TOM, False, quiet, NOW) is None
+    assert GATE.check_reply(TOM, True, quiet, NOW) == "loop-automated-mail"
+    assert GATE.check_reply(SUPPORT.upper(), False, quiet, NOW) == "loop-own-address"
+    assert GATE.check_reply("postmaster@x.example", False, quiet, NOW) == "loop-system-sender"
+    bounced = History(bounced_until=(NOW + timedelta(hours=1)).isoformat())
+    assert GATE.check_reply(TOM, False, bounced, NOW) == "loop-hard-bounce-quiet"
+    assert GATE.check_reply(TOM, False, bounced, NOW + timedelta(hours=2)) is None
+    assert GATE.check_reply(TOM, False, quiet, NOW, followup_ack_only=True) == "loop-followup-acknowledged"
+
+
+def test_rate_limit_windows():
+    recent = History([NOW - timedelta(seconds=30), NOW - timedelta(seconds=60)])
+    assert GATE.check_reply(TOM, False, recent, NOW) == "loop-rate-limit"  # 2 in 10 minutes
+    spread = History([NOW - timedelta(minutes=50), NOW - timedelta(minutes=40), NOW - timedelta(minutes=5)])
+    assert GATE.check_reply(TOM, False, spread, NOW) == "loop-rate-limit"  # 3 in an hour
+    old = History([NOW - timedelta(hours=2)] * 5)
+    assert GATE.check_reply(TOM, False, old, NOW) is None
+
+
+def test_relays_are_not_rate_capped_but_never_go_to_dead_or_own_addresses():
+    busy = History([NOW] * 50)
+    assert GATE.check_relay("buyer@acme.example", busy, NOW) is None
+    assert GATE.check_relay(SUPPORT, busy, NOW) == "loop-own-address"
+    dead = History(bounced_until=(NOW + timedelta(hours=1)).isoformat())
+    assert GATE.check_relay("buyer@acme.example", dead, NOW) == "loop-hard-bounce-quiet"
+
+
+def test_every_rule_id_is_described():
+    import triage.intake
+    import triage.loops
+    import triage.outbox
+
+    assert all(rule.startswith("loop-") and text for rule, text in RULES.items())
+    assert rule_literals(triage.loops) <= set(RULES)
+    assert rule_literals(triage.intake) <= set(RULES) | set(triage.intake.RULES) | set(triage.outbox.RULES)
+
+
+# -- through the intake -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    config = load_config(write_config(tmp_path_factory.mktemp("cfg"), relay_url="smtp://127.0.0.1:9",
+                                      limits='["3/600"]'))
+    return config, Pipeline(config)
+
+
+@pytest.fixture
+def intake(setup, tmp_path):
+    config, pipeline = setup
+    store = Store(tmp_path / "t.db")
+    yield make_intake(config, store, pipeline)
+    store.close()
+
+
+def deliver(intake, raw: bytes, at: datetime = NOW, rcpts: list[str] | None = None, mail_from: str = TOM):
+    [result] = intake.process_batch([Delivery(raw, mail_from, rcpts or [SUPPORT], at)])
+    assert not isinstance(result, Exception), result
+    return result
+
+
+def replies(intake) -> list[dict]:
+    return list(intake.store.db.query("SELECT * FROM outbox WHERE kind = 'reply' ORDER BY id"))
+
+
+def suppressed(intake) -> list[str]:
+    rows = intake.store.db.query("SELECT rules FROM events WHERE kind = 'reply-suppressed' ORDER BY id")
+    return [json.loads(r["rules"])[0] for r in rows]
+
+
+def test_replies_per_recipient_are_capped(intake):
+    for i in range(5):
+        deliver(intake, mail(subject=f"Cannot log in ({i})"), NOW + timedelta(seconds=i))
+    assert len(replies(intake)) == 3
+    assert suppressed(intake) == ["loop-rate-limit", "loop-rate-limit"]
+    deliver(intake, mail(subject="Cannot log in (later)"), NOW + timedelta(minutes=11))
+    assert len(replies(intake)) == 4  # the window has passed
+
+
+def dsn(failed: str, status: str = "5.1.1") -> bytes:
+    return (f"From: MAILER-DAEMON@mx.steelworks.example\nTo: {BOT}\nSubject: Undelivered Mail Returned to Sender\n"
+            "Message-ID: <dsn.1@mx.steelworks.example>\nAuto-Submitted: auto-replied\nMIME-Version: 1.0\n"
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=B\n\n"
+            "--B\nContent-Type: text/plain\n\nYour message could not be delivered.\n"
+            "--B\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.steelworks.example\n\n"
+            f"Final-Recipient: rfc822; {failed}\nAction: failed\nStatus: {status}\n--B--\n").encode()
+
+
+def test_hard_bounce_silences_the_address_for_the_quiet_hours(intake):
+    deliver(intake, dsn(TOM), rcpts=[BOT], mail_from="")
+    row = next(intake.store.db.query("SELECT * FROM suppressions"))
+    assert row["address"] == TOM and row["until"].startswith("2026-11-26T10:00")
+    assert replies(intake) == []  # and the bounce itself gets no answer
+    deliver(intake, mail(subject="Cannot log in"), NOW + timedelta(hours=1))
+    assert replies(intake) == [] and suppressed(intake) == ["loop-hard-bounce-quiet"]
+    deliver(intake, mail(subject="Cannot log in again"), NOW + timedelta(hours=73))
+    assert len(replies(intake)) == 1
+
+
+def test_a_bounce_sent_elsewhere_suppresses_nothing(intake):
+    deliver(intake, dsn(TOM), rcpts=[SUPPORT], mail_from="")
+    assert list(intake.store.db.query("SELECT * FROM suppressions")) == []
+
+
+def test_auto_reply_to_our_ack_gets_nothing_and_does_not_reopen(intake):
+    first = deliver(intake, mail())
+    ack = replies(intake)[0]["message_id"]
+    intake.store.update_ticket(first.ticket, {"status": "resolved"})
+    ooo = mail(subject="Automatic reply: Re: [#1001] Cannot log in", body="I am out of the office until Monday.",
+               headers={"In-Reply-To": ack, "Auto-Submitted": "auto-replied"})
+    again = deliver(intake, ooo, NOW + timedelta(minutes=1))
+    assert again.ticket == first.ticket
+    assert intake.store.ticket(first.ticket)["status"] == "resolved"
+    assert len(replies(intake)) == 1  # the policy suppressed it before the gate was asked
+    last = list(intake.store.db.query("SELECT outcome FROM events WHERE kind = 'decision' ORDER BY id"))[-1]
+    assert last["outcome"] == "suppress"
+
+
+def test_another_helpdesk_answering_our_ack_gets_one_reply_only(intake):
+    """A robot that does not mark its mail as automatic: the follow-up rule breaks the loop."""
+    first = deliver(intake, mail(sender="helpdesk@steelworks.example", subject="Cannot log in"),
+                    mail_from="helpdesk@steelworks.example")
+    for i in range(4):
+        last = replies(intake)[-1]
+        echo = mail(sender="helpdesk@steelworks.example", subject=f"Re: {last['subject']}",
+                    body="Thank you, we have received your request and will answer soon. I cannot log in.",
+                    headers={"In-Reply-To": last["message_id"]})
+        assert deliver(intake, echo, NOW + timedelta(seconds=i + 1)).ticket == first.ticket
+    assert len(replies(intake)) == 1
+    assert set(suppressed(intake)) == {"loop-followup-acknowledged"}
+
+
+def test_mail_from_our_own_addresses_gets_nothing(intake):
+    deliver(intake, mail(sender=SUPPORT, subject="Cannot log in"), mail_from=SUPPORT)
+    assert replies(intake) == []

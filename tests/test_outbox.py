@@ -1,0 +1,296 @@
+"""Outbound mail: composing RFC 5322 replies and relays, and delivering the outbox to a
+relay with retries, permanent failures, crash recovery, STARTTLS and credentials."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import json
+import ssl
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.servicekit import Sink, free_port, parse, rule_literals
+from triage.outbox import RULES, Outbox, Relay, compose, reply_subject
+from triage.store import Store, iso
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("subject,expected", [
+    ("Cannot log in", "Re: [#1001] Cannot log in"),
+    ("Re: [#1001] Cannot log in", "Re: [#1001] Cannot log in"),
+    ("SV: Re:  AW: Hello", "Re: [#1001] Hello"),
+    ("", "Re: [#1001] Support request"),
+    ("[#1001] still broken", "Re: [#1001] still broken"),
+])
+def test_reply_subject(subject, expected):
+    assert reply_subject(subject, 1001) == expected
+
+
+def test_compose_reply_headers_and_round_trip():
+    raw = compose(sender=("Acme Metals AB supplier portal support", "acme@support.test"),
+                  to=[("Иван Петров", "ivan@uralsteel.example")], subject="Re: [#1005] СРОЧНО: аукцион",
+                  body="Здравствуйте!\n\nМы получили Ваше обращение.\n", message_id="<t1.abc.12345678@support.test>",
+                  now=NOW, auto_submitted="auto-replied", in_reply_to="<orig@uralsteel.example>",
+                  references=["<older@uralsteel.example>"])
+    assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only, as on the wire
+    assert all(b < 128 for b in raw)  # 7-bit clean for any relay
+    msg = parse(raw)
+    assert msg["Subject"] == "Re: [#1005] СРОЧНО: аукцион"
+    assert msg["To"].addresses[0].display_name == "Иван Петров"
+    assert msg["Message-ID"] == "<t1.abc.12345678@support.test>"
+    assert msg["In-Reply-To"] == "<orig@uralsteel.example>"
+    assert msg["References"] == "<older@uralsteel.example> <orig@uralsteel.example>"
+    assert msg["Auto-Submitted"] == "auto-replied" and msg["X-Auto-Response-Suppress"] == "All"
+    assert msg.get_content() == "Здравствуйте!\n\nМы получили Ваше обращение.\n"
+    assert "Reply-To" not in msg
+
+
+def test_compose_relay_has_reply_to_the_supplier():
+    raw = compose(sender=("Acme", "acme@support.test"), to=[("Eva", "eva@acme.example"), ("", "desk@acme.example")],
+                  subject="[#1002] Message from a supplier", body="x", message_id="<t2.a.b@support.test>",
+                  now=NOW, auto_submitted="auto-generated", reply_to=("Tom Steel", "tom@steelworks.example"))
+    msg = parse(raw)
+    assert str(msg["Reply-To"]) == "Tom Steel <tom@steelworks.example>"
+    assert [a.addr_spec for a in msg["To"].addresses] == ["eva@acme.example", "desk@acme.example"]
+    assert msg["Auto-Submitted"] == "auto-generated"
+
+
+def test_no_header_injection_through_names_or_subjects():
+    raw = compose(sender=("Acme", "acme@support.test"), to=[("Tom\r\nBcc: all@evil.example", "tom@x.example")],
+                  subject="Hi\r\nBcc: all@evil.example", body="x", message_id="<t1.a.b@support.test>", now=NOW,
+                  auto_submitted="auto-replied")
+    assert b"\r\nBcc:" not in raw
+    assert parse(raw)["Bcc"] is None
+
+
+def test_relay_url(monkeypatch):
+    monkeypatch.setenv("T_USER", "bot")
+    monkeypatch.setenv("T_PASS", "secret")
+    assert Relay.from_config("", "T_USER", "T_PASS") is None
+    assert Relay.from_config("smtp://mx.example", "T_USER", "T_PASS") == Relay("mx.example", 25, False, "bot", "secret")
+    assert Relay.from_config("smtps://mx.example", "X", "Y") == Relay("mx.example", 465, True)
+    assert Relay.from_config("smtp://mx.example:587", "X", "Y").port == 587
+    with pytest.raises(ValueError, match="relay_url"):
+        Relay.from_config("http://mx.example", "X", "Y")
+    with pytest.raises(ValueError, match="T_USER"):
+        Relay.from_config("smtp://bot:secret@mx.example", "T_USER", "T_PASS")
+
+
+def test_every_rule_id_is_described():
+    import triage.outbox
+
+    assert all(rule.startswith("outbox-") and text for rule, text in RULES.items())
+    assert rule_literals(triage.outbox) <= set(RULES)
+
+
+# -- delivery ---------------------------------------------------------------------------
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "t.db")
+    s.create_ticket({"tenant": "acme", "number": 1001, "status": "new", "created_at": "t", "updated_at": "t"})
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def sink():
+    s = Sink()
+    yield s
+    s.close()
+
+
+def queue(store: Store, n: int = 1, recipients: tuple[str, ...] = ("tom@steelworks.example",)) -> list[int]:
+    ids = []
+    for i in range(n):
+        mid = f"<t1.{i:012x}.00000000@support.test>"
+        raw = compose(sender=("Acme", "acme@support.test"), to=[("", r) for r in recipients], subject=f"Re: {i}",
+                      body="hello", message_id=mid, now=NOW, auto_submitted="auto-replied")
+        ids.append(store.enqueue({"ticket": 1, "kind": "reply", "mail_from": "support@support.test",
+                                  "recipients": json.dumps(list(recipients)), "subject": f"Re: {i}",
+                                  "message_id": mid, "raw": raw, "status": "queued", "attempts": 0,
+                                  "next_attempt_at": iso(NOW), "created_at": iso(NOW)}))
+    return ids
+
+
+async def direct(fn, *args):  # noqa: ANN001, ANN201 - run store calls inline (one test loop, one thread)
+    return fn(*args)
+
+
+def outbox(store: Store, relay: Relay | None, clock: Clock, **options) -> Outbox:
+    return Outbox(store, relay, direct, base_delay=30, clock=clock, **options)
+
+
+def statuses(store: Store) -> list[tuple[str, int]]:
+    return [(r["status"], r["attempts"]) for r in store.db.query("SELECT status, attempts FROM outbox ORDER BY id")]
+
+
+def event_rules(store: Store) -> list[str]:
+    return [json.loads(r["rules"])[0] for r in store.db.query("SELECT rules FROM events ORDER BY id") if r["rules"] != "[]"]
+
+
+async def test_delivers_each_row_once_over_one_connection(store, sink):
+    queue(store, 3)
+    box = outbox(store, Relay("127.0.0.1", sink.port, False), Clock())
+    assert await box.deliver_due() == 3
+    assert await box.deliver_due() == 0
+    assert [parse(m.raw)["Subject"] for m in sink.messages] == ["Re: 0", "Re: 1", "Re: 2"]
+    assert {m.mail_from for m in sink.messages} == {"support@support.test"}  # bounces come back to the bot
+    assert statuses(store) == [("sent", 1)] * 3
+    assert event_rules(store) == ["outbox-delivered"] * 3
+
+
+async def test_temporary_failure_is_retried_with_backoff(store, sink):
+    queue(store)
+    clock = Clock()
+    box = outbox(store, Relay("127.0.0.1", sink.port, False), clock)
+    sink.set_codes(data="451 4.3.0 try later")
+    await box.deliver_due()
+    row = next(store.db.query("SELECT * FROM outbox"))
+    assert (row["status"], row["attempts"], row["last_error"]) == ("queued", 1, "451 4.3.0 try later")
+    assert row["next_attempt_at"] == iso(NOW + timedelta(seconds=30))
+    sink.set_codes()
+    assert await box.deliver_due() == 0  # not due yet
+    clock.now += timedelta(seconds=31)
+    await box.deliver_due()
+    assert statuses(store) == [("sent", 2)] and len(sink.messages) == 1
+    assert event_rules(store) == ["outbox-retry", "outbox-delivered"]
+    assert box.backoff(1) == timedelta(seconds=30) and box.backoff(3) == timedelta(seconds=120)
+    assert box.backoff(20) == timedelta(hours=1)
+
+
+async def test_permanent_failure_is_final_and_recorded(store, sink):
+    queue(store)
+    sink.set_codes(rcpt="550 5.1.1 no such user")
+    box = outbox(store, Relay("127.0.0.1", sink.port, False), Clock())
+    await box.deliver_due()
+    assert statuses(store) == [("failed", 1)]
+    assert event_rules(store) == ["outbox-failed-permanent"]
+    assert "550" in box.last_error
+
+
+async def test_one_refused_mail_does_not_stop_the_others(store, sink):
+    queue(store, 1, recipients=("gone@steelworks.example",))
+    queue(store, 1)
+    sink.recorder.refused.add("gone@steelworks.example")
+    await outbox(store, Relay("127.0.0.1", sink.port, False), Clock()).deliver_due()
+    assert statuses(store) == [("failed", 1), ("sent", 1)]
+    assert [m.rcpt_tos for m in sink.messages] == [["tom@steelworks.example"]]
+
+
+async def test_partly_refused_recipients_are_recorded(store, sink):
+    queue(store, 1, recipients=("tom@steelworks.example", "gone@steelworks.example"))
+    sink.recorder.refused.add("gone@steelworks.example")
+    await outbox(store, Relay("127.0.0.1", sink.port, False), Clock()).deliver_due()
+    assert statuses(store) == [("sent", 1)]
+    assert event_rules(store) == ["outbox-delivered", "outbox-recipient-refused"]
+
+
+async def test_relay_down_is_a_temporary_failure(store):
+    queue(store, 2)
+    box = outbox(store, Relay("127.0.0.1", free_port(), False), Clock())
+    await box.deliver_due()
+    assert statuses(store) == [("queued", 1), ("queued", 1)]
+    assert "Connect" in box.last_error or "connect" in box.last_error
+
+
+async def test_gives_up_after_the_last_attempt(store):
+    queue(store)
+    clock = Clock()
+    box = outbox(store, Relay("127.0.0.1", free_port(), False), clock, max_attempts=3)
+    for _ in range(3):
+        await box.deliver_due()
+        clock.now += timedelta(hours=2)
+    assert statuses(store) == [("failed", 3)]
+    assert event_rules(store) == ["outbox-retry", "outbox-retry", "outbox-gave-up"]
+
+
+async def test_rows_left_sending_by_a_crash_are_sent_once_with_the_same_message_id(store, sink):
+    [first] = queue(store)
+    store.claim_due(iso(NOW), 10)  # the crashed process had claimed it
+    box = outbox(store, Relay("127.0.0.1", sink.port, False), Clock())
+    stop = asyncio.Event()
+    task = asyncio.create_task(box.run(stop))
+    for _ in range(100):
+        if sink.messages:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    box.wake()
+    await asyncio.wait_for(task, 5)
+    assert [parse(m.raw)["Message-ID"] for m in sink.messages] == ["<t1.000000000000.00000000@support.test>"]
+    assert statuses(store) == [("sent", 1)]
+    assert event_rules(store) == ["outbox-recovered", "outbox-delivered"]
+
+
+async def test_without_relay_the_loop_does_nothing(store):
+    queue(store)
+    await asyncio.wait_for(outbox(store, None, Clock()).run(asyncio.Event()), 1)
+    assert statuses(store) == [("queued", 0)]
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+async def test_credentials_from_the_environment(store, monkeypatch):
+    monkeypatch.setenv("T_USER", "bot")
+    monkeypatch.setenv("T_PASS", "s3cret")
+    sink = Sink(login=("bot", "s3cret"))
+    try:
+        queue(store)
+        relay = Relay.from_config(f"smtp://127.0.0.1:{sink.port}", "T_USER", "T_PASS")
+        await outbox(store, relay, Clock()).deliver_due()
+        assert sink.logins == ["bot"] and len(sink.messages) == 1
+    finally:
+        sink.close()
+
+
+def _certificate(folder) -> tuple[str, str]:  # noqa: ANN001
+    crypto = pytest.importorskip("cryptography")
+    del crypto
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.test")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "relay.pem", folder / "relay.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_file), str(key_file)
+
+
+async def test_starttls_when_the_relay_offers_it(store, tmp_path, monkeypatch):
+    cert, key = _certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", cert)  # the client trusts the test certificate, and only it
+    monkeypatch.setenv("T_USER", "bot")
+    monkeypatch.setenv("T_PASS", "s3cret")
+    sink = Sink(login=("bot", "s3cret"), tls_context=context)  # refuses MAIL and AUTH before STARTTLS
+    try:
+        queue(store)
+        relay = Relay.from_config(f"smtp://127.0.0.1:{sink.port}", "T_USER", "T_PASS")
+        box = outbox(store, relay, Clock())
+        await box.deliver_due()
+        assert len(sink.messages) == 1 and sink.logins == ["bot"], box.last_error
+    finally:
+        sink.close()

@@ -1,0 +1,293 @@
+"""The ``triage`` command: thin sub-commands over the library."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from triage.config import Config, ConfigError, load_config
+from triage.message import Message
+from triage.parse import parse_chat, parse_email
+from triage.store import OUTBOX_STATUSES, STATUSES, Store
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config"
+FIRST_DRY_RUN_TICKET = 1001
+
+
+def _inputs(paths: list[str]) -> Iterator[tuple[str, Message | None, str]]:
+    """(input name, message or None, error) for every message in every input file."""
+    for name in paths:
+        path = Path(name)
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            yield name, None, f"cannot read {name}: {e.strerror}"
+            continue
+        if path.suffix != ".jsonl":
+            yield name, parse_email(data), ""
+            continue
+        for n, line in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError("a line must be a JSON object")
+                yield f"{name}:{n}", parse_chat(row), ""
+            except (ValueError, TypeError) as e:
+                yield f"{name}:{n}", None, f"{name}:{n}: {e}"
+
+
+def cmd_classify(args: argparse.Namespace, config: Config) -> int:
+    from triage.pipeline import Pipeline
+
+    pipeline = Pipeline(config)
+    ticket = FIRST_DRY_RUN_TICKET
+    for name, msg, error in _inputs(args.inputs):
+        if msg is None:
+            print(json.dumps({"id": name, "category": "other", "intent": "unknown", "error": error},
+                             ensure_ascii=False), flush=True)
+            continue
+        try:
+            line = pipeline.run(msg, ticket).contract()
+        except Exception as e:  # the contract: one bad input never stops the run
+            line = {"id": msg.id or name, "category": "other", "intent": "unknown",
+                    "error": f"{type(e).__name__}: {e}"}
+        if not line.get("id"):
+            line["id"] = name
+        ticket += 1
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, config: Config) -> int:
+    from triage.train import train
+
+    report = train(config.languages)
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
+    from triage.loops import parse_limits
+    from triage.outbox import Relay
+
+    try:  # the mail settings `triage serve` would refuse at start
+        relay = Relay.from_config(config.email["relay_url"], config.email["relay_username_env"],
+                                  config.email["relay_password_env"])
+        parse_limits(config.email["reply_limits"])
+    except ValueError as e:
+        print(f"triage: configuration error: {config.root / 'triage.toml'}: {e}", file=sys.stderr)
+        return 2
+    print(f"{config.root}: OK")
+    print(f"  database {config.database.resolve()}; smtp {config.email['listen']}; http {config.web_listen}; "
+          f"relay {relay.describe() if relay else 'none (mail is held in the outbox)'}")
+    for tenant in config.tenants.values():
+        print(f"  {tenant.slug}: {tenant.name}, {len(tenant.directory)} users, "
+              f"{len(tenant.contacts)} contacts, addresses {', '.join(tenant.support_addresses)}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    import asyncio
+
+    from triage.service import serve
+
+    try:
+        asyncio.run(serve(config))
+    except (OSError, ValueError) as e:  # port in use, bad listen or relay address
+        print(f"triage serve: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _store(config: Config) -> Store:
+    return Store(config.database)
+
+
+def _line(*cells: object) -> str:
+    return "  ".join(str(c) for c in cells)
+
+
+def cmd_tickets(args: argparse.Namespace, config: Config) -> int:
+    rows = _store(config).tickets(args.tenant, args.status, args.category, args.limit)
+    for t in rows:
+        print(_line(f"#{t['number']}", t["tenant"] or "-", f"{t['status']:<8}", f"{t['priority']:<6}",
+                    f"{t['category']}/{t['intent']}", t["requester"], t["trust"], t["language"],
+                    t["requester_address"] or "-", repr(t["subject"] or ""), t["created_at"][:19]))
+    if not rows:
+        print("no tickets")
+    return 0
+
+
+def cmd_ticket(args: argparse.Namespace, config: Config) -> int:
+    store = _store(config)
+    found = store.find_tickets(args.number, args.tenant)
+    if len(found) != 1:
+        tenants = ", ".join(t["tenant"] or "-" for t in found)
+        print(f"triage ticket: {'no ticket' if not found else 'several tickets'} #{args.number}"
+              + (f" (tenants: {tenants}; use --tenant)" if found else ""), file=sys.stderr)
+        return 1
+    t = found[0]
+    print(f"#{t['number']} [{t['tenant'] or '-'}] {t['subject']!r}")
+    print(_line(f"status {t['status']}", f"priority {t['priority']}", f"{t['category']}/{t['intent']}",
+                f"requester {t['requester']} {t['requester_address']}", f"trust {t['trust']}",
+                f"language {t['language']}", f"created {t['created_at'][:19]}"))
+    print("\nConversation")
+    for m in store.conversation(t["id"]):
+        arrow = "<-" if m["direction"] == "in" else "->"
+        print(f"  {arrow} {m['at'][:19]} {m['sender']} to {', '.join(json.loads(m['recipients'] or '[]'))}")
+        print(f"     {m['message_id']}  {m['subject']!r}")
+        for text_line in (m["text"] or "").strip().splitlines():
+            print(f"     | {text_line}")
+    print("\nAudit trail")
+    for e in store.events(t["id"]):
+        rules = ", ".join(json.loads(e["rules"] or "[]"))
+        print(f"  {e['at'][:19]} {e['kind']:<16} {e['outcome']}" + (f"  [{rules}]" if rules else ""))
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, config: Config) -> int:
+    rows = _store(config).search(" ".join(args.text), args.limit)
+    for r in rows:
+        print(_line(f"#{r['number']}", r["tenant"] or "-", r["direction"], r["sender"], repr(r["subject"]),
+                    r["snippet"].replace("\n", " ")))
+    if not rows:
+        print("no matches")
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
+    store = _store(config)
+    counts = store.outbox_counts()
+    print("outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"))
+    for r in store.outbox_rows(args.status, args.limit):
+        error = f"  last error: {r['last_error']}" if r["last_error"] else ""
+        print(_line(r["id"], f"{r['status']:<10}", r["kind"], f"#{r['number']}", r["tenant"] or "-",
+                    ", ".join(json.loads(r["recipients"])), repr(r["subject"]), f"attempts {r['attempts']}")
+              + error)
+    return 0
+
+
+def cmd_directory_import(args: argparse.Namespace, config: Config) -> int:
+    import csv
+    from datetime import datetime, timezone
+
+    from triage.directory import COLUMNS, DirectoryError, parse_rows
+
+    if args.tenant not in config.tenants:
+        print(f"triage directory import: unknown tenant {args.tenant!r} "
+              f"(known: {', '.join(sorted(config.tenants))})", file=sys.stderr)
+        return 2
+    path = Path(args.file)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            missing = {"email", "role"} - set(reader.fieldnames or [])
+            if missing:
+                raise DirectoryError(f"{path}: missing column(s) {sorted(missing)}; expected {COLUMNS}")
+            users = parse_rows(list(reader), str(path))
+    except (OSError, DirectoryError) as e:
+        print(f"triage directory import: {e}", file=sys.stderr)
+        return 2
+    bar = Progress(len(users), "importing")
+    count = _store(config).import_directory(args.tenant, users, str(path.resolve()),
+                                            datetime.now(timezone.utc).isoformat(), progress=bar.update)
+    bar.done()
+    print(f"imported {count} users for {args.tenant} from {path} (the running service picks them up "
+          "with its next message)")
+    return 0
+
+
+class Progress:
+    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, total: int, label: str, width: int = 30):
+        self.total, self.label, self.width = max(total, 1), label, width
+        self.shown = sys.stderr.isatty()
+
+    def update(self, count: int) -> None:
+        if self.shown:
+            filled = self.width * count // self.total
+            sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {count}/{self.total}")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def cmd_demo(args: argparse.Namespace, config: Config) -> int:
+    from triage.demo import run_demo
+
+    return run_demo(config, args.tenant)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="triage", description="Email and chat triage for a supplier-portal support desk.")
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="configuration folder (default: %(default)s)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("classify", help="dry-run the pipeline on .eml / .jsonl inputs, one JSON line each")
+    p.add_argument("--config", default=argparse.SUPPRESS)
+    p.add_argument("inputs", nargs="+")
+    p.set_defaults(func=cmd_classify)
+    p = sub.add_parser("train", help="rebuild the classification model from the labelled examples")
+    p.add_argument("--config", default=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("check-config", help="validate the configuration and print a summary")
+    p.add_argument("--config", default=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_check_config)
+    p = sub.add_parser("serve", help="run the mail service: SMTP in, tickets in SQLite, replies and relays out")
+    p.add_argument("--config", default=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("tickets", help="list tickets, newest first")
+    p.add_argument("--config", default=argparse.SUPPRESS)
+    p.add_argument("--tenant")
+    p.add_argument("--status", choices=STATUSES)
+    p.add_argument("--category")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_tickets)
+    p = sub.add_parser("ticket", help="one ticket: its conversation and audit trail")
+    p.add_argument("--config", default=argparse.SUPPRESS)
+    p.add_argument("number", type=int)
+    p.add_argument("--tenant")
+    p.set_defaults(func=cmd_ticket)
+    p = sub.add_parser("search", help="full-text search over all messages")
+    p.add_argument("--config", default=argparse.SUPPRESS)
+    p.add_argument("text", nargs="+")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=cmd_search)
+    p = sub.add_parser("outbox", help="outgoing mail and its delivery status")
+    p.add_argument("--config", default=argparse.SUPPRESS)
+    p.add_argument("--status", choices=OUTBOX_STATUSES)
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_outbox)
+    p = sub.add_parser("directory", help="manage the tenants' user directories")
+    p.add_argument("--config", default=argparse.SUPPRESS)
+    dsub = p.add_subparsers(dest="directory_command", required=True)
+    d = dsub.add_parser("import", help="replace a tenant's directory with a CSV export of the portal's users")
+    d.add_argument("--config", default=argparse.SUPPRESS)
+    d.add_argument("tenant")
+    d.add_argument("file")
+    d.set_defaults(func=cmd_directory_import)
+    p = sub.add_parser("demo", help="send sample messages to the running service and show what it did")
+    p.add_argument("--config", default=argparse.SUPPRESS)
+    p.add_argument("--tenant", help="tenant to write to (default: the first one)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        print(f"triage: configuration error: {e}", file=sys.stderr)
+        return 2
+    return args.func(args, config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,384 @@
+"""SQLite storage for tickets, messages, the audit trail, the outbox and the directory.
+
+One file, opened with sqlite-utils, readable as it is by ``sqlite-utils`` and Datasette.
+SQLite transactions play the role of Mailman's queue files: an inbound message, its ticket,
+its events and its outbox rows are committed together before SMTP says 250, and the outbox
+rows are the outgoing queue. The database runs in WAL mode with ``synchronous=FULL`` so a
+commit is on disk when it returns (a power cut loses nothing that was acknowledged).
+
+A :class:`Store` is not thread-safe: the service gives it one thread of its own and sends
+every database call there; command-line tools open their own.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database, Migrations
+
+from triage.directory import User
+
+STATUSES = ("new", "open", "pending", "resolved", "closed")
+OUTBOX_STATUSES = ("queued", "sending", "sent", "failed", "held_local")
+FIRST_NUMBER = 1001
+
+migrations = Migrations("triage")
+
+
+def iso(when: datetime) -> str:
+    """Timestamps are stored as UTC ISO 8601 text: readable in Datasette and sortable as text."""
+    return when.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    """The first schema: every table the service needs."""
+    db["tickets"].create({
+        "id": int, "tenant": str, "number": int, "status": str, "priority": str,
+        "category": str, "intent": str, "requester": str, "trust": str, "language": str,
+        "channel": str, "subject": str, "requester_address": str,
+        "created_at": str, "updated_at": str,
+    }, pk="id", not_null=["number", "status", "created_at", "updated_at"])
+    db["tickets"].create_index(["tenant", "number"], unique=True)
+    db["tickets"].create_index(["status"])
+
+    db["messages"].create({
+        "id": int, "ticket": int, "direction": str, "message_id": str, "channel": str,
+        "sender": str, "recipients": str, "subject": str, "text": str, "raw_size": int,
+        "raw": bytes, "at": str,
+    }, pk="id", foreign_keys=[("ticket", "tickets", "id")], not_null=["direction", "message_id"])
+    # Dedupe: the same Message-ID delivered twice is one inbound message.
+    db.execute("CREATE UNIQUE INDEX idx_messages_inbound_message_id "
+               "ON messages(message_id) WHERE direction = 'in'")
+    db["messages"].create_index(["ticket"])
+    db["messages"].enable_fts(["subject", "text"], create_triggers=True)
+
+    db["events"].create({
+        "id": int, "ticket": int, "message": int, "kind": str, "rules": str,
+        "outcome": str, "detail": str, "at": str,
+    }, pk="id", foreign_keys=[("ticket", "tickets", "id"), ("message", "messages", "id")])
+    db["events"].create_index(["ticket"])
+
+    db["outbox"].create({
+        "id": int, "ticket": int, "kind": str, "mail_from": str, "recipients": str,
+        "subject": str, "message_id": str, "raw": bytes, "status": str, "attempts": int,
+        "next_attempt_at": str, "last_error": str, "created_at": str, "sent_at": str,
+    }, pk="id", foreign_keys=[("ticket", "tickets", "id")], defaults={"attempts": 0, "last_error": ""},
+        not_null=["status", "raw", "message_id"])
+    db["outbox"].create_index(["status", "next_attempt_at"])
+
+    db["participants"].create({"ticket": int, "address": str, "role": str, "added_at": str},
+                              pk=("ticket", "address"), foreign_keys=[("ticket", "tickets", "id")])
+    db["suppressions"].create({"address": str, "until": str, "reason": str, "created_at": str},
+                              pk="address")
+    db["sent_log"].create({"id": int, "address": str, "ticket": int, "at": str}, pk="id")
+    db["sent_log"].create_index(["address", "at"])
+    db["sent_log"].create_index(["at"])
+    db["quarantine"].create({
+        "id": int, "sha256": str, "raw": bytes, "envelope": str, "error": str,
+        "attempts": int, "first_at": str, "last_at": str,
+    }, pk="id")
+    db["quarantine"].create_index(["sha256"], unique=True)
+    db["directory"].create({
+        "tenant": str, "email": str, "name": str, "company": str, "role": str,
+        "status": str, "invitation_expires": str, "imported_at": str,
+    }, pk=("tenant", "email"))
+    db["directory_imports"].create({"id": int, "tenant": str, "source": str, "rows": int, "at": str},
+                                   pk="id")
+    db["settings"].create({"name": str, "value": str}, pk="name")
+
+
+def connect(path: Path | str) -> Database:
+    """Open (and create or migrate) the database with the durability settings of the service."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+    db = Database(conn)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA foreign_keys=ON")
+    if migrations.pending(db):
+        migrations.apply(db)
+    return db
+
+
+class Store:
+    """The queries the service and the CLI need, each one small and named for what it means."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.db = connect(self.path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """One transaction; nested calls are savepoints (one bad message, not the batch, rolls back)."""
+        with self.db.atomic() as db:
+            yield db
+
+    def _insert(self, table: str, row: dict[str, Any], or_ignore: bool = False) -> int:
+        """A plain INSERT: the hot path of intake (sqlite-utils' generic insert costs more than SQLite)."""
+        columns = ", ".join(row)
+        marks = ", ".join("?" * len(row))
+        verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
+        cursor = self.db.execute(f"{verb} INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
+        return cursor.lastrowid or 0
+
+    def _one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
+        rows = list(self.db.query(sql, list(params)))
+        return rows[0] if rows else None
+
+    def _scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        row = self.db.execute(sql, list(params)).fetchone()
+        return row[0] if row else None
+
+    # -- settings ---------------------------------------------------------------------
+
+    def setting(self, name: str, make: Callable[[], str]) -> str:
+        """A persisted value, created with ``make()`` the first time it is asked for."""
+        row = self._one("SELECT value FROM settings WHERE name = ?", [name])
+        if row is not None:
+            return row["value"]
+        value = make()
+        with self.transaction():
+            self.db["settings"].insert({"name": name, "value": value}, ignore=True)
+        return self._one("SELECT value FROM settings WHERE name = ?", [name])["value"]
+
+    def random_key(self, name: str) -> bytes:
+        return bytes.fromhex(self.setting(name, lambda: secrets.token_hex(32)))
+
+    # -- tickets ------------------------------------------------------------------------
+
+    def ticket(self, ticket_id: int) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM tickets WHERE id = ?", [ticket_id])
+
+    def ticket_by_number(self, tenant: str | None, number: int) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM tickets WHERE tenant IS ? AND number = ?", [tenant, number])
+
+    def next_number(self, tenant: str | None) -> int:
+        """Human ticket numbers count per tenant from 1001 (the single writer makes this safe)."""
+        last = self._scalar("SELECT max(number) FROM tickets WHERE tenant IS ?", [tenant])
+        return FIRST_NUMBER if last is None else last + 1
+
+    def create_ticket(self, row: dict[str, Any]) -> int:
+        return self._insert("tickets", row)
+
+    def update_ticket(self, ticket_id: int, changes: dict[str, Any]) -> None:
+        self.db["tickets"].update(ticket_id, changes)
+
+    def tickets(self, tenant: str | None = None, status: str | None = None,
+                category: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        where, params = [], []
+        for column, value in (("tenant", tenant), ("status", status), ("category", category)):
+            if value:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = "SELECT * FROM tickets" + (" WHERE " + " AND ".join(where) if where else "")
+        return list(self.db.query(sql + " ORDER BY id DESC LIMIT ?", params + [limit]))
+
+    def find_tickets(self, number: int, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Tickets with a human number (one per tenant unless ``tenant`` narrows it)."""
+        if tenant:
+            return list(self.db.query("SELECT * FROM tickets WHERE number = ? AND tenant = ?", [number, tenant]))
+        return list(self.db.query("SELECT * FROM tickets WHERE number = ? ORDER BY id", [number]))
+
+    # -- participants ---------------------------------------------------------------------
+
+    def add_participant(self, ticket_id: int, address: str, role: str, at: str) -> None:
+        self._insert("participants", {"ticket": ticket_id, "address": address.lower(), "role": role,
+                                      "added_at": at}, or_ignore=True)
+
+    def is_participant(self, ticket_id: int, address: str) -> bool:
+        return self._scalar("SELECT 1 FROM participants WHERE ticket = ? AND address = ?",
+                            [ticket_id, address.lower()]) is not None
+
+    # -- messages and events --------------------------------------------------------------
+
+    def inbound(self, message_id: str) -> dict[str, Any] | None:
+        """The stored inbound message with this Message-ID (dedupe)."""
+        return self._one("SELECT id, ticket FROM messages WHERE message_id = ? AND direction = 'in'",
+                         [message_id])
+
+    def add_message(self, row: dict[str, Any]) -> int:
+        return self._insert("messages", row)
+
+    def add_event(self, ticket: int | None, kind: str, rules: list[str], outcome: str, at: str,
+                  message: int | None = None, detail: dict[str, Any] | None = None) -> None:
+        self._insert("events", {
+            "ticket": ticket, "message": message, "kind": kind,
+            "rules": json.dumps(rules, ensure_ascii=False), "outcome": outcome,
+            "detail": json.dumps(detail or {}, ensure_ascii=False), "at": at,
+        })
+
+    def conversation(self, ticket_id: int) -> list[dict[str, Any]]:
+        return list(self.db.query(
+            "SELECT id, direction, message_id, sender, recipients, subject, text, at "
+            "FROM messages WHERE ticket = ? ORDER BY id", [ticket_id]))
+
+    def events(self, ticket_id: int) -> list[dict[str, Any]]:
+        return list(self.db.query("SELECT * FROM events WHERE ticket = ? ORDER BY id", [ticket_id]))
+
+    def search(self, text: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Full-text search over message subjects and bodies, best match first."""
+        return list(self.db.query(
+            "SELECT messages.id, messages.ticket, tickets.tenant, tickets.number, messages.direction, "
+            "messages.sender, messages.subject, snippet(messages_fts, 1, '[', ']', '…', 12) AS snippet "
+            "FROM messages_fts JOIN messages ON messages.id = messages_fts.rowid "
+            "LEFT JOIN tickets ON tickets.id = messages.ticket "
+            "WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?", [_fts_query(text), limit]))
+
+    # -- loop protection state --------------------------------------------------------
+
+    def log_sent(self, address: str, ticket: int, at: str) -> None:
+        self._insert("sent_log", {"address": address.lower(), "ticket": ticket, "at": at})
+
+    def sent_since(self, address: str, since: str) -> int:
+        return self._scalar("SELECT count(*) FROM sent_log WHERE address = ? AND at >= ?",
+                            [address.lower(), since])
+
+    def prune_sent_log(self, before: str) -> None:
+        self.db.execute("DELETE FROM sent_log WHERE at < ?", [before])
+
+    def suppressed_until(self, address: str, now: str) -> str | None:
+        return self._scalar("SELECT until FROM suppressions WHERE address = ? AND until > ?",
+                            [address.lower(), now])
+
+    def suppress(self, address: str, until: str, reason: str, at: str) -> None:
+        self.db["suppressions"].upsert({"address": address.lower(), "until": until, "reason": reason,
+                                        "created_at": at}, pk="address")
+
+    # -- quarantine -------------------------------------------------------------------
+
+    def quarantine(self, raw: bytes, envelope: dict[str, Any], error: str, at: str) -> None:
+        """Keep mail we could not process, once per content, counting the attempts."""
+        digest = hashlib.sha256(raw).hexdigest()
+        self.db.execute(
+            "INSERT INTO quarantine (sha256, raw, envelope, error, attempts, first_at, last_at) "
+            "VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT(sha256) DO UPDATE SET "
+            "attempts = attempts + 1, error = excluded.error, last_at = excluded.last_at",
+            [digest, raw, json.dumps(envelope), error, at, at])
+
+    # -- outbox -----------------------------------------------------------------------
+
+    def enqueue(self, row: dict[str, Any]) -> int:
+        return self._insert("outbox", row)
+
+    def recover_sending(self) -> list[dict[str, Any]]:
+        """Rows left in ``sending`` by a crash go back to the queue (same Message-ID, same bytes)."""
+        with self.transaction():
+            rows = list(self.db.query("SELECT id, ticket FROM outbox WHERE status = 'sending'"))
+            self.db.execute("UPDATE outbox SET status = 'queued' WHERE status = 'sending'")
+        return rows
+
+    def claim_due(self, now: str, limit: int) -> list[dict[str, Any]]:
+        """Mark due rows ``sending`` in one transaction and return them."""
+        with self.transaction():
+            rows = list(self.db.query(
+                "SELECT id, ticket, kind, mail_from, recipients, message_id, raw, attempts FROM outbox "
+                "WHERE status = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+                [now, limit]))
+            if rows:
+                marks = ",".join("?" * len(rows))
+                self.db.execute(f"UPDATE outbox SET status = 'sending' WHERE id IN ({marks})",
+                                [r["id"] for r in rows])
+        return rows
+
+    def release(self, outbox_ids: list[int]) -> None:
+        """Claimed rows that were never handed to the relay go back to the queue as they were."""
+        with self.transaction():
+            for outbox_id in outbox_ids:
+                self.db.execute("UPDATE outbox SET status = 'queued' WHERE id = ? AND status = 'sending'",
+                                [outbox_id])
+
+    def mark_sent(self, outbox_id: int, at: str) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
+                            "last_error = '' WHERE id = ?", [at, outbox_id])
+
+    def mark_retry(self, outbox_id: int, error: str, next_at: str) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE outbox SET status = 'queued', attempts = attempts + 1, last_error = ?, "
+                            "next_attempt_at = ? WHERE id = ?", [error, next_at, outbox_id])
+
+    def mark_failed(self, outbox_id: int, error: str) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? "
+                            "WHERE id = ?", [error, outbox_id])
+
+    def next_due(self) -> str | None:
+        return self._scalar("SELECT min(next_attempt_at) FROM outbox WHERE status = 'queued'")
+
+    def outbox_counts(self) -> dict[str, int]:
+        return {row[0]: row[1] for row in self.db.execute("SELECT status, count(*) FROM outbox GROUP BY status")}
+
+    def outbox_rows(self, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        sql = ("SELECT outbox.id, tickets.tenant, tickets.number, outbox.kind, outbox.recipients, "
+               "outbox.subject, outbox.message_id, outbox.status, outbox.attempts, outbox.next_attempt_at, "
+               "outbox.last_error, outbox.created_at, outbox.sent_at "
+               "FROM outbox LEFT JOIN tickets ON tickets.id = outbox.ticket")
+        params: list[Any] = []
+        if status:
+            sql += " WHERE outbox.status = ?"
+            params.append(status)
+        return list(self.db.query(sql + " ORDER BY outbox.id DESC LIMIT ?", params + [limit]))
+
+    def outbox_raw(self, outbox_id: int) -> bytes | None:
+        return self._scalar("SELECT raw FROM outbox WHERE id = ?", [outbox_id])
+
+    def last_error(self) -> str:
+        """The most recent failure recorded in the audit trail (for /healthz after a restart)."""
+        row = self._one("SELECT kind, outcome, detail, at FROM events WHERE kind IN "
+                        "('delivery-retry', 'delivery-failed', 'quarantined') ORDER BY id DESC LIMIT 1")
+        if row is None:
+            return ""
+        error = json.loads(row["detail"] or "{}").get("error") or row["outcome"]
+        return f"{row['at'][:19]} {row['kind']}: {error}"
+
+    # -- directory ----------------------------------------------------------------------
+
+    def import_directory(self, tenant: str, users: list[User], source: str, at: str,
+                         progress: Callable[[int], None] | None = None, chunk: int = 500) -> int:
+        """Replace a tenant's directory in one transaction (a half-imported directory never shows)."""
+        with self.transaction():
+            self.db.execute("DELETE FROM directory WHERE tenant = ?", [tenant])
+            for start in range(0, len(users), chunk):
+                part = users[start:start + chunk]
+                self.db["directory"].insert_all(({
+                    "tenant": tenant, "email": u.email, "name": u.name, "company": u.company,
+                    "role": u.role, "status": u.status,
+                    "invitation_expires": u.invitation_expires.isoformat() if u.invitation_expires else "",
+                    "imported_at": at} for u in part), replace=True)
+                if progress:
+                    progress(start + len(part))
+            self.db["directory_imports"].insert({"tenant": tenant, "source": source, "rows": len(users), "at": at})
+        return len(users)
+
+    def directory_version(self) -> int:
+        return self._scalar("SELECT coalesce(max(id), 0) FROM directory_imports")
+
+    def directory_tenants(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT tenant FROM directory_imports")]
+
+    def directory_users(self, tenant: str) -> list[User]:
+        return [User(r["email"], r["name"], r["company"], r["role"], r["status"],
+                     date.fromisoformat(r["invitation_expires"]) if r["invitation_expires"] else None)
+                for r in self.db.query("SELECT * FROM directory WHERE tenant = ? ORDER BY email", [tenant])]
+
+
+def _fts_query(text: str) -> str:
+    """Words as quoted FTS5 terms: user input never becomes FTS syntax (no errors on '"' or '-')."""
+    words = [w.replace('"', '""') for w in text.split()]
+    return " ".join(f'"{w}"' for w in words) or '""'
