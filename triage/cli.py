@@ -172,10 +172,9 @@ def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_directory_import(args: argparse.Namespace, config: Config) -> int:
-    import csv
     from datetime import datetime, timezone
 
-    from triage.directory import COLUMNS, DirectoryError, parse_rows
+    from triage.directory import DirectoryError, read_csv
 
     if args.tenant not in config.tenants:
         print(f"triage directory import: unknown tenant {args.tenant!r} "
@@ -183,13 +182,8 @@ def cmd_directory_import(args: argparse.Namespace, config: Config) -> int:
         return 2
     path = Path(args.file)
     try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            missing = {"email", "role"} - set(reader.fieldnames or [])
-            if missing:
-                raise DirectoryError(f"{path}: missing column(s) {sorted(missing)}; expected {COLUMNS}")
-            users = parse_rows(list(reader), str(path))
-    except (OSError, DirectoryError) as e:
+        users = read_csv(path)
+    except DirectoryError as e:
         print(f"triage directory import: {e}", file=sys.stderr)
         return 2
     bar = Progress(len(users), "importing")

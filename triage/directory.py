@@ -96,6 +96,8 @@ def read_csv(path: Path) -> list[User]:
             return parse_rows(list(reader), str(path))
     except FileNotFoundError:
         raise DirectoryError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DirectoryError(f"{path}: cannot read: {e}") from None
 
 
 def load_directory(path: Path) -> Directory:
