@@ -16,29 +16,34 @@ from triage.service import split_listen
 from triage.store import Store
 
 # (sender name, sender address, subject, body): technical, business, account, urgent, automatic.
+# The senders are the demo tenant's directory (config/tenants/borealis.users.csv) where it
+# matters: Oksana's invitation is renewed because she writes from the invited address.
 SAMPLES = [
-    ("Mikael Berg", "mikael.berg@nordsteel.example", "Cannot log in",
+    ("Mikael Berg", "mikael.berg@nordsteel.se", "Cannot log in",
      "Hello,\n\nI cannot log in to the supplier portal. The password reset link says it has expired.\n"
      "Could you help?\n\nBest regards,\nMikael Berg"),
-    ("Sofia Lind", "sofia.lind@lindsmide.example", "Fråga om anbudsunderlaget",
+    ("Sofia Lind", "sofia.lind@lindsmide.se", "Fråga om anbudsunderlaget",
      "Hej,\n\nVi har en fråga om förfrågningsunderlaget i RFQ 2024-117: vilka volymer gäller för 2025 "
      "och är betalningsvillkoren 30 eller 60 dagar?\n\nMed vänliga hälsningar\nSofia Lind"),
-    ("Anna Schulz", "anna.schulz@rheinkabel.example", "Einladungslink abgelaufen",
-     "Guten Tag,\n\nmein Einladungslink zum Lieferantenportal ist abgelaufen. Können Sie mir bitte "
-     "eine neue Einladung schicken?\n\nMit freundlichen Grüßen\nAnna Schulz"),
-    ("Олена Коваль", "olena.koval@dniprometal.example", "Як завантажити сертифікат?",
-     "Добрий день!\n\nЯк завантажити сертифікат ISO у профіль компанії на порталі? Не можу знайти "
-     "потрібну кнопку.\n\nДякую,\nОлена Коваль"),
-    ("Иван Петров", "ivan.petrov@uralsteel.example", "СРОЧНО: аукцион закрывается",
+    ("Оксана Мельник", "o.melnyk@dniprometal.com.ua", "Запрошення на портал",
+     "Добрий день!\n\nПосилання із запрошення на портал постачальників Borealis більше не працює, "
+     "пише, що термін дії минув. Надішліть, будь ласка, нове запрошення.\n\nДякую,\nОксана Мельник"),
+    ("Anna Schulz", "anna.schulz@rheinkabel.de", "Zertifikat hochladen",
+     "Guten Tag,\n\nwie kann ich unser ISO-9001-Zertifikat im Firmenprofil hochladen? Ich finde die "
+     "Schaltfläche nicht.\n\nMit freundlichen Grüßen\nAnna Schulz"),
+    ("Иван Петров", "ivan.petrov@uralsteel.ru", "СРОЧНО: аукцион закрывается",
      "Здравствуйте!\n\nАукцион закрывается через 10 минут, а кнопка «Отправить ставку» не работает. "
      "Помогите срочно!\n\nИван Петров"),
-    ("Mikael Berg", "mikael.berg@nordsteel.example", "Automatic reply: out of office",
+    ("Mikael Berg", "mikael.berg@nordsteel.se", "Automatic reply: out of office",
      "I am out of the office until Monday with limited access to email."),
 ]
 
 
-def _message(tenant: Tenant, name: str, sender: str, subject: str, body: str) -> EmailMessage:
+def _message(tenant: Tenant, authserv_id: str, name: str, sender: str, subject: str, body: str) -> EmailMessage:
     msg = EmailMessage()
+    if authserv_id:  # the demo plays the receiving MX, which adds its DMARC verdict
+        domain = sender.rpartition("@")[2]
+        msg["Authentication-Results"] = f"{authserv_id}; dmarc=pass header.from={domain}"
     msg["From"] = f"{name} <{sender}>"
     msg["To"] = tenant.support_addresses[0]
     msg["Subject"] = subject
@@ -60,7 +65,8 @@ def run_demo(config: Config, tenant_slug: str | None = None) -> int:
     try:
         with smtplib.SMTP(host, port, timeout=30) as smtp:
             for name, sender, subject, body in SAMPLES:
-                msg = _message(tenant, name, sender, subject, body)
+                trusted = config.email["trusted_authserv_ids"]
+                msg = _message(tenant, trusted[0] if trusted else "", name, sender, subject, body)
                 smtp.send_message(msg)
                 ids.append(msg["Message-ID"])
     except OSError as e:
