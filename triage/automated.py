@@ -18,12 +18,12 @@ from flufl.bounce import all_failures
 
 from triage.lexicon import Lexicon
 from triage.message import Message
+from triage.subjects import FORWARDED
 
 _DATA = tomllib.loads((Path(__file__).resolve().parent / "data" / "automated.toml").read_text("utf-8"))
 _SYSTEM = set(_DATA["system_senders"])
 _BOUNCE_SENDERS = set(_DATA["bounce_senders"])
 _BOUNCE_SUBJECT = re.compile("|".join(_DATA["bounce_subjects"]), re.I)
-_FORWARDED = re.compile(rf"^\s*(?:{'|'.join(_DATA['forward_prefixes'])})\s*:", re.I)
 _HEADER_FLAGS = {  # header -> (rule id, kind) when present with any value but "no"
     "x-autoreply": ("auto-header-x-autoreply", "auto_reply"),
     "x-autorespond": ("auto-header-x-autorespond", "auto_reply"),
@@ -159,7 +159,7 @@ def _bounce_checks(msg: Message, mime: MimeMessage, auto: Automation, local: str
     searched for in mail that looks machine-made or is titled like a bounce — flufl.bounce
     reads many formats, but a person's message quoting an error text is no bounce, and an
     out-of-office naming a colleague's address is no bounce either."""
-    bounce_subject = bool(_BOUNCE_SUBJECT.search(msg.subject)) and not _FORWARDED.match(msg.subject)
+    bounce_subject = bool(_BOUNCE_SUBJECT.search(msg.subject)) and not FORWARDED.match(msg.subject)
     if bounce_subject and (auto.kind or local in _SYSTEM or mime.get_content_type() == "multipart/report"):
         auto.add("auto-bounce-subject", "bounce")
     out_of_office = any(r.startswith("auto-out-of-office") for r in auto.reasons)

@@ -10,7 +10,6 @@ decided, so an agent can see why.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -20,6 +19,7 @@ from triage.automated import Automation
 from triage.lexicon import Hit, Lexicon
 from triage.message import Message
 from triage.model import Model, features
+from triage.subjects import TAG, strip_prefixes
 
 INTENTS = {
     "technical": ("access", "bug", "howto", "bidding_urgent"),
@@ -34,9 +34,6 @@ SIGNALS = ("time_pressure", "live_bidding", "no_rush", "high_importance", "mediu
            "on_behalf", "new_company")
 UNKNOWN = "other/unknown"
 URGENT = "technical/bidding_urgent"
-_SUBJECT_NOISE = re.compile(r"^\s*(?:(?:re|fw|fwd|aw|wg|sv|vb|vs|отв|ответ|пересл|fw)\s*(?:\[\d+\])?\s*:\s*|\[#\d+\]\s*)+",
-                            re.I)
-_TAG = re.compile(r"\[#\d+\]")
 SIGNAL_MIN = 2.0
 LANGUAGE_SAMPLE = 400  # characters: plenty for lingua, and the cost grows with the length
 URGENCY_BONUS = 2.0
@@ -79,7 +76,7 @@ def detect_language(text: str, languages: tuple[str, ...], default: str) -> str:
 
 def reading_text(msg: Message) -> str:
     """What the classifier reads: the subject without reply prefixes and tags, and the new text."""
-    subject = _TAG.sub(" ", _SUBJECT_NOISE.sub("", msg.subject))
+    subject = TAG.sub(" ", strip_prefixes(TAG.sub(" ", msg.subject)).strip())
     body = msg.new_text if len(msg.new_text.strip()) >= _MIN_NEW_TEXT else (msg.text or msg.new_text)
     return f"{subject.strip()}\n{body.strip()}"
 

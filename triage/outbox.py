@@ -15,7 +15,6 @@ import asyncio
 import base64
 import json
 import os
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ from urllib.parse import urlsplit
 import aiosmtplib
 
 from triage.store import Store, iso, utcnow
+from triage.subjects import strip_prefixes
 
 RULES = {
     "outbox-delivered": "the relay accepted the mail (250)",
@@ -37,7 +37,6 @@ RULES = {
     "outbox-recipient-refused": "the relay refused some recipients; the others got the mail",
     "outbox-held-local": "no relay_url configured: the mail stays in the outbox",
 }
-_RE_PREFIX = re.compile(r"^\s*((re|aw|sv|vs|ha|на|відп)\s*:\s*)+", re.I)
 RunDb = Callable[..., Awaitable[Any]]
 
 
@@ -46,7 +45,7 @@ RunDb = Callable[..., Awaitable[Any]]
 def reply_subject(subject: str, number: int) -> str:
     """``Re: [#1042] Original subject``: one Re:, the ticket tag once."""
     tag = f"[#{number}]"
-    base = _RE_PREFIX.sub("", " ".join(subject.split())) or "Support request"
+    base = strip_prefixes(" ".join(subject.split())) or "Support request"
     if tag not in base:
         base = f"{tag} {base}"
     return f"Re: {base}"
@@ -70,7 +69,8 @@ def compose(*, sender: tuple[str, str], to: list[tuple[str, str]], subject: str,
     """An RFC 5322 message, CRLF line ends, 7-bit clean, ready for the relay.
 
     ``auto_submitted`` is the RFC 3834 value (``auto-replied`` for answers, ``auto-generated``
-    for relays); ``X-Auto-Response-Suppress: All`` asks Exchange not to answer it either.
+    for relays; empty for an agent's reply, which gets neither header);
+    ``X-Auto-Response-Suppress: All`` asks Exchange not to answer it either.
     Written out directly rather than through ``email.message``: its header folding costs
     more than the rest of the intake together at thousands of messages a minute.
     """
@@ -85,8 +85,9 @@ def compose(*, sender: tuple[str, str], to: list[tuple[str, str]], subject: str,
     refs = [r for r in dict.fromkeys([*(references or []), in_reply_to]) if r]
     if refs:
         headers.append(("References", "\r\n ".join(refs)))
-    headers += [("Auto-Submitted", auto_submitted), ("X-Auto-Response-Suppress", "All"),
-                ("MIME-Version", "1.0"), ("Content-Type", 'text/plain; charset="utf-8"'),
+    if auto_submitted:  # "" for an agent's own answer: a person wrote it (RFC 3834 "no")
+        headers += [("Auto-Submitted", auto_submitted), ("X-Auto-Response-Suppress", "All")]
+    headers += [("MIME-Version", "1.0"), ("Content-Type", 'text/plain; charset="utf-8"'),
                 ("Content-Transfer-Encoding", "base64")]  # compact for any script, safe for any relay
     head = "".join(f"{name}: {value}\r\n" for name, value in headers)
     return (head + "\r\n").encode("ascii") + base64.encodebytes(body.encode("utf-8")).replace(b"\n", b"\r\n")

@@ -23,7 +23,6 @@ import unicodedata
 from collections import Counter
 from email import policy
 from email.policy import EmailPolicy
-from functools import lru_cache
 from email.message import EmailMessage, Message as LegacyMessage
 from email.parser import BytesParser
 from email.utils import getaddresses
