@@ -63,9 +63,18 @@ def cmd_classify(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_train(args: argparse.Namespace, config: Config) -> int:
+    from triage.agents import corrections
     from triage.train import train
 
-    report = train(config.languages)
+    fixed = []
+    if config.database.exists():  # agents' corrections from Slack are labelled examples too
+        store = _store(config)
+        try:
+            fixed = corrections(store)
+        finally:
+            store.close()
+    report = train(config.languages, corrections=fixed)
+    report["corrections"] = len(fixed)
     print(json.dumps(report, ensure_ascii=False, indent=2))
     return 0
 
@@ -213,6 +222,27 @@ class Progress:
             sys.stderr.write("\n")
 
 
+def cmd_imap_check(args: argparse.Namespace, config: Config) -> int:
+    from channels.imap import check
+
+    tenant = config.tenants.get(args.tenant)
+    if tenant is None:
+        print(f"triage imap-check: unknown tenant {args.tenant!r} (known: {', '.join(sorted(config.tenants))})",
+              file=sys.stderr)
+        return 2
+    if not tenant.imap:
+        print(f"triage imap-check: tenant {args.tenant!r} has no [[imap]] mailboxes in {tenant.source}",
+              file=sys.stderr)
+        return 2
+    store = _store(config)
+    failed = 0
+    for box in tenant.imap:
+        ok, line = check(box, store.imap_state(box.tenant, box.key), timeout=args.timeout)
+        failed += not ok
+        print(f"{box.key} ({box.security}): {line}")
+    return 1 if failed else 0
+
+
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     from triage.demo import run_demo
 
@@ -270,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=argparse.SUPPRESS)
     p.add_argument("--tenant", help="tenant to write to (default: the first one)")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("imap-check", help="connect to a tenant's IMAP mailboxes and say what works and what is wrong")
+    p.add_argument("--config", default=argparse.SUPPRESS)
+    p.add_argument("tenant")
+    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for each server (default: %(default)s)")
+    p.set_defaults(func=cmd_imap_check)
     return parser
 
 

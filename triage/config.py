@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from triage.directory import Directory, DirectoryError, load_directory
+from triage.loops import Window, parse_limits
 
 DEFAULT_LANGUAGES = ["en", "sv", "uk", "ru", "de"]
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -51,6 +52,9 @@ SERVICE_KEYS: dict[str, dict[str, tuple[type, Any, str]]] = {
     "tenants": {
         "folder": (str, "tenants", "folder holding one TOML file per tenant"),
     },
+    "slack": {
+        "first_response_hours": (float, 4.0, "working hours (within support hours) before an unanswered ticket gets a reminder in its Slack thread"),
+    },
 }
 
 TENANT_KEYS: dict[str, tuple[type, Any, str]] = {
@@ -67,13 +71,47 @@ TENANT_KEYS: dict[str, tuple[type, Any, str]] = {
     "widget_secret_env": (str, "", "environment variable holding the widget secret"),
     "slack_channel": (str, "", "Slack channel id where the tenant's tickets are posted"),
     "widget_origins": (list, [], "web origins allowed to embed the widget"),
+    "widget_max_message_size": (int, 4000, "largest widget message in bytes of UTF-8 text (HTTP 413 above)"),
+    "widget_rate_limits": (list, ["5/10", "30/600"], "widget messages allowed per conversation and per IP address, as COUNT/SECONDS windows"),
     "directory": (str, "", "CSV of users: email,name,company,role,status,invitation_expires"),
     "portal_url": (str, "", "address of the tenant's supplier portal, linked in replies"),
     "support_hours": (dict, {}, "days, start and end of staffed support"),
     "contacts": (list, [], "company contacts who receive relayed messages: name, email, topics"),
+    "imap": (list, [], "IMAP mailboxes the tenant's support mail is fetched from (see the imap.* keys)"),
 }
 HOURS_KEYS = {"days": str, "start": str, "end": str}
 CONTACT_KEYS = {"name": str, "email": str, "topics": list}
+IMAP_SECURITY = ("tls", "starttls", "none")
+IMAP_KEYS: dict[str, tuple[type, Any, str]] = {
+    "host": (str, REQUIRED, "IMAP server name or address"),
+    "port": (int, 0, "IMAP port; 0 means 993 with security tls, 143 otherwise"),
+    "security": (str, "tls", "tls (IMAPS), starttls, or none (plain text: loopback and tests only)"),
+    "user": (str, REQUIRED, "login name of the mailbox"),
+    "password_env": (str, REQUIRED, "environment variable holding the mailbox password"),
+    "folder": (str, "INBOX", "folder the bot reads new mail from"),
+    "processed_folder": (str, "Processed", "folder processed mail is moved to (created when missing)"),
+    "poll_seconds": (int, 60, "seconds between checks without IDLE; also the longest IDLE before a re-check"),
+}
+
+
+@dataclass(frozen=True)
+class ImapMailbox:
+    """One mailbox the IMAP channel reads for a tenant (the password stays in the environment)."""
+
+    tenant: str
+    host: str
+    port: int
+    security: str
+    user: str
+    password_env: str
+    folder: str
+    processed_folder: str
+    poll_seconds: int
+
+    @property
+    def key(self) -> str:
+        """Names the mailbox in the database and in log lines: its state belongs to this key."""
+        return f"{self.user}@{self.host}:{self.port}/{self.folder}"
 
 
 @dataclass(frozen=True)
@@ -115,6 +153,9 @@ class Tenant:
     contacts: list[Contact]
     directory: Directory
     source: Path
+    widget_max_message_size: int = 4000
+    widget_rate_limits: list[Window] = field(default_factory=lambda: [Window(5, 10), Window(30, 600)])
+    imap: list[ImapMailbox] = field(default_factory=list)
 
     def contacts_for(self, topic: str) -> list[Contact]:
         """Contacts for a topic (business, account); all contacts when none names it."""
@@ -135,6 +176,7 @@ class Config:
     email: dict[str, Any]
     web_listen: str
     tenants: dict[str, Tenant] = field(default_factory=dict)
+    slack: dict[str, Any] = field(default_factory=lambda: {"first_response_hours": 4.0})
 
     def tenant_for_address(self, address: str) -> list[Tenant]:
         """Tenants that own a support or no-reply address (a no-reply address may be shared)."""
@@ -251,7 +293,39 @@ def load_tenant(path: Path, languages: list[str]) -> Tenant:
         contacts=contacts,
         directory=_directory(path, directory_path),
         source=path,
+        widget_max_message_size=data["widget_max_message_size"],
+        widget_rate_limits=_limits(path, "widget_rate_limits", data["widget_rate_limits"]),
+        imap=[_imap_mailbox(path, data["slug"], i, table) for i, table in enumerate(data["imap"])],
     )
+
+
+def _imap_mailbox(path: Path, slug: str, i: int, table: Any) -> ImapMailbox:
+    """One ``[[imap]]`` table, checked like the rest (a bad port must fail at load, not at 3 a.m.)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: imap[{i}] must be a table ([[imap]])")
+    data = _check(path, f"imap[{i}].", table, IMAP_KEYS)
+    if data["security"] not in IMAP_SECURITY:
+        raise ConfigError(f"{path}: key imap[{i}].security must be one of {IMAP_SECURITY}, not {data['security']!r}")
+    if not 0 <= data["port"] <= 65535:
+        raise ConfigError(f"{path}: key imap[{i}].port must be 0..65535, not {data['port']}")
+    if data["poll_seconds"] < 1:
+        raise ConfigError(f"{path}: key imap[{i}].poll_seconds must be at least 1")
+    if data["processed_folder"] == data["folder"]:
+        raise ConfigError(f"{path}: key imap[{i}].processed_folder must differ from folder")
+    port = data["port"] or (993 if data["security"] == "tls" else 143)
+    return ImapMailbox(slug, data["host"], port, data["security"], data["user"], data["password_env"],
+                       data["folder"], data["processed_folder"], data["poll_seconds"])
+
+
+def _limits(path: Path, key: str, values: list[Any]) -> list[Window]:
+    """COUNT/SECONDS windows, checked on load (a typo must not disable a rate limit)."""
+    windows: list[Window] = []
+    for value in values:
+        try:
+            windows += parse_limits([value])
+        except ValueError:
+            raise ConfigError(f"{path}: key {key!r}: {value!r} is not COUNT/SECONDS (for example '5/10')") from None
+    return windows
 
 
 def _directory(path: Path, directory_path: Path | None) -> Directory:
@@ -279,7 +353,7 @@ def load_config(folder: str | Path) -> Config:
         root=root, database=root / service["database"], support_domain=service["support_domain"],
         languages=languages, low_confidence=service["low_confidence"],
         signing_key_env=service["signing_key_env"], email=sections["email"],
-        web_listen=sections["web"]["listen"],
+        web_listen=sections["web"]["listen"], slack=sections["slack"],
     )
     config.email["from_address"] = config.email["from_address"].lower()
     folder_path = root / sections["tenants"]["folder"]

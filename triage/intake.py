@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +25,8 @@ from triage.outbox import compose, reply_subject
 from triage.parse import parse_email
 from triage.pipeline import Outcome, Pipeline
 from triage.store import Store, iso
-from triage.threading import Signer, find_thread
+from triage.chat import chat_thread
+from triage.threading import Signer, Thread, find_thread
 
 RULES = {
     "intake-duplicate-message-id": "a Message-ID already stored: the delivery is ignored (no second ticket)",
@@ -116,12 +118,24 @@ class Intake:
 
     def process(self, delivery: Delivery) -> Result:
         """Everything about one message; the caller's transaction commits it."""
-        at = iso(delivery.received_at)
         # As the final delivery agent we record the envelope sender (RFC 5321 4.4): a null
         # Return-Path is how bounces are recognised.
         raw = f"Return-Path: <{delivery.mail_from}>\r\n".encode() + delivery.raw
         msg = parse_email(raw, delivery.recipients)
-        key = dedupe_key(msg, delivery.raw)
+        return self._file(msg, dedupe_key(msg, delivery.raw), delivery.received_at, raw, delivery.recipients,
+                          lambda slug: find_thread(msg, slug, self.signer, self.store,
+                                                   self.config.email["from_address"]))
+
+    def process_chat(self, msg: Message, key: str, ticket_id: int | None, now: datetime) -> Result:
+        """A chat line already parsed (the widget) takes the same path as mail; it joins the
+        ticket of its conversation (``ticket_id``, None for the first line) instead of
+        threading by headers, and its reply is shown in the chat instead of mailed."""
+        return self._file(msg, key, now, None, [], lambda slug: chat_thread(self.store, ticket_id))
+
+    def _file(self, msg: Message, key: str, now: datetime, raw: bytes | None, recipients: list[str],
+              thread_of: Callable[[str | None], Thread]) -> Result:
+        """Dedupe, thread, decide, and record one message with its replies and relays."""
+        at = iso(now)
         seen = self.store.inbound(key)
         if seen is not None:
             self.store.add_event(seen["ticket"], "duplicate", ["intake-duplicate-message-id"], "ignored", at,
@@ -131,9 +145,9 @@ class Intake:
 
         tenant = find_tenant(msg, self.config, [])
         slug = tenant.slug if tenant else None
-        thread = find_thread(msg, slug, self.signer, self.store, self.config.email["from_address"])
+        thread = thread_of(slug)
         number = thread.ticket["number"] if thread.ticket else self.store.next_number(slug)
-        outcome = self.pipeline.run(msg, number, delivery.received_at)
+        outcome = self.pipeline.run(msg, number, now)
         automated = bool(outcome.automation.kind)
         if thread.ticket is None:
             ticket_id = self.store.create_ticket(self._ticket_row(msg, outcome, slug, number, at))
@@ -143,7 +157,8 @@ class Intake:
         message = self.store.add_message({
             "ticket": ticket_id, "direction": "in", "message_id": key, "channel": msg.channel,
             "sender": msg.sender, "recipients": json.dumps(msg.recipients), "subject": msg.subject,
-            "text": msg.text, "raw_size": len(raw), "raw": raw, "at": at,
+            "text": msg.text, "raw_size": len(raw) if raw is not None else len(msg.text.encode()), "raw": raw,
+            "at": at,
         })
         self.store.add_event(ticket_id, "thread", thread.rules, "joined" if thread.ticket else "new ticket",
                              at, message=message, detail={"number": number})
@@ -152,13 +167,15 @@ class Intake:
                              detail=_decision_detail(outcome))
         if not automated and msg.sender:
             self._participants(ticket_id, msg, new=thread.ticket is None or thread.add_participant, at=at)
-        self._bounce(ticket_id, msg, outcome, delivery, at)
+        self._bounce(ticket_id, msg, outcome, recipients, now, at)
         queued = 0
-        if outcome.reply and tenant is not None:
+        if outcome.reply and tenant is not None and msg.channel == "widget":
+            self._chat_reply(ticket_id, outcome, thread.ticket is not None, at)
+        elif outcome.reply and tenant is not None:
             queued += self._reply(ticket_id, number, tenant, msg, outcome, key, automated,
-                                  thread.ticket is not None, delivery.received_at)
+                                  thread.ticket is not None, now)
         if outcome.relay and tenant is not None:
-            queued += self._relay(ticket_id, tenant, msg, outcome, key, delivery.received_at)
+            queued += self._relay(ticket_id, tenant, msg, outcome, key, now)
         return Result(ticket_id, number, queued=queued)
 
     # -- tickets ----------------------------------------------------------------------
@@ -191,20 +208,54 @@ class Intake:
             if address not in own and address != msg.sender and not is_system_address(address):
                 self.store.add_participant(ticket_id, address, "copied", at)
 
-    def _bounce(self, ticket_id: int, msg: Message, outcome: Outcome, delivery: Delivery, at: str) -> None:
+    def _bounce(self, ticket_id: int, msg: Message, outcome: Outcome, recipients: list[str], now: datetime,
+                at: str) -> None:
         """A hard bounce of the bot's own mail silences automatic mail to that address."""
         auto = outcome.automation
         if auto.kind != "bounce" or not auto.permanent:
             return
-        if self.config.email["from_address"] not in [r.lower() for r in delivery.recipients]:
+        if self.config.email["from_address"] not in [r.lower() for r in recipients]:
             return
-        until = self.gate.bounce_until(delivery.received_at)
+        until = self.gate.bounce_until(now)
         for address in auto.failed_recipients:
             if address in self.config.own_addresses:
                 continue
             self.store.suppress(address, until, f"hard bounce {msg.id}", at)
             self.store.add_event(ticket_id, "suppression", ["loop-hard-bounce-recorded"],
                                  f"{address} until {until}", at)
+
+    # -- outgoing chat and mail ---------------------------------------------------------
+
+    def _chat_reply(self, ticket_id: int, outcome: Outcome, follow_up: bool, at: str) -> None:
+        """A chat ticket is answered in the chat: an outgoing widget message, never a mail
+        (the visitor's address may be unproven). A follow-up that only needs an
+        acknowledgement gets none, as in mail: one ack per ticket is enough."""
+        if follow_up and set(outcome.decision.actions) <= ACK_ONLY:
+            self.store.add_event(ticket_id, "reply-suppressed", ["loop-followup-acknowledged"], "not shown", at)
+            return
+        assert outcome.reply is not None
+        message = self.store.add_message({
+            "ticket": ticket_id, "direction": "out", "message_id": self.signer.new_id(ticket_id),
+            "channel": "widget", "sender": "triage", "recipients": "[]", "subject": "", "text": outcome.reply,
+            "raw_size": len(outcome.reply.encode()), "at": at,
+        })
+        self.store.add_event(ticket_id, "reply", [], "shown in the widget", at, message=message)
+
+    def mail_requester(self, ticket_id: int, tenant: Tenant, to: tuple[str, str], subject: str, body: str,
+                       now: datetime) -> str | None:
+        """Queue a mail the requester asked for (the widget transcript); the rule id when the loop gate refuses."""
+        at = iso(now)
+        refused = self.gate.check_relay(to[1], self.store, now)
+        if refused:
+            self.store.add_event(ticket_id, "mail-suppressed", [refused], "not sent", at, detail={"to": to[1]})
+            return refused
+        sender = (f"{tenant.name} supplier portal support", tenant.support_addresses[0])
+        message_id = self.signer.new_id(ticket_id)
+        raw = compose(sender=sender, to=[to], subject=subject, body=body, message_id=message_id, now=now,
+                      auto_submitted="auto-generated")
+        self.store.log_sent(to[1], ticket_id, at)
+        self._queue(ticket_id, "transcript", [to[1]], subject, message_id, raw, body, sender[1], at)
+        return None
 
     # -- outgoing mail ------------------------------------------------------------------
 

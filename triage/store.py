@@ -99,6 +99,47 @@ def m001_initial(db: Database) -> None:
     db["settings"].create({"name": str, "value": str}, pk="name")
 
 
+@migrations()
+def m002_imap(db: Database) -> None:
+    """IMAP mailboxes: how far each one has been read. A UID means something only together
+    with the folder's UIDVALIDITY, so both are kept; mail that cannot be processed goes to
+    the existing ``quarantine`` table."""
+    db["imap_state"].create({
+        "tenant": str, "mailbox": str, "uidvalidity": int, "last_uid": int, "updated_at": str,
+    }, pk=("tenant", "mailbox"), not_null=["uidvalidity", "last_uid"])
+
+
+@migrations()
+def m003_widget(db: Database) -> None:
+    """Help-widget conversations: the browser holds a random token, the database only its
+    SHA-256 (a leaked database does not let anyone read or continue a conversation)."""
+    db["widget_conversations"].create({
+        "id": int, "token_hash": str, "tenant": str, "ticket": int, "email": str, "name": str,
+        "verified": int, "created_at": str, "last_seen": str,
+    }, pk="id", foreign_keys=[("ticket", "tickets", "id")], not_null=["token_hash", "tenant", "created_at"])
+    db["widget_conversations"].create_index(["token_hash"], unique=True)
+    db["widget_conversations"].create_index(["ticket"])
+
+
+@migrations()
+def m004_slack(db: Database) -> None:
+    """Agents in Slack: which Slack thread shows each ticket (and how far it has been posted,
+    so posting survives restarts like an outbox), agents' label corrections for ``triage
+    train``, and who a ticket is assigned to."""
+    db["slack_threads"].create({
+        "ticket": int, "channel": str, "ts": str, "posted_at": str,
+        "last_message": int,  # the last inbound message shown in the thread
+        "reminded_at": str,  # the first-response reminder, sent once
+    }, pk="ticket", foreign_keys=[("ticket", "tickets", "id")], not_null=["channel", "ts"])
+    db["slack_threads"].create_index(["channel", "ts"], unique=True)
+    db["corrections"].create({
+        "id": int, "ticket": int, "label": str, "agent": str, "subject": str, "text": str,
+        "channel": str, "language": str, "at": str,
+    }, pk="id", foreign_keys=[("ticket", "tickets", "id")], not_null=["label", "text"])
+    db["tickets"].add_column("assignee", str)
+
+
+
 def connect(path: Path | str) -> Database:
     """Open (and create or migrate) the database with the durability settings of the service."""
     path = Path(path)
@@ -240,6 +281,41 @@ class Store:
             "LEFT JOIN tickets ON tickets.id = messages.ticket "
             "WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?", [_fts_query(text), limit]))
 
+    # -- widget conversations -------------------------------------------------------------
+
+    def widget_conversation(self, token_hash: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM widget_conversations WHERE token_hash = ?", [token_hash])
+
+    def add_widget_conversation(self, row: dict[str, Any]) -> int:
+        return self._insert("widget_conversations", row)
+
+    def update_widget_conversation(self, conversation_id: int, changes: dict[str, Any]) -> None:
+        self.db["widget_conversations"].update(conversation_id, changes)
+
+    def widget_messages(self, ticket_id: int, after: int = 0) -> list[dict[str, Any]]:
+        """What the visitor may see of a ticket: its widget lines both ways, never the relays
+        to the tenant's contacts or other email (those name people the visitor must not see)."""
+        return list(self.db.query(
+            "SELECT id, direction, sender, text, at FROM messages "
+            "WHERE ticket = ? AND channel = 'widget' AND id > ? ORDER BY id", [ticket_id, after]))
+
+    def add_widget_reply(self, ticket_id: int, text: str, author: str, at: str | None = None) -> int:
+        """An agent's answer in a widget conversation (from Slack or the CLI): stored as an outgoing
+        widget message, which the open widget shows live. Its own transaction when called alone."""
+        at = at or iso(utcnow())
+        with self.transaction():
+            if self.ticket(ticket_id) is None:
+                raise ValueError(f"no ticket with id {ticket_id}")
+            message = self.add_message({
+                "ticket": ticket_id, "direction": "out", "message_id": f"<widget-reply.{secrets.token_hex(12)}@triage>",
+                "channel": "widget", "sender": author, "recipients": "[]", "subject": "", "text": text,
+                "raw_size": len(text.encode()), "at": at,
+            })
+            self.add_event(ticket_id, "widget-reply", [], "shown in the widget", at, message=message,
+                           detail={"author": author})
+            self.update_ticket(ticket_id, {"updated_at": at})
+        return message
+
     # -- loop protection state --------------------------------------------------------
 
     def log_sent(self, address: str, ticket: int, at: str) -> None:
@@ -270,6 +346,29 @@ class Store:
             "VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT(sha256) DO UPDATE SET "
             "attempts = attempts + 1, error = excluded.error, last_at = excluded.last_at",
             [digest, raw, json.dumps(envelope), error, at, at])
+
+    # -- IMAP mailboxes -----------------------------------------------------------------
+
+    def imap_state(self, tenant: str, mailbox: str) -> dict[str, Any] | None:
+        """UIDVALIDITY and the last UID processed of a mailbox, or None before its first read."""
+        return self._one("SELECT uidvalidity, last_uid FROM imap_state WHERE tenant = ? AND mailbox = ?",
+                         [tenant, mailbox])
+
+    def set_imap_state(self, tenant: str, mailbox: str, uidvalidity: int, last_uid: int, at: str) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO imap_state (tenant, mailbox, uidvalidity, last_uid, updated_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(tenant, mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, "
+                "last_uid = excluded.last_uid, updated_at = excluded.updated_at",
+                [tenant, mailbox, uidvalidity, last_uid, at])
+
+    def imap_event(self, kind: str, rule: str, outcome: str, at: str, detail: dict[str, Any],
+                   raw: bytes | None = None) -> None:
+        """An IMAP decision in the audit trail; with ``raw``, the mail is kept in quarantine too."""
+        with self.transaction():
+            if raw is not None:
+                self.quarantine(raw, detail, outcome, at)
+            self.add_event(None, kind, [rule], outcome, at, detail=detail)
 
     # -- outbox -----------------------------------------------------------------------
 

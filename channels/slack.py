@@ -1,0 +1,134 @@
+"""The agents' Slack app: Bolt listeners that turn clicks, thread messages and ``/triage``
+into calls on :class:`triage.agents.Agents`. Nothing else.
+
+Bolt does the transport work: signature and timestamp checks (401 otherwise), ignoring the
+bot's own messages, acknowledging within Slack's three seconds. The same app serves HTTP
+(``POST /slack/events`` on the service's aiohttp server) and, with ``SLACK_APP_TOKEN``,
+Socket Mode. Every listener acknowledges, runs the action in the database thread, then
+says the outcome in the ticket's thread and refreshes the card.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from triage import slack_blocks
+from triage.agents import AgentError, Agents
+from triage.config import Config
+from triage.outbox import RunDb
+
+_USER = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>|@?(\S+)")
+USAGE = ("`/triage 1042` · `/triage search TEXT` · `/triage stats` · `/triage resolve 1042` · "
+         "`/triage assign 1042 @agent`")
+
+
+class SlackChannel:
+    def __init__(self, config: Config, agents: Agents, run_db: RunDb, client: AsyncWebClient,
+                 signing_secret: str, clock: Callable[[], datetime], wake: Callable[[], None]):
+        self.config = config
+        self.agents = agents
+        self.run_db = run_db
+        self.client = client
+        self.clock = clock
+        self.wake = wake  # the outbox: an agent's mail is queued
+        self.app = AsyncApp(client=client, signing_secret=signing_secret)
+        for name in ("approve", "escalate", "close", "reclassify"):
+            self.app.action(name)(self._action)
+        self.app.event("message")(self._message)
+        self.app.command("/triage")(self._command)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """``POST /slack/events``: events, interactivity and slash commands share one URL."""
+        return await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
+
+    def _thread_ticket(self, channel: str, ts: str) -> int | None:
+        row = self.agents.store.db.execute("SELECT ticket FROM slack_threads WHERE channel = ? AND ts = ?",
+                                           [channel, ts]).fetchone()
+        return row[0] if row else None
+
+    def tenants_of(self, channel: str) -> list[str]:
+        return [t.slug for t in self.config.tenants.values() if t.slack_channel == channel]
+
+    # -- listeners ----------------------------------------------------------------------------
+
+    async def _action(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        agent = f"slack:{body['user']['id']}"
+        ticket_id = int(action.get("value") or action["block_id"].partition(":")[2])
+        now = self.clock()
+        name = action["action_id"]
+        try:
+            if name == "reclassify":
+                said = await self.run_db(self.agents.reclassify, ticket_id, action["selected_option"]["value"],
+                                         agent, now)
+            else:
+                said = await self.run_db(getattr(self.agents, name), ticket_id, agent, now)
+        except AgentError as e:
+            said = f"not done: {e}"
+        self.wake()
+        channel, ts = body["channel"]["id"], body["message"]["ts"]
+        await self.client.chat_postMessage(channel=channel, thread_ts=ts, text=f"<@{body['user']['id']}> {said}")
+        text, blocks = slack_blocks.ticket_message(await self.run_db(self.agents.card, ticket_id, now))
+        await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+
+    async def _message(self, event: dict[str, Any]) -> None:
+        """A person's message in a ticket's thread: to the requester, or a ``note:``."""
+        thread = event.get("thread_ts")
+        if (not thread or thread == event.get("ts") or event.get("subtype") or event.get("bot_id")
+                or not event.get("user") or not event.get("text")):
+            return
+        ticket_id = await self.run_db(self._thread_ticket, event["channel"], thread)
+        if ticket_id is None:
+            return
+        try:
+            said = await self.run_db(self.agents.reply, ticket_id, event["text"], f"slack:{event['user']}",
+                                     self.clock())
+        except AgentError as e:  # the agent must know their answer did not go out
+            await self.client.chat_postMessage(channel=event["channel"], thread_ts=thread,
+                                               text=f"<@{event['user']}> not sent: {e}")
+            return
+        self.wake()
+        await self.client.reactions_add(channel=event["channel"], timestamp=event["ts"],
+                                        name="lock" if said.startswith("note") else "outbox_tray")
+
+    async def _command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
+        words = (command.get("text") or "").split()
+        agent = f"slack:{command['user_id']}"
+        tenants = self.tenants_of(command.get("channel_id", ""))
+        now = self.clock()
+        try:
+            text = await self._run_command(words, agent, tenants, now)
+        except AgentError as e:
+            text = f"not done: {e}"
+        self.wake()
+        await ack(text=text, response_type="ephemeral")
+
+    async def _run_command(self, words: list[str], agent: str, tenants: list[str], now: datetime) -> str:
+        head = words[0].lower() if words else ""
+        if head.lstrip("#").isdigit() and len(words) == 1:
+            ticket = await self.run_db(self.agents.find, int(head.lstrip("#")), tenants)
+            return slack_blocks.summary(await self.run_db(self.agents.card, ticket["id"], now))
+        if head == "search" and len(words) > 1:
+            query = " ".join(words[1:])
+            return slack_blocks.search_results(query, await self.run_db(self.agents.search, query))
+        if head == "stats":
+            return slack_blocks.stats(await self.run_db(self.agents.stats))
+        if head in ("resolve", "assign") and len(words) >= 2 and words[1].lstrip("#").isdigit():
+            ticket = await self.run_db(self.agents.find, int(words[1].lstrip("#")), tenants)
+            if head == "resolve":
+                said = await self.run_db(self.agents.resolve, ticket["id"], agent, now)
+            elif len(words) == 3:
+                match = _USER.fullmatch(words[2])
+                assignee = f"<@{match.group(1)}>" if match and match.group(1) else words[2]
+                said = await self.run_db(self.agents.assign, ticket["id"], assignee, agent, now)
+            else:
+                return f"usage: {USAGE}"
+            return f"[#{ticket['number']}] {said}"
+        return f"usage: {USAGE}"

@@ -1,0 +1,327 @@
+"""The help widget's HTTP side: the script, a demo page and a small JSON + SSE API.
+
+A thin adapter (like ``channels/smtp.py``): it checks what a browser sent — origin, size,
+rate, shape — turns a line into a :class:`triage.chat.ChatLine` and hands it to the
+service's one chat entry point, which answers only after the line is committed. Refusals
+happen before anything is stored, so a refused message is never half-stored; each refusal
+is a JSON error the widget shows as it is, with a rule id.
+
+Routes (the tenant is in the path so a CORS preflight, which has no body, knows it):
+
+    GET  /widget.js                                the script, no build step
+    GET  /widget/demo?tenant=T[&email=&user_hash=] a page embedding it
+    GET  /widget/api/T/status                      support hours: open now, or when back
+    POST /widget/api/T/messages                    a line {text, email, name, user_hash, client_id, token}
+    GET  /widget/api/T/conversation?token=         the conversation after a reload
+    GET  /widget/api/T/events?token=&after=        server-sent events: each new line, live
+    POST /widget/api/T/transcript                  {token}: the transcript by email (verified only)
+"""
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from triage import hours
+from triage.chat import CLIENT_ID, ChatLine
+from triage.config import Tenant
+from triage.loops import Window
+from triage.render import format_hours, format_moment
+from triage.store import iso
+
+if TYPE_CHECKING:
+    from triage.service import Service
+
+RULES = {
+    "widget-origin-refused": "the page's origin is not in the tenant's widget_origins: refused with 403",
+    "widget-too-large": "the message is larger than widget_max_message_size: refused with 413",
+    "widget-rate-limited": "too many messages from one conversation or IP address: refused with 429 and Retry-After",
+    "widget-transcript-unverified": "an unverified visitor cannot have the transcript mailed (it could go to a stranger)",
+}
+
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_BODY = 64 * 1024  # bytes of JSON read at most, whatever the tenant's limit (a JSON error, not a reset)
+TENANT = web.RequestKey("tenant", Tenant)
+KEEPALIVE = 15.0  # seconds between SSE comments, so proxies keep the stream open
+POLL = 2.0  # seconds: replies stored by other processes or threads show up within this
+
+
+class RateLimiter:
+    """Sliding windows per key (a conversation, an IP address), in memory: one process serves
+    the widget, and a restart forgetting recent counts is harmless."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self._seen: dict[str, deque[float]] = {}
+
+    def retry_after(self, keys: list[str], windows: list[Window]) -> int:
+        """Seconds until every key is under every window; 0 means allowed (and counted now)."""
+        now = self.clock()
+        longest = max((w.seconds for w in windows), default=0)
+        wait = 0.0
+        for key in keys:
+            stamps = self._seen.setdefault(key, deque())
+            while stamps and stamps[0] <= now - longest:
+                stamps.popleft()
+            for window in windows:
+                recent = [t for t in stamps if t > now - window.seconds]
+                if len(recent) >= window.count:
+                    wait = max(wait, recent[-window.count] + window.seconds - now)
+        if wait > 0:
+            return max(1, int(wait + 0.999))
+        for key in keys:
+            self._seen[key].append(now)
+        if len(self._seen) > 10_000:  # forget idle keys so a scan of many addresses cannot grow memory
+            self._seen = {k: v for k, v in self._seen.items() if v and v[-1] > now - longest}
+        return 0
+
+
+class Hub:
+    """Wakes every open event stream when a line is stored in this process."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.closed = False
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    def close(self) -> None:
+        self.closed = True
+        self.notify()
+
+
+def _error(status: int, message: str, rule: str = "", headers: dict[str, str] | None = None) -> web.Response:
+    body = {"error": message, **({"rule": rule} if rule else {})}
+    return web.json_response(body, status=status, headers=headers)
+
+
+class WidgetChannel:
+    """The widget's routes on the service's aiohttp application."""
+
+    def __init__(self, service: Service):
+        self.service = service
+        self.config = service.config
+        self.limiter = RateLimiter()
+        self.hub = Hub()
+
+    def mount(self, app: web.Application) -> None:
+        app.router.add_get("/widget.js", self._script)
+        app.router.add_get("/widget/demo", self._demo)
+        api = web.Application(middlewares=[self._guard])
+        api.router.add_get("/{tenant}/status", self._status)
+        api.router.add_post("/{tenant}/messages", self._post)
+        api.router.add_get("/{tenant}/conversation", self._conversation)
+        api.router.add_get("/{tenant}/events", self._events)
+        api.router.add_post("/{tenant}/transcript", self._transcript)
+        api.router.add_route("OPTIONS", "/{tenant}/{tail:.*}", self._preflight)
+        app.add_subapp("/widget/api/", api)
+        app.on_shutdown.append(self._shutdown)
+
+    async def _shutdown(self, app: web.Application) -> None:
+        self.hub.close()  # open event streams end, so the server does not wait for them
+
+    # -- guard: tenant and origin for every API call -------------------------------------
+
+    @web.middleware
+    async def _guard(self, request: web.Request,
+                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        tenant = self.config.tenants.get(request.match_info.get("tenant", ""))
+        if tenant is None:
+            return _error(404, "unknown tenant")
+        origin = request.headers.get("Origin")
+        if origin is not None and not self._allowed(request, tenant, origin):
+            await self._record(None, "origin-refused", ["widget-origin-refused"], {"origin": origin[:200]})
+            return _error(403, f"this site ({origin[:200]}) may not use the help widget of {tenant.name}",
+                          "widget-origin-refused")
+        request[TENANT] = tenant
+        response = await handler(request)
+        if origin is not None and not response.prepared:
+            response.headers.update(self._cors(origin))
+        return response
+
+    @staticmethod
+    def _allowed(request: web.Request, tenant: Tenant, origin: str) -> bool:
+        """The service's own pages (the demo), and the origins the tenant lists."""
+        origin = origin.rstrip("/").lower()
+        own = f"{request.scheme}://{request.host}".lower()
+        return origin == own or origin in {o.rstrip("/").lower() for o in tenant.widget_origins}
+
+    @staticmethod
+    def _cors(origin: str) -> dict[str, str]:
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
+                "Access-Control-Allow-Methods": "GET, POST", "Access-Control-Allow-Headers": "Content-Type",
+                "Access-Control-Max-Age": "600"}
+
+    async def _preflight(self, request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    async def _record(self, ticket: int | None, kind: str, rules: list[str], detail: dict[str, Any]) -> None:
+        """Refusals are decisions too: one event, without the refused text."""
+        store = self.service.store
+        at = iso(self.service.clock())
+
+        def write() -> None:
+            with store.transaction():
+                store.add_event(ticket, kind, rules, "refused", at, detail=detail)
+        await self.service.run_db(write)
+
+    # -- the script and the demo ----------------------------------------------------------
+
+    async def _script(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "widget.js", headers={"Content-Type": "text/javascript; charset=utf-8",
+                                                               "Cache-Control": "no-cache"})
+
+    async def _demo(self, request: web.Request) -> web.Response:
+        """A page that embeds the widget as a portal would. It never computes a user_hash
+        itself (that would let anyone claim any address): pass one computed elsewhere."""
+        slug = request.query.get("tenant", "")
+        tenant = self.config.tenants.get(slug)
+        if tenant is None:
+            return web.Response(status=404, text=f"unknown tenant; known: {', '.join(sorted(self.config.tenants))}")
+        values = {"tenant": slug, "name": tenant.name, "email": request.query.get("email", ""),
+                  "user_hash": request.query.get("user_hash", ""), "visitor": request.query.get("name", "")}
+        page = (STATIC / "demo.html").read_text(encoding="utf-8")
+        for key, value in values.items():
+            page = page.replace("{{" + key + "}}", html.escape(value, quote=True))
+        return web.Response(text=page, content_type="text/html",
+                            headers={"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'"})
+
+    # -- the API ----------------------------------------------------------------------------
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return web.json_response(self.support_status(request[TENANT], self.service.clock()))
+
+    @staticmethod
+    def support_status(tenant: Tenant, now: datetime) -> dict[str, Any]:
+        """Open now, or when support is back, in the tenant's language and time zone."""
+        back = hours.next_open(tenant.hours, tenant.timezone, now)
+        return {"open": hours.is_open(tenant.hours, tenant.timezone, now),
+                "back": format_moment(back, tenant.language), "back_at": back.isoformat(),
+                "hours": format_hours(tenant.hours.days, tenant.hours.start, tenant.hours.end, tenant.language,
+                                      tenant.timezone)}
+
+    async def _post(self, request: web.Request) -> web.Response:
+        tenant: Tenant = request[TENANT]
+        limit = tenant.widget_max_message_size
+        too_large = f"the message is too long: at most {limit} bytes (about {limit // 2} characters) please"
+        if (request.content_length or 0) > MAX_BODY:
+            return _error(413, too_large, "widget-too-large")
+        body = await request.content.read(MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            return _error(413, too_large, "widget-too-large")
+        try:
+            data = json.loads(body)
+            assert isinstance(data, dict)
+        except (ValueError, AssertionError):
+            return _error(400, "the request must be a JSON object")
+        line, problem = self._line(tenant, data)
+        if line is None:
+            return _error(400, problem)
+        if len(line.text.encode()) > limit:
+            await self._record(None, "message-refused", ["widget-too-large"], {"size": len(line.text.encode())})
+            return _error(413, too_large, "widget-too-large")
+        keys = [f"ip:{request.remote}"] + ([f"conversation:{line.token}"] if line.token else [])
+        wait = self.limiter.retry_after(keys, tenant.widget_rate_limits)
+        if wait:
+            return _error(429, f"too many messages in a short time: please wait {wait} s and send again",
+                          "widget-rate-limited", headers={"Retry-After": str(wait)})
+        try:
+            posted = await self.service.deliver_chat(line)
+        except Exception as e:  # nothing was stored (one transaction): the widget keeps the text to resend
+            self.service.last_error = f"widget: {type(e).__name__}: {e}"
+            return _error(503, "the message could not be saved; please send it again in a moment")
+        return web.json_response({"token": posted.token, "ticket": posted.number, "verified": posted.verified,
+                                  "duplicate": posted.duplicate})
+
+    @staticmethod
+    def _line(tenant: Tenant, data: dict[str, Any]) -> tuple[ChatLine | None, str]:
+        fields = {k: data.get(k, "") for k in ("text", "email", "name", "user_hash", "client_id", "token")}
+        if not all(isinstance(v, str) for v in fields.values()):
+            return None, "text, email, name, user_hash, client_id and token must be strings"
+        email = fields["email"].strip().lower()
+        if not fields["text"].strip():
+            return None, "the message is empty"
+        if "@" not in email or len(email) > 254 or any(c.isspace() for c in email):
+            return None, "an email address is needed so support can answer"
+        if not CLIENT_ID.match(fields["client_id"]):
+            return None, "client_id must be 8 to 64 letters, digits, '-' or '_'"
+        return ChatLine(tenant.slug, email, fields["name"].strip()[:200], fields["user_hash"].strip()[:128],
+                        fields["text"], fields["client_id"], fields["token"][:100]), ""
+
+    async def _conversation(self, request: web.Request) -> web.Response:
+        state = await self._state(request, 0)
+        if state is None:
+            return _error(404, "this conversation is not known (any more): start a new one")
+        return web.json_response({**state, "support": self.support_status(request[TENANT], self.service.clock())})
+
+    async def _state(self, request: web.Request, after: int) -> dict[str, Any] | None:
+        token = request.query.get("token", "")
+        state = await self.service.run_db(self.service.conversations.state, token, after)
+        if state is None or state["tenant"] != request[TENANT].slug:
+            return None
+        return state
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        """Every line after ``after`` (or Last-Event-ID on a reconnect), then each new one live."""
+        after_text = request.headers.get("Last-Event-ID") or request.query.get("after") or "0"
+        after = int(after_text) if after_text.isdigit() else 0
+        state = await self._state(request, after)
+        if state is None:
+            return _error(404, "this conversation is not known (any more): start a new one")
+        origin = request.headers.get("Origin")
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                               **(self._cors(origin) if origin else {})})
+        await response.prepare(request)
+        quiet = 0.0
+        try:
+            while not self.hub.closed:
+                for line in state["messages"]:
+                    await response.write(f"id: {line['id']}\ndata: {json.dumps(line)}\n\n".encode())
+                    after = line["id"]
+                    quiet = 0.0
+                if quiet >= KEEPALIVE:
+                    await response.write(b": keep-alive\n\n")
+                    quiet = 0.0
+                started = time.monotonic()
+                await self.hub.wait(POLL)
+                quiet += time.monotonic() - started
+                state = await self._state(request, after)
+                if state is None:
+                    break
+        except ConnectionResetError:
+            pass  # the visitor closed the page
+        return response
+
+    async def _transcript(self, request: web.Request) -> web.Response:
+        try:
+            data = await request.json()
+            token = str(data.get("token", ""))
+        except (ValueError, AttributeError):
+            return _error(400, "the request must be a JSON object with the conversation's token")
+        state = await self.service.run_db(self.service.conversations.state, token, 0)
+        if state is None or state["tenant"] != request[TENANT].slug:
+            return _error(404, "this conversation is not known (any more)")
+        try:
+            refused = await self.service.mail_transcript(token)
+        except PermissionError as e:
+            await self._record(None, "transcript-refused", ["widget-transcript-unverified"], {})
+            return _error(403, str(e), "widget-transcript-unverified")
+        if refused:
+            return _error(409, "no mail can be sent to this address just now", refused)
+        return web.json_response({"queued": True, "to": state["email"]})

@@ -1,0 +1,151 @@
+"""Widget conversations: which ticket a chat line joins, and the conversation's own state.
+
+A widget conversation is a series of chat lines from one visitor in one browser. The
+browser keeps a random token (in localStorage, so a reload continues the conversation);
+the database keeps only its SHA-256. Every line goes through the same intake path as mail
+(:meth:`triage.intake.Intake.process_chat`) and joins the conversation's ticket, so the
+audit trail, the policy and the relays are the same as for email. All of this runs in the
+database thread, each posted line in one transaction: a line is either stored with its
+ticket, its reply and the conversation row, or not at all.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from triage import trust
+from triage.config import Config
+from triage.parse import parse_chat
+from triage.store import Store, iso
+from triage.threading import Thread
+
+if TYPE_CHECKING:  # intake imports this module for chat_thread
+    from triage.intake import Intake
+
+RULES = {
+    "widget-conversation": "a later line of a widget conversation joins the conversation's ticket",
+}
+
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+def chat_thread(store: Store, ticket_id: int | None) -> Thread:
+    """The conversation's ticket, unless there is none yet or it was closed (then a new one)."""
+    row = store.ticket(ticket_id) if ticket_id is not None else None
+    if row is None:
+        return Thread(None, ["thread-new-ticket"])
+    if row["status"] == "closed":
+        return Thread(None, ["thread-closed-new-ticket", "thread-new-ticket"])
+    return Thread(row, ["widget-conversation"])
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class ChatLine:
+    """One line as the widget posted it, already checked for shape and size."""
+
+    tenant: str
+    email: str
+    name: str
+    user_hash: str
+    text: str
+    client_id: str  # the widget's id for this line: a retried POST is stored once
+    token: str = ""  # the conversation to continue ("" starts one)
+
+
+@dataclass
+class Posted:
+    """What the widget needs back: the conversation to keep and the ticket the line is on."""
+
+    token: str
+    ticket: int
+    number: int
+    verified: bool
+    duplicate: bool
+
+
+class Conversations:
+    """Widget conversations over the store; every method runs in the database thread."""
+
+    def __init__(self, config: Config, store: Store, intake: Intake):
+        self.config = config
+        self.store = store
+        self.intake = intake
+
+    def find(self, token: str) -> dict[str, Any] | None:
+        return self.store.widget_conversation(token_hash(token)) if token else None
+
+    def post(self, line: ChatLine, now: datetime) -> Posted:
+        """Store one line, its ticket and its reply in one transaction."""
+        at = iso(now)
+        tenant = self.config.tenants[line.tenant]
+        with self.store.transaction():
+            conversation = self.find(line.token)
+            if conversation and (conversation["tenant"], conversation["email"]) != (line.tenant, line.email):
+                conversation = None  # someone else in this browser now: their own conversation
+            token = line.token if conversation else secrets.token_urlsafe(32)
+            digest = token_hash(token)
+            msg = parse_chat({"id": line.client_id, "channel": "widget", "tenant": line.tenant,
+                              "from": line.email, "name": line.name, "user_hash": line.user_hash,
+                              "text": line.text})
+            key = f"<widget.{digest[:24]}.{line.client_id}@widget.invalid>"
+            result = self.intake.process_chat(msg, key, conversation["ticket"] if conversation else None, now)
+            assert result.ticket is not None and result.number is not None
+            verified = trust.assess(msg, tenant.widget_secret, []).verified
+            if conversation is None:
+                self.store.add_widget_conversation({
+                    "token_hash": digest, "tenant": line.tenant, "ticket": result.ticket, "email": line.email,
+                    "name": line.name, "verified": int(verified), "created_at": at, "last_seen": at})
+            else:
+                self.store.update_widget_conversation(conversation["id"], {
+                    "ticket": result.ticket, "verified": int(verified), "last_seen": at})
+        return Posted(token, result.ticket, result.number, verified, result.duplicate)
+
+    def state(self, token: str, after: int = 0) -> dict[str, Any] | None:
+        """The conversation as the widget shows it: ticket number, identity and lines after ``after``."""
+        conversation = self.find(token)
+        if conversation is None:
+            return None
+        ticket = self.store.ticket(conversation["ticket"])
+        return {
+            "tenant": conversation["tenant"],
+            "ticket": ticket["number"] if ticket else None,
+            "status": ticket["status"] if ticket else None,
+            "verified": bool(conversation["verified"]),
+            "email": conversation["email"],
+            "messages": [_line(row) for row in self.store.widget_messages(conversation["ticket"], after)],
+        }
+
+    def transcript(self, token: str, now: datetime) -> str | None:
+        """Queue the conversation by mail to the visitor. Only a verified address gets it: an
+        unproven one could make the bot mail a stranger. Raises PermissionError otherwise;
+        returns the loop rule id when the address may get no mail now, None when queued."""
+        with self.store.transaction():
+            conversation = self.find(token)
+            if conversation is None:
+                raise LookupError("no such conversation")
+            if not conversation["verified"]:
+                raise PermissionError("only a visitor signed in to the portal can get the transcript by email")
+            tenant = self.config.tenants[conversation["tenant"]]
+            ticket = self.store.ticket(conversation["ticket"])
+            assert ticket is not None
+            lines = [f"{row['at'][:16].replace('T', ' ')} UTC  "
+                     f"{'You' if row['direction'] == 'in' else tenant.name + ' support'}:\n{row['text']}\n"
+                     for row in self.store.widget_messages(ticket["id"])]
+            body = (f"Your conversation with {tenant.name} supplier portal support, ticket #{ticket['number']}.\n\n"
+                    + "\n".join(lines))
+            return self.intake.mail_requester(ticket["id"], tenant, (conversation["name"], conversation["email"]),
+                                              f"Your support conversation [#{ticket['number']}]", body, now)
+
+
+def _line(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "direction": row["direction"],
+            "author": "you" if row["direction"] == "in" else ("triage" if row["sender"] == "triage" else "agent"),
+            "text": row["text"], "at": row["at"]}

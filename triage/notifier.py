@@ -1,0 +1,158 @@
+"""Posting tickets to the agents' Slack channels, durably, like an outbox.
+
+Nothing is queued in memory: each pass asks the database what Slack has not seen yet —
+tickets without a ``slack_threads`` row, inbound messages newer than the thread's
+``last_message``, tickets past their first-response due time without a reminder — and
+posts it, recording the thread only after Slack answered. So a restart or a Slack outage
+loses nothing; a crash between Slack's answer and the commit can post one card twice
+(at least once, never lost).
+
+First response due: ``next_open(created) + slack.first_response_hours`` working hours,
+counted only inside the tenant's support hours (an answer is not late at night).
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from triage import hours, slack_blocks
+from triage.agents import Agents
+from triage.config import Config, SupportHours
+from triage.outbox import RunDb
+from triage.store import Store, iso
+
+RULES = {
+    "slack-posted": "a new ticket was posted to its tenant's agents channel",
+    "slack-reminder": "no agent answered before the first-response due time: one reminder in the thread",
+}
+
+
+def first_response_due(support: SupportHours, timezone: str, created: datetime, working_hours: float) -> datetime:
+    """``working_hours`` of staffed time after ``created`` (support hours, tenant time zone)."""
+    left = timedelta(hours=working_hours)
+    at = created
+    for _ in range(400):  # a year of days at most: bounded even for odd configurations
+        start = hours.next_open(support, timezone, at)
+        end = datetime.combine(start.date(), support.end, tzinfo=start.tzinfo)
+        if end <= start or start + left <= end:
+            return start + left
+        left -= end - start
+        at = end + timedelta(minutes=1)
+    return at
+
+
+class Notifier:
+    """One loop: new tickets, follow-ups, reminders. :meth:`wake` after each intake commit."""
+
+    def __init__(self, config: Config, store: Store, agents: Agents, client: AsyncWebClient, run_db: RunDb,
+                 clock: Callable[[], datetime], *, interval: float = 5.0, first_response_hours: float = 4.0):
+        self.config = config
+        self.store = store
+        self.agents = agents
+        self.client = client
+        self.run_db = run_db
+        self.clock = clock
+        self.interval = interval
+        self.first_response_hours = first_response_hours
+        self.channels = {t.slug: t.slack_channel for t in config.tenants.values() if t.slack_channel}
+        self.last_error = ""
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                await self.run_once()
+            except (SlackApiError, OSError, asyncio.TimeoutError) as e:  # Slack away: next pass retries
+                self.last_error = f"slack: {type(e).__name__}: {e}"
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            except asyncio.TimeoutError:
+                pass
+            if stop.is_set():
+                return
+
+    async def run_once(self) -> None:
+        now = self.clock()
+        for ticket_id, channel in await self.run_db(self._unposted):
+            await self._post_ticket(ticket_id, channel, now)
+        for row in await self.run_db(self._follow_ups):
+            await self.client.chat_postMessage(channel=row["channel"], thread_ts=row["ts"],
+                                               text=slack_blocks.follow_up(row["sender"], row["text"]))
+            await self.run_db(self._advance, row["ticket"], row["id"])
+        for row, due in await self.run_db(self._due, now):
+            await self.client.chat_postMessage(channel=row["channel"], thread_ts=row["ts"],
+                                               text=slack_blocks.reminder(row["number"], due))
+            await self.run_db(self._reminded, row["ticket"], due, now)
+
+    async def _post_ticket(self, ticket_id: int, channel: str, now: datetime) -> None:
+        card = await self.run_db(self.agents.card, ticket_id, now)
+        text, blocks = slack_blocks.ticket_message(card)
+        response = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+        await self.run_db(self._record, ticket_id, channel, response["ts"], now)
+
+    # -- in the database thread ------------------------------------------------------------
+
+    def _unposted(self) -> list[tuple[int, str]]:
+        """Open tickets of tenants with a channel that Slack has not seen, whose decision asks
+        for agents (automated mail is suppressed and stays out of the channel)."""
+        if not self.channels:
+            return []
+        marks = ",".join("?" * len(self.channels))
+        rows = self.store.db.execute(
+            f"SELECT t.id, t.tenant FROM tickets t LEFT JOIN slack_threads s ON s.ticket = t.id "
+            f"WHERE s.ticket IS NULL AND t.tenant IN ({marks}) AND t.status NOT IN ('resolved', 'closed') "
+            "AND EXISTS (SELECT 1 FROM events e WHERE e.ticket = t.id AND e.kind = 'decision' "
+            "AND e.outcome LIKE '%notify_agents%') ORDER BY t.id LIMIT 50", list(self.channels)).fetchall()
+        return [(r[0], self.channels[r[1]]) for r in rows]
+
+    def _record(self, ticket_id: int, channel: str, ts: str, now: datetime) -> None:
+        with self.store.transaction():
+            first = self.store.db.execute("SELECT min(id) FROM messages WHERE ticket = ? AND direction = 'in'",
+                                          [ticket_id]).fetchone()[0]
+            self.store.db["slack_threads"].insert({"ticket": ticket_id, "channel": channel, "ts": ts,
+                                                   "posted_at": iso(now), "last_message": first or 0})
+            self.store.add_event(ticket_id, "slack", ["slack-posted"], "posted", iso(now),
+                                 detail={"channel": channel, "ts": ts})
+
+    def _follow_ups(self) -> list[dict[str, Any]]:
+        return list(self.store.db.query(
+            "SELECT m.id, m.ticket, m.sender, coalesce(m.text, '') AS text, s.channel, s.ts FROM messages m "
+            "JOIN slack_threads s ON s.ticket = m.ticket WHERE m.direction = 'in' AND m.id > s.last_message "
+            "ORDER BY m.id LIMIT 50"))
+
+    def _advance(self, ticket_id: int, message_id: int) -> None:
+        with self.store.transaction():
+            self.store.db.execute("UPDATE slack_threads SET last_message = ? WHERE ticket = ? AND last_message < ?",
+                                  [message_id, ticket_id, message_id])
+
+    def _due(self, now: datetime) -> list[tuple[dict[str, Any], str]]:
+        """Threads of new/open tickets without an agent's answer and without a reminder yet."""
+        rows = self.store.db.query(
+            "SELECT s.ticket, s.channel, s.ts, t.tenant, t.number, t.created_at FROM slack_threads s "
+            "JOIN tickets t ON t.id = s.ticket WHERE s.reminded_at IS NULL AND t.status IN ('new', 'open') "
+            "AND NOT EXISTS (SELECT 1 FROM events e WHERE e.ticket = s.ticket AND e.kind IN ('agent-reply', 'approved'))")
+        out = []
+        for row in rows:
+            tenant = self.config.tenants.get(row["tenant"])
+            if tenant is None:
+                continue
+            due = first_response_due(tenant.hours, tenant.timezone, datetime.fromisoformat(row["created_at"]),
+                                     self.first_response_hours)
+            if due <= now:
+                out.append((row, due.strftime("%Y-%m-%d %H:%M %Z")))
+        return out
+
+    def _reminded(self, ticket_id: int, due: str, now: datetime) -> None:
+        with self.store.transaction():
+            self.store.db.execute("UPDATE slack_threads SET reminded_at = ? WHERE ticket = ?", [iso(now), ticket_id])
+            self.store.add_event(ticket_id, "reminder", ["slack-reminder"], f"first response was due {due}",
+                                 iso(now), detail={"due": due})
