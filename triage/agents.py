@@ -115,13 +115,11 @@ class Agents:
     def outcome(self, ticket_id: int, now: datetime) -> Outcome:
         """The pipeline's result for the ticket's first message, with the latest correction applied."""
         ticket = self.ticket(ticket_id)
-        first = self.store._one("SELECT * FROM messages WHERE ticket = ? AND direction = 'in' ORDER BY id LIMIT 1",
-                                [ticket_id])
+        first = self.store.first_inbound(ticket_id)
         if first is None:
             raise AgentError(f"ticket {ticket_id} has no inbound message")
         msg = _message(ticket, first)
-        label = self.store._scalar("SELECT label FROM corrections WHERE ticket = ? ORDER BY id DESC LIMIT 1",
-                                   [ticket_id])
+        label = self.store.latest_correction(ticket_id)
         pipeline = self.pipeline
         if label:
             pipeline = copy.copy(self.pipeline)
@@ -145,13 +143,11 @@ class Agents:
         if out.who.tenant is None or out.decision.suppressed:
             return ""
         decision = replace(out.decision, actions=[a for a in out.decision.actions if a != "hold_for_review"])
-        return self.pipeline._reply(out.msg, out.who, out.cls, decision, out.ticket, now) or ""
+        return self.pipeline.draft_reply(out.msg, out.who, out.cls, decision, out.ticket, now) or ""
 
     def _held(self, ticket_id: int) -> bool:
-        held = self.store._scalar("SELECT 1 FROM events WHERE ticket = ? AND kind IN ('decision', 'reclassified') "
-                                  "AND outcome LIKE '%hold_for_review%'", [ticket_id])
-        approved = self.store._scalar("SELECT 1 FROM events WHERE ticket = ? AND kind = 'approved'", [ticket_id])
-        return bool(held) and not approved
+        held = self.store.has_event(ticket_id, ("decision", "reclassified"), "hold_for_review")
+        return held and not self.store.has_event(ticket_id, ("approved",))
 
     def search(self, text: str) -> list[dict[str, Any]]:
         return self.store.search(text, limit=10)
@@ -183,9 +179,8 @@ class Agents:
             raise AgentError(f"unknown label {label!r}")
         with self.store.transaction():
             ticket = self.ticket(ticket_id)
-            first = self.store._one("SELECT subject, text FROM messages WHERE ticket = ? AND direction = 'in' "
-                                    "ORDER BY id LIMIT 1", [ticket_id]) or {"subject": "", "text": ""}
-            self.store._insert("corrections", {
+            first = self.store.first_inbound(ticket_id) or {"subject": "", "text": ""}
+            self.store.add_correction({
                 "ticket": ticket_id, "label": label, "agent": agent, "subject": first["subject"] or "",
                 "text": first["text"] or "", "channel": ticket["channel"], "language": ticket["language"] or "",
                 "at": iso(now)})
@@ -264,9 +259,7 @@ class Agents:
         tenant = self.config.tenants.get(ticket["tenant"] or "")
         if tenant is None:
             raise AgentError(f"[#{ticket['number']}] has no tenant to answer for")
-        inbound = list(self.store.db.query(
-            "SELECT message_id, recipients FROM messages WHERE ticket = ? AND direction = 'in' ORDER BY id",
-            [ticket["id"]]))
+        inbound = self.store.inbound_messages(ticket["id"])
         last = inbound[-1] if inbound else {"message_id": "", "recipients": "[]"}
         wrote_to = [r for r in json.loads(last["recipients"] or "[]") if r in tenant.support_addresses]
         sender = (f"{tenant.name} supplier portal support", (wrote_to or tenant.support_addresses)[0])
@@ -276,13 +269,12 @@ class Agents:
         raw = compose(sender=sender, to=[("", to)], subject=subject, body=body, message_id=message_id, now=now,
                       auto_submitted="", in_reply_to=last["message_id"],
                       references=[m["message_id"] for m in inbound[:-1]][-5:])
-        self.intake._queue(ticket["id"], "reply", [to], subject, message_id, raw, body, sender[1], iso(now))
+        self.intake.queue(ticket["id"], "reply", [to], subject, message_id, raw, body, sender[1], iso(now))
 
 
 def corrections(store: Store) -> list[Example]:
     """Agents' corrections as labelled examples for ``triage train`` (the latest per ticket)."""
-    rows = store.db.query("SELECT label, subject, text, channel, language FROM corrections WHERE id IN "
-                          "(SELECT max(id) FROM corrections GROUP BY ticket) ORDER BY id")
+    rows = store.corrections()
     return [Example(r["label"], r["subject"] or "", r["text"], r["channel"] or "email", r["language"] or "")
             for r in rows]
 

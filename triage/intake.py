@@ -254,7 +254,7 @@ class Intake:
         raw = compose(sender=sender, to=[to], subject=subject, body=body, message_id=message_id, now=now,
                       auto_submitted="auto-generated")
         self.store.log_sent(to[1], ticket_id, at)
-        self._queue(ticket_id, "transcript", [to[1]], subject, message_id, raw, body, sender[1], at)
+        self.queue(ticket_id, "transcript", [to[1]], subject, message_id, raw, body, sender[1], at)
         return None
 
     # -- outgoing mail ------------------------------------------------------------------
@@ -264,8 +264,10 @@ class Intake:
         address = next((r for r in msg.recipients if r in tenant.support_addresses), tenant.support_addresses[0])
         return f"{tenant.name} supplier portal support", address
 
-    def _queue(self, ticket_id: int, kind: str, recipients: list[str], subject: str, message_id: str,
-               raw: bytes, body: str, sender: str, at: str) -> None:
+    def queue(self, ticket_id: int, kind: str, recipients: list[str], subject: str, message_id: str,
+              raw: bytes, body: str, sender: str, at: str) -> None:
+        """One outgoing mail: its outbox row, its outgoing message and the event, in the caller's
+        transaction (agents' replies from Slack use it too)."""
         status = "held_local" if self.hold_local else "queued"
         self.store.enqueue({
             "ticket": ticket_id, "kind": kind, "mail_from": self.config.email["from_address"],
@@ -298,7 +300,7 @@ class Intake:
                       message_id=message_id, now=now, auto_submitted="auto-replied",
                       in_reply_to=in_reply_to, references=msg.references)
         self.store.log_sent(msg.sender, ticket_id, at)
-        self._queue(ticket_id, "reply", [msg.sender], subject, message_id, raw, outcome.reply, sender[1], at)
+        self.queue(ticket_id, "reply", [msg.sender], subject, message_id, raw, outcome.reply, sender[1], at)
         return 0 if self.hold_local else 1
 
     def _relay(self, ticket_id: int, tenant: Tenant, msg: Message, outcome: Outcome, in_reply_to: str,
@@ -325,7 +327,7 @@ class Intake:
                       in_reply_to=in_reply_to, reply_to=(msg.sender_name, msg.sender))
         for contact in contacts:
             self.store.add_participant(ticket_id, contact.email, "contact", at)
-        self._queue(ticket_id, "relay", [c.email for c in contacts], outcome.relay_subject, message_id, raw,
+        self.queue(ticket_id, "relay", [c.email for c in contacts], outcome.relay_subject, message_id, raw,
                     outcome.relay, sender[1], at)
         return 0 if self.hold_local else 1
 

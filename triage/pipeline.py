@@ -78,13 +78,14 @@ class Pipeline:
         decision = decide(Context(msg, who, proof, auto, cls, self.config))
         reply = relay_subject = relay = None
         if tenant and not decision.suppressed:
-            reply = self._reply(msg, who, cls, decision, ticket, now)
+            reply = self.draft_reply(msg, who, cls, decision, ticket, now)
             if decision.relay_topic:
                 relay_subject, relay = self._relay(msg, who, proof, cls, decision, ticket)
         return Outcome(msg, who, proof, auto, cls, decision, ticket, reply, relay_subject, relay)
 
-    def _reply(self, msg: Message, who: Identity, cls: Classification, decision: Decision,
-               ticket: int, now: datetime) -> str | None:
+    def draft_reply(self, msg: Message, who: Identity, cls: Classification, decision: Decision,
+                    ticket: int, now: datetime) -> str | None:
+        """The reply to the requester for a decision (None when it has nothing to say)."""
         parts = [part for action, part in REPLY_PARTS if action in decision.actions]
         if not parts or not msg.sender:
             return None

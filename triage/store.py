@@ -253,6 +253,33 @@ class Store:
         return self._one("SELECT id, ticket FROM messages WHERE message_id = ? AND direction = 'in'",
                          [message_id])
 
+    def inbound_messages(self, ticket_id: int) -> list[dict[str, Any]]:
+        """A ticket's inbound messages, oldest first."""
+        return list(self.db.query("SELECT * FROM messages WHERE ticket = ? AND direction = 'in' ORDER BY id",
+                                  [ticket_id]))
+
+    def first_inbound(self, ticket_id: int) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM messages WHERE ticket = ? AND direction = 'in' ORDER BY id LIMIT 1",
+                         [ticket_id])
+
+    def has_event(self, ticket_id: int, kinds: tuple[str, ...], outcome_contains: str = "") -> bool:
+        """Whether the audit trail has an event of these kinds (whose outcome contains a text)."""
+        marks = ", ".join("?" for _ in kinds)
+        return bool(self._scalar(f"SELECT 1 FROM events WHERE ticket = ? AND kind IN ({marks}) "
+                                 "AND instr(outcome, ?) > 0 LIMIT 1", [ticket_id, *kinds, outcome_contains]))
+
+    def add_correction(self, row: dict[str, Any]) -> int:
+        """An agent's label for a ticket: a training example for ``triage train``."""
+        return self._insert("corrections", row)
+
+    def latest_correction(self, ticket_id: int) -> str | None:
+        return self._scalar("SELECT label FROM corrections WHERE ticket = ? ORDER BY id DESC LIMIT 1", [ticket_id])
+
+    def corrections(self) -> list[dict[str, Any]]:
+        """The latest correction of every corrected ticket."""
+        return list(self.db.query("SELECT label, subject, text, channel, language FROM corrections WHERE id IN "
+                                  "(SELECT max(id) FROM corrections GROUP BY ticket) ORDER BY id"))
+
     def add_message(self, row: dict[str, Any]) -> int:
         return self._insert("messages", row)
 
