@@ -265,8 +265,12 @@ class Store:
     def has_event(self, ticket_id: int, kinds: tuple[str, ...], outcome_contains: str = "") -> bool:
         """Whether the audit trail has an event of these kinds (whose outcome contains a text)."""
         marks = ", ".join("?" for _ in kinds)
-        return bool(self._scalar(f"SELECT 1 FROM events WHERE ticket = ? AND kind IN ({marks}) "
-                                 "AND instr(outcome, ?) > 0 LIMIT 1", [ticket_id, *kinds, outcome_contains]))
+        sql = f"SELECT 1 FROM events WHERE ticket = ? AND kind IN ({marks})"
+        params: list[Any] = [ticket_id, *kinds]
+        if outcome_contains:
+            sql += " AND instr(outcome, ?) > 0"
+            params.append(outcome_contains)
+        return bool(self._scalar(sql + " LIMIT 1", params))
 
     def add_correction(self, row: dict[str, Any]) -> int:
         """An agent's label for a ticket: a training example for ``triage train``."""
