@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import lru_cache
 
 import authres
 
@@ -34,15 +35,24 @@ def widget_hash(secret: str, email: str) -> str:
     return hmac.new(secret.encode(), email.strip().lower().encode(), hashlib.sha256).hexdigest()
 
 
+@lru_cache(maxsize=4096)
+def _parse(value: str) -> authres.AuthenticationResultsHeader | None:
+    """Parsed Authentication-Results, memoised: a receiving host writes the same verdict for
+    every mail from one domain, and parsing it is a good part of triaging a message."""
+    try:
+        return authres.AuthenticationResultsHeader.parse_value(" ".join(value.split()))
+    except Exception:
+        return None
+
+
 def _dmarc(msg: Message, trusted_ids: list[str]) -> Trust:
     domain = msg.domain
     trusted = {t.lower() for t in trusted_ids}
     for value in msg.headers("Authentication-Results"):
         if value.split(";", 1)[0].strip().lower() not in trusted:
             continue  # someone else's verdict: not evidence, and not worth parsing
-        try:
-            header = authres.AuthenticationResultsHeader.parse_value(" ".join(str(value).split()))
-        except Exception:  # unparseable headers are not evidence of anything
+        header = _parse(value)
+        if header is None:  # unparseable headers are not evidence of anything
             continue
         if str(header.authserv_id).lower() not in trusted:
             continue
