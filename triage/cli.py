@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from triage.config import Config, ConfigError, load_config
@@ -249,62 +249,50 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     return run_demo(config, args.tenant)
 
 
+def _command(sub: argparse._SubParsersAction, name: str, help: str, func: Callable[..., int] | None = None
+             ) -> argparse.ArgumentParser:
+    """A sub-command that also takes ``--config`` after its name (``triage classify --config DIR``)."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("--config", default=argparse.SUPPRESS)
+    if func is not None:
+        p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="triage", description="Email and chat triage for a supplier-portal support desk.")
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="configuration folder (default: %(default)s)")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("classify", help="dry-run the pipeline on .eml / .jsonl inputs, one JSON line each")
-    p.add_argument("--config", default=argparse.SUPPRESS)
+    p = _command(sub, "classify", "dry-run the pipeline on .eml / .jsonl inputs, one JSON line each", cmd_classify)
     p.add_argument("inputs", nargs="+")
-    p.set_defaults(func=cmd_classify)
-    p = sub.add_parser("train", help="rebuild the classification model from the labelled examples")
-    p.add_argument("--config", default=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_train)
-    p = sub.add_parser("check-config", help="validate the configuration and print a summary")
-    p.add_argument("--config", default=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_check_config)
-    p = sub.add_parser("serve", help="run the mail service: SMTP in, tickets in SQLite, replies and relays out")
-    p.add_argument("--config", default=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_serve)
-    p = sub.add_parser("tickets", help="list tickets, newest first")
-    p.add_argument("--config", default=argparse.SUPPRESS)
+    _command(sub, "train", "rebuild the classification model from the labelled examples", cmd_train)
+    _command(sub, "check-config", "validate the configuration and print a summary", cmd_check_config)
+    _command(sub, "serve", "run the mail service: SMTP in, tickets in SQLite, replies and relays out", cmd_serve)
+    p = _command(sub, "tickets", "list tickets, newest first", cmd_tickets)
     p.add_argument("--tenant")
     p.add_argument("--status", choices=STATUSES)
     p.add_argument("--category")
     p.add_argument("--limit", type=int, default=50)
-    p.set_defaults(func=cmd_tickets)
-    p = sub.add_parser("ticket", help="one ticket: its conversation and audit trail")
-    p.add_argument("--config", default=argparse.SUPPRESS)
+    p = _command(sub, "ticket", "one ticket: its conversation and audit trail", cmd_ticket)
     p.add_argument("number", type=int)
     p.add_argument("--tenant")
-    p.set_defaults(func=cmd_ticket)
-    p = sub.add_parser("search", help="full-text search over all messages")
-    p.add_argument("--config", default=argparse.SUPPRESS)
+    p = _command(sub, "search", "full-text search over all messages", cmd_search)
     p.add_argument("text", nargs="+")
     p.add_argument("--limit", type=int, default=20)
-    p.set_defaults(func=cmd_search)
-    p = sub.add_parser("outbox", help="outgoing mail and its delivery status")
-    p.add_argument("--config", default=argparse.SUPPRESS)
+    p = _command(sub, "outbox", "outgoing mail and its delivery status", cmd_outbox)
     p.add_argument("--status", choices=OUTBOX_STATUSES)
     p.add_argument("--limit", type=int, default=50)
-    p.set_defaults(func=cmd_outbox)
-    p = sub.add_parser("directory", help="manage the tenants' user directories")
-    p.add_argument("--config", default=argparse.SUPPRESS)
-    dsub = p.add_subparsers(dest="directory_command", required=True)
-    d = dsub.add_parser("import", help="replace a tenant's directory with a CSV export of the portal's users")
-    d.add_argument("--config", default=argparse.SUPPRESS)
+    p = _command(sub, "directory", "manage the tenants' user directories")
+    d = _command(p.add_subparsers(dest="directory_command", required=True), "import",
+                 "replace a tenant's directory with a CSV export of the portal's users", cmd_directory_import)
     d.add_argument("tenant")
     d.add_argument("file")
-    d.set_defaults(func=cmd_directory_import)
-    p = sub.add_parser("demo", help="send sample messages to the running service and show what it did")
-    p.add_argument("--config", default=argparse.SUPPRESS)
+    p = _command(sub, "demo", "send sample messages to the running service and show what it did", cmd_demo)
     p.add_argument("--tenant", help="tenant to write to (default: the first one)")
-    p.set_defaults(func=cmd_demo)
-    p = sub.add_parser("imap-check", help="connect to a tenant's IMAP mailboxes and say what works and what is wrong")
-    p.add_argument("--config", default=argparse.SUPPRESS)
+    p = _command(sub, "imap-check", "connect to a tenant's IMAP mailboxes and say what works and what is wrong",
+                 cmd_imap_check)
     p.add_argument("tenant")
     p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for each server (default: %(default)s)")
-    p.set_defaults(func=cmd_imap_check)
     return parser
 
 
