@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.servicekit import BOT, SUPPORT, make_intake, mail, rule_literals, write_config
-from triage.config import load_config
+from triage.config import Contact, load_config
 from triage.intake import Delivery
 from triage.loops import RULES, Gate, Window, is_system_address, parse_limits
 from triage.pipeline import Pipeline
@@ -83,10 +83,12 @@ def test_every_rule_id_is_described():
     import triage.intake
     import triage.loops
     import triage.outbox
+    import triage.threading
 
     assert all(rule.startswith("loop-") and text for rule, text in RULES.items())
     assert rule_literals(triage.loops) <= set(RULES)
-    assert rule_literals(triage.intake) <= set(RULES) | set(triage.intake.RULES) | set(triage.outbox.RULES)
+    known = set(RULES) | set(triage.intake.RULES) | set(triage.outbox.RULES) | set(triage.threading.RULES)
+    assert rule_literals(triage.intake) <= known
 
 
 # -- through the intake -------------------------------------------------------------------
@@ -130,24 +132,37 @@ def test_replies_per_recipient_are_capped(intake):
     assert len(replies(intake)) == 4  # the window has passed
 
 
-def dsn(failed: str, status: str = "5.1.1") -> bytes:
+def dsn(failed: str, status: str = "5.1.1", returned_id: str = "") -> bytes:
+    """A DSN; ``returned_id`` is the Message-ID of the returned mail in its headers part."""
+    returned = (f"--B\nContent-Type: text/rfc822-headers\n\nFrom: {SUPPORT}\nTo: {failed}\n"
+                f"Message-ID: {returned_id}\n\n") if returned_id else ""
     return (f"From: MAILER-DAEMON@mx.steelworks.example\nTo: {BOT}\nSubject: Undelivered Mail Returned to Sender\n"
-            "Message-ID: <dsn.1@mx.steelworks.example>\nAuto-Submitted: auto-replied\nMIME-Version: 1.0\n"
+            f"Message-ID: <dsn.{len(returned_id)}.{status}@mx.steelworks.example>\nAuto-Submitted: auto-replied\n"
+            "MIME-Version: 1.0\n"
             "Content-Type: multipart/report; report-type=delivery-status; boundary=B\n\n"
             "--B\nContent-Type: text/plain\n\nYour message could not be delivered.\n"
             "--B\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.steelworks.example\n\n"
-            f"Final-Recipient: rfc822; {failed}\nAction: failed\nStatus: {status}\n--B--\n").encode()
+            f"Final-Recipient: rfc822; {failed}\nAction: failed\nStatus: {status}\n{returned}--B--\n").encode()
 
 
 def test_hard_bounce_silences_the_address_for_the_quiet_hours(intake):
-    deliver(intake, dsn(TOM), rcpts=[BOT], mail_from="")
+    deliver(intake, mail(subject="Hello"))
+    [ack] = replies(intake)
+    deliver(intake, dsn(TOM, returned_id=ack["message_id"]), rcpts=[BOT], mail_from="")
     row = next(intake.store.db.query("SELECT * FROM suppressions"))
     assert row["address"] == TOM and row["until"].startswith("2026-11-26T10:00")
-    assert replies(intake) == []  # and the bounce itself gets no answer
+    assert len(replies(intake)) == 1  # and the bounce itself gets no answer
     deliver(intake, mail(subject="Cannot log in"), NOW + timedelta(hours=1))
-    assert replies(intake) == [] and suppressed(intake) == ["loop-hard-bounce-quiet"]
+    assert len(replies(intake)) == 1 and suppressed(intake) == ["loop-hard-bounce-quiet"]
     deliver(intake, mail(subject="Cannot log in again"), NOW + timedelta(hours=73))
-    assert len(replies(intake)) == 1
+    assert len(replies(intake)) == 2
+
+
+def test_a_forged_bounce_silences_nobody(intake):
+    """A DSN that returns no Message-ID the bot signed could be written by anyone."""
+    deliver(intake, dsn(TOM), rcpts=[BOT], mail_from="")
+    deliver(intake, dsn(TOM, returned_id="<t1.abc.deadbeef@support.test>"), rcpts=[BOT], mail_from="")
+    assert list(intake.store.db.query("SELECT * FROM suppressions")) == []
 
 
 def test_a_bounce_sent_elsewhere_suppresses_nothing(intake):
@@ -186,3 +201,25 @@ def test_another_helpdesk_answering_our_ack_gets_one_reply_only(intake):
 def test_mail_from_our_own_addresses_gets_nothing(intake):
     deliver(intake, mail(sender=SUPPORT, subject="Cannot log in"), mail_from=SUPPORT)
     assert replies(intake) == []
+
+
+def test_each_contact_gets_a_relay_of_its_own(intake, monkeypatch):
+    """With several contacts in one To:, a contact's reply-all would show the supplier
+    (Reply-To) the others' names and addresses."""
+    tenant = next(t for t in intake.config.tenants.values() if SUPPORT in t.support_addresses)
+    monkeypatch.setattr(tenant, "contacts", [*tenant.contacts, Contact("Second Buyer", "second@acme.example",
+                                                                      ("business", "account"))])
+    deliver(intake, mail(subject="RFQ-88 volumes", body="Hello, is the annual volume of 5,000 pcs in RFQ-88 "
+                         "binding, and what are the payment terms of the contract?\n\nTom"))
+    relays = list(intake.store.db.query("SELECT recipients FROM outbox WHERE kind = 'relay'"))
+    assert sorted(json.loads(r["recipients"])[0] for r in relays) == sorted(c.email for c in tenant.contacts)
+    assert all(len(json.loads(r["recipients"])) == 1 for r in relays)
+
+
+def test_an_address_that_cannot_be_written_suppresses_the_reply_not_the_ticket(intake):
+    raw = ("From: Jörg <jörg@steelworks.example>\r\nTo: " + SUPPORT + "\r\nSubject: Cannot log in\r\n"
+           "Message-ID: <utf8.1@steelworks.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+           "I cannot log in, the password is refused.\r\n").encode()
+    result = deliver(intake, raw, mail_from="jörg@steelworks.example")
+    assert result.number is not None and replies(intake) == []
+    assert suppressed(intake) == ["outbox-unencodable-address"]

@@ -21,7 +21,7 @@ from triage.directory import Directory
 from triage.identify import find_tenant
 from triage.loops import ACK_ONLY, Gate, is_system_address
 from triage.message import Message
-from triage.outbox import compose, reply_subject
+from triage.outbox import Unencodable, compose, reply_subject
 from triage.parse import parse_email
 from triage.pipeline import Outcome, Pipeline
 from triage.store import Store, iso
@@ -167,7 +167,8 @@ class Intake:
                              detail=_decision_detail(outcome))
         if not automated and msg.sender:
             self._participants(ticket_id, msg, new=thread.ticket is None or thread.add_participant, at=at)
-        self._bounce(ticket_id, msg, outcome, recipients, now, at)
+        if "thread-bounced-message" in thread.rules:  # only a bounce of mail the bot really sent
+            self._bounce(ticket_id, msg, outcome, recipients, now, at)
         queued = 0
         if outcome.reply and tenant is not None and msg.channel == "widget":
             self._chat_reply(ticket_id, outcome, thread.ticket is not None, at)
@@ -210,7 +211,9 @@ class Intake:
 
     def _bounce(self, ticket_id: int, msg: Message, outcome: Outcome, recipients: list[str], now: datetime,
                 at: str) -> None:
-        """A hard bounce of the bot's own mail silences automatic mail to that address."""
+        """A hard bounce of the bot's own mail silences automatic mail to that address. The
+        caller checks that it returns a Message-ID the bot signed: a forged bounce must not
+        be able to silence replies to a supplier of the sender's choosing."""
         auto = outcome.automation
         if auto.kind != "bounce" or not auto.permanent:
             return
@@ -251,8 +254,12 @@ class Intake:
             return refused
         sender = (f"{tenant.name} supplier portal support", tenant.support_addresses[0])
         message_id = self.signer.new_id(ticket_id)
-        raw = compose(sender=sender, to=[to], subject=subject, body=body, message_id=message_id, now=now,
-                      auto_submitted="auto-generated")
+        try:
+            raw = compose(sender=sender, to=[to], subject=subject, body=body, message_id=message_id, now=now,
+                          auto_submitted="auto-generated")
+        except Unencodable as e:
+            self.store.add_event(ticket_id, "mail-suppressed", ["outbox-unencodable-address"], str(e), at)
+            return "outbox-unencodable-address"
         self.store.log_sent(to[1], ticket_id, at)
         self.queue(ticket_id, "transcript", [to[1]], subject, message_id, raw, body, sender[1], at)
         return None
@@ -296,9 +303,14 @@ class Intake:
         sender = self._from(tenant, msg)
         subject = reply_subject(msg.subject, number)
         message_id = self.signer.new_id(ticket_id)
-        raw = compose(sender=sender, to=[(msg.sender_name, msg.sender)], subject=subject, body=outcome.reply,
-                      message_id=message_id, now=now, auto_submitted="auto-replied",
-                      in_reply_to=in_reply_to, references=msg.references)
+        try:
+            raw = compose(sender=sender, to=[(msg.sender_name, msg.sender)], subject=subject, body=outcome.reply,
+                          message_id=message_id, now=now, auto_submitted="auto-replied",
+                          in_reply_to=in_reply_to, references=msg.references)
+        except Unencodable as e:  # the ticket stands; an agent answers another way
+            self.store.add_event(ticket_id, "reply-suppressed", ["outbox-unencodable-address"], str(e), at,
+                                 detail={"to": msg.sender})
+            return 0
         self.store.log_sent(msg.sender, ticket_id, at)
         self.queue(ticket_id, "reply", [msg.sender], subject, message_id, raw, outcome.reply, sender[1], at)
         return 0 if self.hold_local else 1
@@ -321,15 +333,23 @@ class Intake:
             return 0
         assert outcome.relay is not None and outcome.relay_subject is not None
         sender = self._from(tenant, msg)
-        message_id = self.signer.new_id(ticket_id)
-        raw = compose(sender=sender, to=[(c.name, c.email) for c in contacts], subject=outcome.relay_subject,
-                      body=outcome.relay, message_id=message_id, now=now, auto_submitted="auto-generated",
-                      in_reply_to=in_reply_to, reply_to=(msg.sender_name, msg.sender))
+        queued = 0
+        # One mail per contact: with several in To:, a contact's reply-all would show the
+        # supplier (Reply-To) the other contacts' names and addresses.
         for contact in contacts:
+            message_id = self.signer.new_id(ticket_id)
+            try:
+                raw = compose(sender=sender, to=[(contact.name, contact.email)], subject=outcome.relay_subject,
+                              body=outcome.relay, message_id=message_id, now=now, auto_submitted="auto-generated",
+                              in_reply_to=in_reply_to, reply_to=(msg.sender_name, msg.sender))
+            except Unencodable as e:
+                self.store.add_event(ticket_id, "relay-suppressed", ["outbox-unencodable-address"], str(e), at)
+                continue
             self.store.add_participant(ticket_id, contact.email, "contact", at)
-        self.queue(ticket_id, "relay", [c.email for c in contacts], outcome.relay_subject, message_id, raw,
-                    outcome.relay, sender[1], at)
-        return 0 if self.hold_local else 1
+            self.queue(ticket_id, "relay", [contact.email], outcome.relay_subject, message_id, raw,
+                       outcome.relay, sender[1], at)
+            queued += 0 if self.hold_local else 1
+        return queued
 
 
 def _decision_detail(outcome: Outcome) -> dict[str, Any]:

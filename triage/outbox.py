@@ -36,6 +36,7 @@ RULES = {
     "outbox-recovered": "left in 'sending' by a crash: queued again with the same Message-ID",
     "outbox-recipient-refused": "the relay refused some recipients; the others got the mail",
     "outbox-held-local": "no relay_url configured: the mail stays in the outbox",
+    "outbox-unencodable-address": "an address with a non-ASCII local part cannot go through the relay: not sent",
 }
 RunDb = Callable[..., Awaitable[Any]]
 
@@ -59,8 +60,21 @@ def _text(name: str, value: str) -> str:
     return Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
 
 
+class Unencodable(ValueError):
+    """An address that cannot be written in a plain (non-SMTPUTF8) mail header."""
+
+
 def _address(name: str, address: str) -> str:
-    return formataddr((" ".join(name.split()), address), charset="utf-8")
+    """``Name <local@domain>``, the domain in IDNA; a non-ASCII local part cannot be sent
+    through an ordinary relay, so it is refused by name rather than by a crash."""
+    local, _, domain = address.rpartition("@")
+    try:
+        domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+    except UnicodeError:
+        raise Unencodable(f"cannot encode the domain of {address!r}") from None
+    if not local.isascii() or any(c in address for c in ",;<>()\"\r\n"):
+        raise Unencodable(f"cannot write {address!r} as one plain address")
+    return formataddr((" ".join(name.split()), f"{local}@{domain}"), charset="utf-8")
 
 
 def compose(*, sender: tuple[str, str], to: list[tuple[str, str]], subject: str, body: str,
@@ -80,9 +94,10 @@ def compose(*, sender: tuple[str, str], to: list[tuple[str, str]], subject: str,
         headers.append(("Reply-To", _address(*reply_to)))
     headers += [("Subject", _text("Subject", subject)), ("Date", format_datetime(now)),
                 ("Message-ID", message_id)]
+    in_reply_to = in_reply_to if in_reply_to.isascii() else ""  # a non-ASCII id cannot be referenced
     if in_reply_to:
         headers.append(("In-Reply-To", in_reply_to))
-    refs = [r for r in dict.fromkeys([*(references or []), in_reply_to]) if r]
+    refs = [r for r in dict.fromkeys([*(references or []), in_reply_to]) if r and r.isascii()]
     if refs:
         headers.append(("References", "\r\n ".join(refs)))
     if auto_submitted:  # "" for an agent's own answer: a person wrote it (RFC 3834 "no")
