@@ -80,3 +80,8 @@ def test_dev_set_meets_the_bar():
 def test_challenge_set_meets_the_bar():
     """A second set, written blind by another author (tests/data/challenge_cases.jsonl)."""
     _score(TEST_DATA / "challenge_cases.jsonl", 0.95)
+
+
+def test_second_challenge_set_meets_the_bar():
+    """A third set, written blind by yet another author, with indirect and messy phrasing."""
+    _score(TEST_DATA / "challenge2_cases.jsonl", 0.95)
