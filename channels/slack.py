@@ -5,10 +5,12 @@ Bolt does the transport work: signature and timestamp checks (401 otherwise), ig
 bot's own messages, acknowledging within Slack's three seconds. The same app serves HTTP
 (``POST /slack/events`` on the service's aiohttp server) and, with ``SLACK_APP_TOKEN``,
 Socket Mode. Every listener acknowledges, runs the action in the database thread, then
-says the outcome in the ticket's thread and refreshes the card.
+says the outcome in the ticket's thread (``/triage``: through its response_url) and
+refreshes the card. Any failure is said back to the agent, never only logged.
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -16,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from triage import slack_blocks
@@ -24,9 +26,32 @@ from triage.agents import AgentError, Agents
 from triage.config import Config
 from triage.outbox import RunDb
 
+log = logging.getLogger(__name__)
 _USER = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>|@?(\S+)")
+_MARKUP = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 USAGE = ("`/triage 1042` · `/triage search TEXT` · `/triage stats` · `/triage resolve 1042` · "
          "`/triage assign 1042 @agent`")
+
+
+def plain_text(mrkdwn: str) -> str:
+    """What an agent typed in Slack, as the requester should read it: Slack's ``<…>`` markup
+    resolved (``<url|label>`` → ``label (url)``, ``<url>`` → ``url``, ``<mailto:a|b>`` → ``b``,
+    ``<@U123>`` → ``@U123``, ``<#C1|general>`` → ``#general``, ``<!here>`` → ``@here``) and
+    ``&amp;``, ``&lt;``, ``&gt;`` unescaped (after the markup, so ``&lt;b&gt;`` stays text)."""
+    def one(m: re.Match[str]) -> str:
+        target, label = m.group(1), m.group(2)
+        if target.startswith("@"):
+            return "@" + (label or target[1:]).lstrip("@")
+        if target.startswith("#"):
+            return "#" + (label or target[1:])
+        if target.startswith("!"):  # <!here>, <!subteam^S1|@team>, <!date^…|fallback>
+            return label or "@" + target[1:].partition("^")[0]
+        if target.startswith("mailto:"):
+            return label or target[len("mailto:"):]
+        return f"{label} ({target})" if label and label != target else target
+
+    text = _MARKUP.sub(one, mrkdwn)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 class SlackChannel:
@@ -72,6 +97,9 @@ class SlackChannel:
                 said = await self.run_db(getattr(self.agents, name), ticket_id, agent, now)
         except AgentError as e:
             said = f"not done: {e}"
+        except Exception as e:  # the agent must not think it worked
+            log.exception("slack action %s on ticket %s failed", name, ticket_id)
+            said = f"not done: {type(e).__name__}: {e}"
         self.wake()
         channel, ts = body["channel"]["id"], body["message"]["ts"]
         await self.client.chat_postMessage(channel=channel, thread_ts=ts, text=f"<@{body['user']['id']}> {said}")
@@ -88,17 +116,21 @@ class SlackChannel:
         if ticket_id is None:
             return
         try:
-            said = await self.run_db(self.agents.reply, ticket_id, event["text"], f"slack:{event['user']}",
-                                     self.clock())
-        except AgentError as e:  # the agent must know their answer did not go out
+            said = await self.run_db(self.agents.reply, ticket_id, plain_text(event["text"]),
+                                     f"slack:{event['user']}", self.clock())
+        except Exception as e:  # the agent must know their answer did not go out
+            if not isinstance(e, AgentError):
+                log.exception("slack reply on ticket %s failed", ticket_id)
+            error = e if isinstance(e, AgentError) else f"{type(e).__name__}: {e}"
             await self.client.chat_postMessage(channel=event["channel"], thread_ts=thread,
-                                               text=f"<@{event['user']}> not sent: {e}")
+                                               text=f"<@{event['user']}> not sent: {error}")
             return
         self.wake()
         await self.client.reactions_add(channel=event["channel"], timestamp=event["ts"],
                                         name="lock" if said.startswith("note") else "outbox_tray")
 
-    async def _command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
+    async def _command(self, ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
+        await ack()  # within Slack's three seconds; the answer follows through response_url
         words = (command.get("text") or "").split()
         agent = f"slack:{command['user_id']}"
         tenants = self.tenants_of(command.get("channel_id", ""))
@@ -107,8 +139,11 @@ class SlackChannel:
             text = await self._run_command(words, agent, tenants, now)
         except AgentError as e:
             text = f"not done: {e}"
+        except Exception as e:
+            log.exception("/triage %s failed", " ".join(words))
+            text = f"not done: {type(e).__name__}: {e}"
         self.wake()
-        await ack(text=text, response_type="ephemeral")
+        await respond(text=text, response_type="ephemeral")
 
     async def _run_command(self, words: list[str], agent: str, tenants: list[str], now: datetime) -> str:
         head = words[0].lower() if words else ""

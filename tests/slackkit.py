@@ -40,6 +40,7 @@ class FakeSlackApi:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.fail = False  # answer 500, as Slack does in an outage
+        self.refuse: dict[str, str] = {}  # channel -> error Slack answers (say "not_in_channel"), recorded
         self._ts = 1_700_000_000
 
     async def start(self) -> None:
@@ -73,6 +74,8 @@ class FakeSlackApi:
         if self.fail:
             return web.json_response({"ok": False, "error": "internal_error"}, status=500)
         self.calls.append(Call(method, args))
+        if args.get("channel") in self.refuse:
+            return web.json_response({"ok": False, "error": self.refuse[args["channel"]]})
         body: dict[str, Any] = {"ok": True}
         if method == "auth.test":
             body.update(user_id=BOT_USER, bot_id="BBOT", team_id="T1", team="Test", user="triage")
@@ -129,10 +132,12 @@ def select(label: str, ticket: int, ts: str) -> str:
                        ticket, ts)
 
 
-def command_body(text: str, channel: str = CHANNEL) -> str:
+def command_body(text: str, channel: str = CHANNEL, response_url: str = "http://127.0.0.1:9/unused") -> str:
+    """A ``/triage`` command; point ``response_url`` at ``FakeSlackApi.base_url + "response"``
+    to record the answer as the method ``response``."""
     return urlencode({"token": "x", "team_id": "T1", "channel_id": channel, "user_id": AGENT,
                       "user_name": "agent", "command": "/triage", "text": text,
-                      "response_url": "http://127.0.0.1:9/unused", "trigger_id": "1.2.3", "api_app_id": "A1"})
+                      "response_url": response_url, "trigger_id": "1.2.3", "api_app_id": "A1"})
 
 
 async def until(check: Any, timeout: float = 15.0) -> Any:

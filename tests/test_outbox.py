@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import ipaddress
 import json
+import sqlite3
 import ssl
 from datetime import datetime, timedelta, timezone
 
@@ -232,6 +233,36 @@ async def test_rows_left_sending_by_a_crash_are_sent_once_with_the_same_message_
     assert [parse(m.raw)["Message-ID"] for m in sink.messages] == ["<t1.000000000000.00000000@support.test>"]
     assert statuses(store) == [("sent", 1)]
     assert event_rules(store) == ["outbox-recovered", "outbox-delivered"]
+
+
+async def test_a_database_error_while_idle_does_not_end_delivery(store, sink, monkeypatch):
+    box = outbox(store, Relay("127.0.0.1", sink.port, False), Clock())
+    real, failed = store.next_due, []
+
+    def locked() -> str | None:
+        if not failed:
+            failed.append(1)
+            raise sqlite3.OperationalError("database is locked")
+        return real()
+
+    monkeypatch.setattr(store, "next_due", locked)
+    stop = asyncio.Event()
+    task = asyncio.create_task(box.run(stop))
+    for _ in range(100):
+        if failed:
+            break
+        await asyncio.sleep(0.01)
+    assert "database is locked" in box.last_error
+    queue(store)
+    box.wake()
+    for _ in range(100):
+        if sink.messages or task.done():
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    box.wake()
+    await asyncio.wait_for(task, 5)
+    assert len(sink.messages) == 1 and statuses(store) == [("sent", 1)]
 
 
 async def test_without_relay_the_loop_does_nothing(store):

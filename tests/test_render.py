@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, time
-from pathlib import Path
 
 import jinja2
 import jinja2.meta

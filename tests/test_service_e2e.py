@@ -225,6 +225,26 @@ async def test_without_relay_mail_is_held_in_the_outbox(tmp_path):
         assert row["status"] == "held_local"
         status = await health(service)
         assert status["relay"] == "" and status["outbox"] == {"held_local": 1} and status["outbox_backlog"] == 0
+        assert status["status"] == "ok" and status["tasks"] == []  # no relay: no delivery loop, not a dead one
+
+
+async def test_healthz_says_error_when_a_background_task_has_ended(tmp_path, sink, monkeypatch):
+    from triage.outbox import Outbox
+
+    async def crash(self, stop):  # noqa: ANN001, ANN202
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Outbox, "run", crash)
+    async with running(write_config(tmp_path, relay_url=sink.url)) as service:
+        [task] = [t for t in service._tasks if t.get_name() == "triage-outbox"]
+        await until(task.done)
+        assert isinstance(task.exception(), RuntimeError)
+        host, port = service.web_address
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://{host}:{port}/healthz") as response:
+                assert response.status == 503
+                body = await response.json()
+        assert body["status"] == "error" and body["database"] is True and body["tasks"] == ["triage-outbox"]
 
 
 def test_triage_serve_runs_and_stops_cleanly_on_sigterm(tmp_path):

@@ -6,6 +6,7 @@ Slack's Web API (only Slack can answer the real one); the tests assert the Block
 payloads it recorded, and the effects in SQLite and in the mail the sink received."""
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import aiosmtplib
 import pytest
 
 from tests import slackkit as sk
-from tests.servicekit import SUPPORT, Sink, mail, write_config
+from tests.servicekit import OTHER_SUPPORT, SUPPORT, Sink, mail, write_config
 from triage.config import SupportHours, load_config
 from triage.notifier import first_response_due
 from triage.service import Service
@@ -40,12 +41,22 @@ class Env:
         host, port = self.service.web_address
         return f"http://{host}:{port}/slack/events"
 
-    async def send(self, raw: bytes, sender: str = TOM) -> None:
+    async def send(self, raw: bytes, sender: str = TOM, to: str = SUPPORT) -> None:
         host, port = self.service.smtp_address
-        await aiosmtplib.send(raw, sender=sender, recipients=[SUPPORT], hostname=host, port=port, timeout=30)
+        await aiosmtplib.send(raw, sender=sender, recipients=[to], hostname=host, port=port, timeout=30)
 
     async def rows(self, sql: str, params: list | None = None) -> list[dict]:
         return await self.service.run_db(lambda: list(self.service.store.db.query(sql, params or [])))
+
+    async def command(self, text: str) -> str:
+        """``/triage TEXT``: acknowledged at once, answered through the response_url."""
+        before = len(self.api.posted("response"))
+        status, body = await sk.post(self.url, sk.command_body(text, response_url=self.api.base_url + "response"),
+                                     FORM)
+        assert status == 200 and body == ""  # the bare ack, inside Slack's three seconds
+        answers = await sk.until(lambda: self.api.posted("response")[before:])
+        assert answers[0]["response_type"] == "ephemeral"
+        return answers[0]["text"]
 
     async def card(self, number: int) -> dict:
         """The chat.postMessage that posted ticket [#number]."""
@@ -59,10 +70,14 @@ class Env:
         return (await self.rows("SELECT * FROM tickets WHERE tenant = 'acme' AND number = ?", [number]))[0]
 
 
+ZENITH_CHANNEL = "CZENITH"
+
+
 def with_channel(folder: Path) -> Path:
-    """servicekit's configuration, with acme's agents in Slack channel CACME."""
-    acme = folder / "tenants" / "acme.toml"
-    acme.write_text(f'slack_channel = "{sk.CHANNEL}"\n' + acme.read_text())
+    """servicekit's configuration, with acme's agents in Slack channel CACME, zenith's in CZENITH."""
+    for slug, channel in (("acme", sk.CHANNEL), ("zenith", ZENITH_CHANNEL)):
+        tenant = folder / "tenants" / f"{slug}.toml"
+        tenant.write_text(f'slack_channel = "{channel}"\n' + tenant.read_text())
     return folder
 
 
@@ -146,6 +161,47 @@ async def test_posting_survives_a_slack_outage(env: Env):
     assert len(env.api.posted()) == 1
 
 
+async def test_a_ticket_slack_refuses_does_not_block_the_others_nor_retry_hot(env: Env):
+    env.api.refuse[ZENITH_CHANNEL] = "not_in_channel"  # the bot was never invited to zenith's channel
+    await env.send(mail(to=OTHER_SUPPORT), to=OTHER_SUPPORT)
+    zenith = (await sk.until(lambda: env.rows("SELECT id FROM tickets WHERE tenant = 'zenith'")))[0]["id"]
+    failed = await sk.until(lambda: env.rows("SELECT rules, outcome FROM events WHERE kind = 'slack-error'"))
+    assert json.loads(failed[0]["rules"]) == ["slack-post-failed"] and "not_in_channel" in failed[0]["outcome"]
+    assert "not_in_channel" in env.service.notifier.last_error
+
+    await env.send(mail())  # a later ticket of another tenant still reaches its channel
+    ticket = await env.ticket()
+    assert ticket["id"] > zenith
+    await env.thread(ticket["id"])
+    for _ in range(10):
+        env.service.notifier.wake()
+        await asyncio.sleep(0.02)
+    tries = [c for c in env.api.posted() if c["channel"] == ZENITH_CHANNEL]
+    assert 1 <= len(tries) <= 3  # paused between tries, not retried on every pass
+    assert len(await env.rows("SELECT * FROM events WHERE kind = 'slack-error'")) == 1
+
+    del env.api.refuse[ZENITH_CHANNEL]  # invited: the paused ticket goes out on a later pass
+    await env.thread(zenith)
+
+
+async def test_an_unexpected_error_does_not_end_the_notifier(env: Env, monkeypatch: pytest.MonkeyPatch):
+    notifier = env.service.notifier
+    real = notifier._follow_ups
+    calls = []
+
+    def broken(skip: list[int]) -> list[dict]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return real(skip)
+
+    monkeypatch.setattr(notifier, "_follow_ups", broken)
+    notifier.wake()
+    await sk.until(lambda: "RuntimeError: boom" in notifier.last_error)
+    await env.send(mail())
+    await env.thread((await env.ticket())["id"])  # the task lived on
+
+
 # -- signatures ---------------------------------------------------------------------------------
 
 async def test_bad_or_stale_signature_is_refused(env: Env):
@@ -156,8 +212,7 @@ async def test_bad_or_stale_signature_is_refused(env: Env):
     assert status == 401
     status, _ = await sk.post(env.url, body, FORM, {})
     assert status == 401
-    status, text = await sk.post(env.url, body, FORM)
-    assert status == 200 and "no tickets yet" in text
+    assert "no tickets yet" in await env.command("stats")
 
 
 async def test_slack_is_off_without_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -232,15 +287,23 @@ async def test_reclassify_recomputes_and_stores_a_correction_then_approve_sends_
     assert (ticket["category"], ticket["intent"]) == ("technical", "access")
     event = (await env.rows("SELECT rules, outcome FROM events WHERE kind = 'reclassified'"))[0]
     assert json.loads(event["rules"])[0] == "agent-reclassified" and "technical-help" in event["rules"]
+    assert "approve" not in actions_of(updated[0]["blocks"])  # the decision in force holds nothing
 
+    await sk.post(env.url, sk.button("approve", ticket["id"], ts), FORM)  # a stale card's button
+    said = await sk.until(lambda: [c for c in env.api.posted() if "holds nothing" in c["text"]])
+    assert said[0]["thread_ts"] == ts
+    assert len(env.sink.messages) == baseline
+
+    await sk.post(env.url, sk.select("other/unknown", ticket["id"], ts), FORM)  # held again
+    updated = await sk.until(lambda: env.api.posted("chat.update")[2:])
+    assert "approve" in actions_of(updated[-1]["blocks"])
     await sk.post(env.url, sk.button("approve", ticket["id"], ts), FORM)
     mails = await sk.until(lambda: env.sink.messages[baseline:])
     assert mails[0].rcpt_tos == [TOM] and "[#1001]" in mails[0].msg["Subject"]
     assert "A member of our support team will look" not in mails[0].msg.get_content()
     await sk.until(lambda: env.rows("SELECT * FROM events WHERE kind = 'approved'"))
     await sk.post(env.url, sk.button("approve", ticket["id"], ts), FORM)  # once only
-    said = await sk.until(lambda: [c for c in env.api.posted() if "holds nothing" in c["text"]])
-    assert said[0]["thread_ts"] == ts
+    await sk.until(lambda: len([c for c in env.api.posted() if "holds nothing" in c["text"]]) == 2)
     assert len(env.sink.messages) == baseline + 1
 
 
@@ -264,10 +327,7 @@ async def test_slash_commands(env: Env):
     await env.send(mail(**HELD))
     await sk.until(lambda: len(env.api.posted()) >= 2)
 
-    async def run(text: str) -> str:
-        status, body = await sk.post(env.url, sk.command_body(text), FORM)
-        assert status == 200
-        return json.loads(body)["text"]
+    run = env.command
 
     assert "[#1001]" in await run("1001") and "technical/access" in await run("1001")
     assert "[#1002]" in await run("search call back")
@@ -346,8 +406,46 @@ async def test_thread_reply_on_a_widget_ticket_is_shown_in_the_widget(env: Env):
         return tid
 
     tid = await env.service.run_db(widget_ticket)
-    await sk.post(env.url, sk.thread_message("1.5", "Try the reset link again, please."), "application/json")
+    await sk.post(env.url, sk.thread_message("1.5", "Try <https://acme.portal.test/reset|the reset link> "
+                                                    "&amp; tell <@U42> &lt;3"), "application/json")
     rows = await sk.until(lambda: env.rows("SELECT * FROM messages WHERE ticket = ? AND direction = 'out'", [tid]))
-    assert rows[0]["channel"] == "widget" and rows[0]["text"] == "Try the reset link again, please."
+    assert rows[0]["channel"] == "widget"
+    assert rows[0]["text"] == "Try the reset link (https://acme.portal.test/reset) & tell @U42 <3"  # no Slack markup
     assert rows[0]["sender"] == f"slack:{sk.AGENT}"
     assert len(env.sink.messages) == 0  # no mail for a widget ticket
+
+
+async def test_unexpected_failures_are_said_back_to_the_agent(env: Env, monkeypatch: pytest.MonkeyPatch):
+    await env.send(mail())
+    ticket = await env.ticket()
+    ts = (await env.thread(ticket["id"]))["ts"]
+    agents = env.service.slack.agents
+
+    def broken(*args: object) -> str:
+        raise RuntimeError("database is locked")
+
+    for name in ("reply", "escalate", "stats"):
+        monkeypatch.setattr(agents, name, broken)
+    await sk.post(env.url, sk.thread_message(ts, "Hi Tom, try again now."), "application/json")
+    said = await sk.until(lambda: [c for c in env.api.posted() if "not sent" in c["text"]])
+    assert said[0]["thread_ts"] == ts and "database is locked" in said[0]["text"]
+    await sk.post(env.url, sk.button("escalate", ticket["id"], ts), FORM)
+    said = await sk.until(lambda: [c for c in env.api.posted() if "not done" in c["text"]])
+    assert said[0]["thread_ts"] == ts and "database is locked" in said[0]["text"]
+    assert "not done: RuntimeError: database is locked" in await env.command("stats")
+    assert env.sink.messages[1:] == [] and env.api.posted("reactions.add") == []
+
+
+@pytest.mark.parametrize("mrkdwn, plain", [
+    ("a &amp; b &lt;c&gt;", "a & b <c>"),
+    ("see <https://x.example/a?b=1&amp;c=2|the docs>", "see the docs (https://x.example/a?b=1&c=2)"),
+    ("<https://x.example/>", "https://x.example/"),
+    ("mail <mailto:eva@acme.example|eva@acme.example>", "mail eva@acme.example"),
+    ("hi <@U123>, <@U9|bob>", "hi @U123, @bob"),
+    ("<#C1|general> <!here>", "#general @here"),
+    ("&amp;lt;b&amp;gt;", "&lt;b&gt;"),  # what the agent typed literally stays literal
+])
+def test_plain_text_resolves_slack_markup(mrkdwn: str, plain: str):
+    from channels.slack import plain_text
+
+    assert plain_text(mrkdwn) == plain

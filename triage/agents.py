@@ -146,7 +146,9 @@ class Agents:
         return self.pipeline.draft_reply(out.msg, out.who, out.cls, decision, out.ticket, now) or ""
 
     def _held(self, ticket_id: int) -> bool:
-        held = self.store.has_event(ticket_id, ("decision", "reclassified"), "hold_for_review")
+        """The decision in force (the latest, a reclassification replaces the first) holds for review."""
+        latest = self.store.latest_event(ticket_id, ("decision", "reclassified"))
+        held = latest is not None and "hold_for_review" in (latest["outcome"] or "")
         return held and not self.store.has_event(ticket_id, ("approved",))
 
     def search(self, text: str) -> list[dict[str, Any]]:
@@ -236,22 +238,12 @@ class Agents:
     def _send(self, ticket: dict[str, Any], body: str, agent: str, now: datetime) -> str:
         """To the requester on the ticket's own channel; returns where it went."""
         if ticket["channel"] == "widget":
-            add = getattr(self.store, "add_widget_reply", None)
-            if add is not None:
-                add(ticket["id"], body, agent, iso(now))
-            else:
-                self._message_out(ticket, "widget", body, agent, now)
+            self.store.add_widget_reply(ticket["id"], body, agent, iso(now))
             return "widget"
         if ticket["channel"] != "email" or not ticket["requester_address"]:
             raise AgentError(f"[#{ticket['number']}] has no address to answer on {ticket['channel']}")
         self._email(ticket, body, now)
         return f"email to {ticket['requester_address']}"
-
-    def _message_out(self, ticket: dict[str, Any], channel: str, body: str, agent: str, now: datetime) -> None:
-        self.store.add_message({
-            "ticket": ticket["id"], "direction": "out", "message_id": f"<agent.{ticket['id']}.{now.timestamp()}@triage>",
-            "channel": channel, "sender": agent, "recipients": "[]", "subject": "", "text": body,
-            "raw_size": len(body.encode()), "at": iso(now)})
 
     def _email(self, ticket: dict[str, Any], body: str, now: datetime) -> None:
         """A threaded answer: In-Reply-To the requester's last mail, the [#N] tag, a signed Message-ID.

@@ -30,8 +30,6 @@ INTENTS = {
     "other": ("unknown",),
 }
 HUMAN_LABELS = [f"{c}/{i}" for c, intents in INTENTS.items() if c != "automated" for i in intents]
-SIGNALS = ("time_pressure", "live_bidding", "no_rush", "high_importance", "medium_setting",
-           "on_behalf", "new_company")
 UNKNOWN = "other/unknown"
 URGENT = "technical/bidding_urgent"
 SIGNAL_MIN = 2.0

@@ -39,20 +39,14 @@ class User:
 
 
 class Directory:
-    """Users of one tenant, indexed by address and by mail domain."""
+    """Users of one tenant, indexed by address."""
 
     def __init__(self, users: list[User]):
         self.users = users
         self._by_email = {u.email: u for u in users}
-        self._by_domain: dict[str, list[User]] = {}
-        for u in users:
-            self._by_domain.setdefault(u.domain, []).append(u)
 
     def get(self, email: str) -> User | None:
         return self._by_email.get(email.lower())
-
-    def at_domain(self, domain: str) -> list[User]:
-        return self._by_domain.get(domain.lower(), [])
 
     def of_company(self, company: str) -> list[User]:
         key = company.casefold()

@@ -13,10 +13,11 @@ counted only inside the tenant's support hours (an answer is not late at night).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -29,7 +30,10 @@ from triage.store import Store, iso
 RULES = {
     "slack-posted": "a new ticket was posted to its tenant's agents channel",
     "slack-reminder": "no agent answered before the first-response due time: one reminder in the thread",
+    "slack-post-failed": "Slack refused a ticket's card, follow-up or reminder: the ticket is retried later "
+                         "with a growing pause, the others go on",
 }
+MAX_BACKOFF = timedelta(hours=1)
 
 
 def first_response_due(support: SupportHours, timezone: str, created: datetime, working_hours: float) -> datetime:
@@ -62,6 +66,7 @@ class Notifier:
         self.channels = {t.slug: t.slack_channel for t in config.tenants.values() if t.slack_channel}
         self.last_error = ""
         self._wake = asyncio.Event()
+        self._failing: dict[int, tuple[int, datetime]] = {}  # ticket -> (failures in a row, retry after)
 
     def wake(self) -> None:
         self._wake.set()
@@ -71,7 +76,7 @@ class Notifier:
             self._wake.clear()
             try:
                 await self.run_once()
-            except (SlackApiError, OSError, asyncio.TimeoutError) as e:  # Slack away: next pass retries
+            except Exception as e:  # Slack away (or a bug): the next pass retries, the task lives on
                 self.last_error = f"slack: {type(e).__name__}: {e}"
             try:
                 await asyncio.wait_for(self._wake.wait(), self.interval)
@@ -82,16 +87,42 @@ class Notifier:
 
     async def run_once(self) -> None:
         now = self.clock()
-        for ticket_id, channel in await self.run_db(self._unposted):
-            await self._post_ticket(ticket_id, channel, now)
-        for row in await self.run_db(self._follow_ups):
-            await self.client.chat_postMessage(channel=row["channel"], thread_ts=row["ts"],
-                                               text=slack_blocks.follow_up(row["sender"], row["text"]))
-            await self.run_db(self._advance, row["ticket"], row["id"])
-        for row, due in await self.run_db(self._due, now):
-            await self.client.chat_postMessage(channel=row["channel"], thread_ts=row["ts"],
-                                               text=slack_blocks.reminder(row["number"], due))
-            await self.run_db(self._reminded, row["ticket"], due, now)
+        skip = [t for t, (_, after) in self._failing.items() if after > now]
+        for ticket_id, channel in await self.run_db(self._unposted, skip):
+            await self._each(ticket_id, now, self._post_ticket(ticket_id, channel, now))
+        for row in await self.run_db(self._follow_ups, skip):
+            await self._each(row["ticket"], now, self._follow_up(row))
+        for row, due in await self.run_db(self._due, now, skip):
+            await self._each(row["ticket"], now, self._remind(row, due, now))
+
+    async def _each(self, ticket_id: int, now: datetime, work: Awaitable[None]) -> None:
+        """One ticket's Slack call: a failure of this ticket alone (``not_in_channel``, a card
+        that cannot be built) pauses this ticket, doubling each time, and the pass goes on.
+        Slack itself away (network, 5xx, rate limit) ends the pass: every ticket would fail."""
+        try:
+            await work
+        except Exception as e:
+            if _slack_away(e):
+                raise
+            failures = self._failing.get(ticket_id, (0, now))[0] + 1
+            pause = min(timedelta(seconds=self.interval) * 2 ** min(failures - 1, 20), MAX_BACKOFF)
+            self._failing[ticket_id] = (failures, now + pause)
+            error = f"{type(e).__name__}: {e}"
+            self.last_error = f"slack: ticket {ticket_id}: {error}"
+            if failures == 1:  # one event per run of failures, not one per retry
+                await self.run_db(self._failed, ticket_id, error, now)
+        else:
+            self._failing.pop(ticket_id, None)
+
+    async def _follow_up(self, row: dict[str, Any]) -> None:
+        await self.client.chat_postMessage(channel=row["channel"], thread_ts=row["ts"],
+                                           text=slack_blocks.follow_up(row["sender"], row["text"]))
+        await self.run_db(self._advance, row["ticket"], row["id"])
+
+    async def _remind(self, row: dict[str, Any], due: str, now: datetime) -> None:
+        await self.client.chat_postMessage(channel=row["channel"], thread_ts=row["ts"],
+                                           text=slack_blocks.reminder(row["number"], due))
+        await self.run_db(self._reminded, row["ticket"], due, now)
 
     async def _post_ticket(self, ticket_id: int, channel: str, now: datetime) -> None:
         card = await self.run_db(self.agents.card, ticket_id, now)
@@ -101,7 +132,7 @@ class Notifier:
 
     # -- in the database thread ------------------------------------------------------------
 
-    def _unposted(self) -> list[tuple[int, str]]:
+    def _unposted(self, skip: list[int]) -> list[tuple[int, str]]:
         """Open tickets of tenants with a channel that Slack has not seen, whose decision asks
         for agents (automated mail is suppressed and stays out of the channel)."""
         if not self.channels:
@@ -110,9 +141,15 @@ class Notifier:
         rows = self.store.db.execute(
             f"SELECT t.id, t.tenant FROM tickets t LEFT JOIN slack_threads s ON s.ticket = t.id "
             f"WHERE s.ticket IS NULL AND t.tenant IN ({marks}) AND t.status NOT IN ('resolved', 'closed') "
+            f"AND t.id NOT IN ({','.join('?' * len(skip))}) "
             "AND EXISTS (SELECT 1 FROM events e WHERE e.ticket = t.id AND e.kind = 'decision' "
-            "AND e.outcome LIKE '%notify_agents%') ORDER BY t.id LIMIT 50", list(self.channels)).fetchall()
+            "AND e.outcome LIKE '%notify_agents%') ORDER BY t.id LIMIT 50", [*self.channels, *skip]).fetchall()
         return [(r[0], self.channels[r[1]]) for r in rows]
+
+    def _failed(self, ticket_id: int, error: str, now: datetime) -> None:
+        with self.store.transaction():
+            self.store.add_event(ticket_id, "slack-error", ["slack-post-failed"], f"not posted: {error}", iso(now),
+                                 detail={"error": error})
 
     def _record(self, ticket_id: int, channel: str, ts: str, now: datetime) -> None:
         with self.store.transaction():
@@ -123,23 +160,25 @@ class Notifier:
             self.store.add_event(ticket_id, "slack", ["slack-posted"], "posted", iso(now),
                                  detail={"channel": channel, "ts": ts})
 
-    def _follow_ups(self) -> list[dict[str, Any]]:
+    def _follow_ups(self, skip: list[int]) -> list[dict[str, Any]]:
         return list(self.store.db.query(
             "SELECT m.id, m.ticket, m.sender, coalesce(m.text, '') AS text, s.channel, s.ts FROM messages m "
             "JOIN slack_threads s ON s.ticket = m.ticket WHERE m.direction = 'in' AND m.id > s.last_message "
-            "ORDER BY m.id LIMIT 50"))
+            f"AND m.ticket NOT IN ({','.join('?' * len(skip))}) ORDER BY m.id LIMIT 50", skip))
 
     def _advance(self, ticket_id: int, message_id: int) -> None:
         with self.store.transaction():
             self.store.db.execute("UPDATE slack_threads SET last_message = ? WHERE ticket = ? AND last_message < ?",
                                   [message_id, ticket_id, message_id])
 
-    def _due(self, now: datetime) -> list[tuple[dict[str, Any], str]]:
+    def _due(self, now: datetime, skip: list[int]) -> list[tuple[dict[str, Any], str]]:
         """Threads of new/open tickets without an agent's answer and without a reminder yet."""
         rows = self.store.db.query(
             "SELECT s.ticket, s.channel, s.ts, t.tenant, t.number, t.created_at FROM slack_threads s "
             "JOIN tickets t ON t.id = s.ticket WHERE s.reminded_at IS NULL AND t.status IN ('new', 'open') "
-            "AND NOT EXISTS (SELECT 1 FROM events e WHERE e.ticket = s.ticket AND e.kind IN ('agent-reply', 'approved'))")
+            f"AND s.ticket NOT IN ({','.join('?' * len(skip))}) "
+            "AND NOT EXISTS (SELECT 1 FROM events e WHERE e.ticket = s.ticket AND e.kind IN ('agent-reply', 'approved'))",
+            skip)
         out = []
         for row in rows:
             tenant = self.config.tenants.get(row["tenant"])
@@ -156,3 +195,11 @@ class Notifier:
             self.store.db.execute("UPDATE slack_threads SET reminded_at = ? WHERE ticket = ?", [iso(now), ticket_id])
             self.store.add_event(ticket_id, "reminder", ["slack-reminder"], f"first response was due {due}",
                                  iso(now), detail={"due": due})
+
+
+def _slack_away(e: Exception) -> bool:
+    """Slack (or the way to it) is down for everyone, not refusing one ticket."""
+    if isinstance(e, SlackApiError):
+        status = getattr(e.response, "status_code", 0) or 0
+        return status >= 500 or status == 429
+    return isinstance(e, (OSError, asyncio.TimeoutError, aiohttp.ClientError))

@@ -204,7 +204,12 @@ class Outbox:
                 continue
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), await self._idle_seconds())
+                idle = await self._idle_seconds()
+            except Exception as e:  # the database failed here too: report it, pause, retry
+                self.last_error = f"outbox: {type(e).__name__}: {e}"
+                idle = 5.0
+            try:
+                await asyncio.wait_for(self._wake.wait(), idle)
             except asyncio.TimeoutError:
                 pass
 

@@ -107,8 +107,9 @@ class Service:
         site = web.TCPSite(self._web, web_host, web_port)
         await site.start()
         self.web_address = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
-        self._tasks = [asyncio.create_task(self._writer(), name="triage-writer"),
-                       asyncio.create_task(self.outbox.run(self._stop), name="triage-outbox")]
+        self._tasks = [asyncio.create_task(self._writer(), name="triage-writer")]
+        if self.relay is not None:  # without a relay mail waits in the outbox and nothing delivers
+            self._tasks.append(asyncio.create_task(self.outbox.run(self._stop), name="triage-outbox"))
         if self.notifier is not None:
             self._tasks.append(asyncio.create_task(self.notifier.run(self._stop), name="triage-slack-notifier"))
         await self._start_socket_mode()
@@ -301,16 +302,19 @@ class Service:
         except Exception as e:  # the point of a health check: say so instead of failing
             counts, stored_error, database = {}, "", False
             self.last_error = f"database: {type(e).__name__}: {e}"
+        ended = [t.get_name() for t in self._tasks if t.done()]  # a dead loop: nothing delivers or posts
+        healthy = database and not ended
         body = {
-            "status": "ok" if database else "error",
+            "status": "ok" if healthy else "error",
             "database": database,
+            "tasks": ended,
             "outbox_backlog": counts.get("queued", 0) + counts.get("sending", 0),
             "outbox": counts,
             "last_error": self.outbox.last_error or self.last_error or stored_error,
             "smtp": f"{self.smtp_address[0]}:{self.smtp_address[1]}",
             "relay": self.relay.describe() if self.relay else "",
         }
-        return web.json_response(body, status=200 if database else 503)
+        return web.json_response(body, status=200 if healthy else 503)
 
 
 async def serve(config: Config, **options: Any) -> None:

@@ -272,6 +272,12 @@ class Store:
             params.append(outcome_contains)
         return bool(self._scalar(sql + " LIMIT 1", params))
 
+    def latest_event(self, ticket_id: int, kinds: tuple[str, ...]) -> dict[str, Any] | None:
+        """The ticket's most recent event of these kinds (say the decision in force)."""
+        marks = ", ".join("?" for _ in kinds)
+        return self._one(f"SELECT * FROM events WHERE ticket = ? AND kind IN ({marks}) ORDER BY id DESC LIMIT 1",
+                         [ticket_id, *kinds])
+
     def add_correction(self, row: dict[str, Any]) -> int:
         """An agent's label for a ticket: a training example for ``triage train``."""
         return self._insert("corrections", row)
@@ -464,9 +470,6 @@ class Store:
             sql += " WHERE outbox.status = ?"
             params.append(status)
         return list(self.db.query(sql + " ORDER BY outbox.id DESC LIMIT ?", params + [limit]))
-
-    def outbox_raw(self, outbox_id: int) -> bytes | None:
-        return self._scalar("SELECT raw FROM outbox WHERE id = ?", [outbox_id])
 
     def last_error(self) -> str:
         """The most recent failure recorded in the audit trail (for /healthz after a restart)."""
