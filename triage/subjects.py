@@ -14,7 +14,8 @@ _REPLY = "|".join(_DATA["reply_prefixes"])
 _FORWARD = "|".join(_DATA["forward_prefixes"])
 # "Re: ", "AW[2]: ", "Fwd: " repeated; the optional [n] is Outlook's reply counter
 PREFIXES = re.compile(rf"^\s*(?:(?:{_REPLY}|{_FORWARD})\s*(?:\[\d+\])?\s*:\s*)+", re.I)
-FORWARDED = re.compile(rf"^\s*(?:{_FORWARD})\s*:", re.I)
+# a forward, possibly answered: "Fwd:", "Re: Fwd:"
+FORWARDED = re.compile(rf"^\s*(?:(?:{_REPLY})\s*(?:\[\d+\])?\s*:\s*)*(?:{_FORWARD})\s*:", re.I)
 TAG = re.compile(r"\[#\d+\]")
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from triage.message import Message
+from triage.subjects import FORWARDED
 
 RULES = {
     "thread-new-ticket": "no usable ticket tag or signed reference: the message opens a new ticket",
@@ -35,7 +36,6 @@ RULES = {
 
 _BOT_ID = re.compile(r"^<t(\d+)\.([0-9a-f]{12})\.([0-9a-f]{8})@([^<>\s]+)>$")
 _TAG = re.compile(r"\[#(\d{1,9})\]")
-_FORWARD = re.compile(r"^\s*(?:(?:re|aw|sv|vs|ha|на|відп)\s*:\s*)*(?:fwd?|fw|wg|vb|tr|пересл|пер)\s*:", re.I)
 _MSGID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
 SETTING_NAME = "message_id_signing_key"
 
@@ -96,7 +96,7 @@ class Thread:
 
 def is_forward(msg: Message) -> bool:
     """Forwarded (Fwd:/WG:/VB: …) or re-sent (Resent-* headers): the thread headers are not the sender's own."""
-    return bool(_FORWARD.match(msg.subject)) or bool(msg.header("Resent-Message-ID") or msg.header("Resent-From"))
+    return bool(FORWARDED.match(msg.subject)) or bool(msg.header("Resent-Message-ID") or msg.header("Resent-From"))
 
 
 def _returned_ids(msg: Message) -> list[str]:
