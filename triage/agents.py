@@ -21,7 +21,7 @@ from typing import Any
 from triage.automated import Automation
 from triage.classify import HUMAN_LABELS, URGENT, Classification, Classifier
 from triage.config import Config
-from triage.intake import Intake
+from triage.intake import Intake, support_sender
 from triage.message import Message
 from triage.outbox import compose, reply_subject
 from triage.parse import parse_email
@@ -253,8 +253,7 @@ class Agents:
             raise AgentError(f"[#{ticket['number']}] has no tenant to answer for")
         inbound = self.store.inbound_messages(ticket["id"])
         last = inbound[-1] if inbound else {"message_id": "", "recipients": "[]"}
-        wrote_to = [r for r in json.loads(last["recipients"] or "[]") if r in tenant.support_addresses]
-        sender = (f"{tenant.name} supplier portal support", (wrote_to or tenant.support_addresses)[0])
+        sender = support_sender(tenant, json.loads(last["recipients"] or "[]"))
         subject = reply_subject(ticket["subject"] or "", ticket["number"])
         message_id = self.intake.signer.new_id(ticket["id"])
         to = ticket["requester_address"]

@@ -252,7 +252,7 @@ class Intake:
         if refused:
             self.store.add_event(ticket_id, "mail-suppressed", [refused], "not sent", at, detail={"to": to[1]})
             return refused
-        sender = (f"{tenant.name} supplier portal support", tenant.support_addresses[0])
+        sender = support_sender(tenant, [])
         message_id = self.signer.new_id(ticket_id)
         try:
             raw = compose(sender=sender, to=[to], subject=subject, body=body, message_id=message_id, now=now,
@@ -267,9 +267,7 @@ class Intake:
     # -- outgoing mail ------------------------------------------------------------------
 
     def _from(self, tenant: Tenant, msg: Message) -> tuple[str, str]:
-        """Replies come from the support address the sender wrote to, so their answer threads back."""
-        address = next((r for r in msg.recipients if r in tenant.support_addresses), tenant.support_addresses[0])
-        return f"{tenant.name} supplier portal support", address
+        return support_sender(tenant, msg.recipients)
 
     def queue(self, ticket_id: int, kind: str, recipients: list[str], subject: str, message_id: str,
               raw: bytes, body: str, sender: str, at: str) -> None:
@@ -350,6 +348,13 @@ class Intake:
                        outcome.relay, sender[1], at)
             queued += 0 if self.hold_local else 1
         return queued
+
+
+def support_sender(tenant: Tenant, recipients: list[str]) -> tuple[str, str]:
+    """(name, address) of mail from support: the support address the person wrote to (so
+    their answer threads back), else the tenant's first one."""
+    address = next((r for r in recipients if r in tenant.support_addresses), tenant.support_addresses[0])
+    return f"{tenant.name} supplier portal support", address
 
 
 def _decision_detail(outcome: Outcome) -> dict[str, Any]:
