@@ -60,15 +60,11 @@ def find_tenant(msg: Message, config: Config, reasons: list[str]) -> Tenant | No
 def _tenant_of_bounced(msg: Message, config: Config, reasons: list[str]) -> Tenant | None:
     """Mail to the bot's own address (bounces of its replies) names a tenant only when the
     returned message's headers carry one of the tenant's support addresses."""
-    if msg.mime is not None:
-        for part in msg.mime.walk():
-            if part.get_content_type() in ("text/rfc822-headers", "message/rfc822"):
-                payload = part.get_payload(decode=True) or str(part.get_payload())
-                text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload)
-                for tenant in config.tenants.values():
-                    if any(a in text.lower() for a in tenant.support_addresses):
-                        reasons.append("tenant-from-bounced-message")
-                        return tenant
+    for text in msg.returned_headers():
+        for tenant in config.tenants.values():
+            if any(a in text.lower() for a in tenant.support_addresses):
+                reasons.append("tenant-from-bounced-message")
+                return tenant
     reasons.append("tenant-none-for-bot-address")
     return None
 

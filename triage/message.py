@@ -64,6 +64,21 @@ class Message:
                 self._raw_headers.setdefault(key.lower(), []).append(" ".join(str(value).split()))
         return self._raw_headers.get(name.lower(), [])
 
+    def returned_headers(self) -> list[str]:
+        """The headers (or whole message) a bounce returns, as text: the text/rfc822-headers
+        and message/rfc822 parts. Threading and tenant lookup both read them."""
+        texts: list[str] = []
+        if self.mime is None:
+            return texts
+        for part in self.mime.walk():
+            if part.get_content_type() not in ("text/rfc822-headers", "message/rfc822"):
+                continue
+            payload = part.get_payload(decode=True) if not part.is_multipart() else None
+            if payload is None:
+                payload = str(part.get_payload()[0]) if part.is_multipart() else str(part.get_payload())
+            texts.append(payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload))
+        return texts
+
     @property
     def domain(self) -> str:
         """The sender's mail domain, lower-cased."""

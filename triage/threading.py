@@ -100,17 +100,9 @@ def is_forward(msg: Message) -> bool:
 
 
 def _returned_ids(msg: Message) -> list[str]:
-    """Message-IDs in the returned headers or message of a bounce (text/rfc822-headers, message/rfc822)."""
+    """Message-IDs in the returned headers or message of a bounce."""
     found: list[str] = []
-    if msg.mime is None:
-        return found
-    for part in msg.mime.walk():
-        if part.get_content_type() not in ("text/rfc822-headers", "message/rfc822"):
-            continue
-        payload = part.get_payload(decode=True) if not part.is_multipart() else None
-        if payload is None:
-            payload = str(part.get_payload()[0]) if part.is_multipart() else ""
-        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload)
+    for text in msg.returned_headers():
         for line in re.findall(r"(?im)^message-id:\s*(.+)$", text):
             found.extend(_MSGID.findall(line))
     return found
