@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
-from tests.test_widget_api import ANNA, SECRET, widget_config
-from triage.config import load_config
+from tests.test_widget_api import ANNA, SECRET, service  # noqa: F401 - the same running-service fixture
 from triage.service import Service
 from triage.trust import widget_hash
 
@@ -22,16 +20,6 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 XSS = '<img src=x onerror="window.__xss=1">'
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (Debian package chromium)")
-
-
-@pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[Service]:
-    service = Service(load_config(widget_config(tmp_path / "config")), out=lambda line: None)
-    await service.start()
-    try:
-        yield service
-    finally:
-        await service.stop()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from typing import Any
 from triage.config import Config, Tenant
 from triage.directory import Directory
 from triage.identify import find_tenant
-from triage.loops import ACK_ONLY, Gate, is_system_address
+from triage.loops import Gate, acknowledged_before, is_system_address
 from triage.message import Message
 from triage.outbox import Unencodable, compose, reply_subject
 from triage.parse import parse_email
@@ -233,7 +233,7 @@ class Intake:
         """A chat ticket is answered in the chat: an outgoing widget message, never a mail
         (the visitor's address may be unproven). A follow-up that only needs an
         acknowledgement gets none, as in mail: one ack per ticket is enough."""
-        if follow_up and set(outcome.decision.actions) <= ACK_ONLY:
+        if acknowledged_before(outcome.decision.actions, follow_up):
             self.store.add_event(ticket_id, "reply-suppressed", ["loop-followup-acknowledged"], "not shown", at)
             return
         assert outcome.reply is not None
@@ -291,7 +291,7 @@ class Intake:
     def _reply(self, ticket_id: int, number: int, tenant: Tenant, msg: Message, outcome: Outcome,
                in_reply_to: str, automated: bool, follow_up: bool, now: datetime) -> int:
         at = iso(now)
-        ack_only = follow_up and set(outcome.decision.actions) <= ACK_ONLY
+        ack_only = acknowledged_before(outcome.decision.actions, follow_up)
         refused = self.gate.check_reply(msg.sender, automated, self.store, now, followup_ack_only=ack_only)
         if refused:
             self.store.add_event(ticket_id, "reply-suppressed", [refused], "not sent", at,

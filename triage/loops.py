@@ -31,6 +31,12 @@ _SYSTEM = re.compile(r"^(?:mailer-daemon|mail-daemon|mailerdaemon|postmaster|bou
 ACK_ONLY = {"acknowledge", "hold_for_review", "notify_agents"}
 
 
+def acknowledged_before(actions: list[str], follow_up: bool) -> bool:
+    """A follow-up on a ticket whose decision would only acknowledge it again: one ack per
+    ticket is enough (two helpdesks acknowledging each other would never stop)."""
+    return follow_up and set(actions) <= ACK_ONLY
+
+
 class History(Protocol):
     """What the checks need from the store."""
 
