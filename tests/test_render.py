@@ -31,6 +31,7 @@ def reply_context(**over) -> dict:
         "portal_url": "https://nordvik.portal.example",
         "hours": "Mon–Fri 08:00–17:00 (Europe/Stockholm)", "open_now": True,
         "reply_by": "Mon 24 Nov 08:00", "parts": ["acknowledge"], "guide": "", "decline_reason": "",
+        "has_contacts": True,
     }
     ctx.update(over)
     return ctx
@@ -151,7 +152,7 @@ def test_reply_layout_in_all_languages():
         paragraphs = out.split("\n\n")
         assert "Anna Berg" in paragraphs[0]
         assert len(paragraphs) >= 6
-        assert out.count("[#1042]") == 2  # acknowledgement and closing
+        assert out.count("[#1042]") == 1  # once, in the closing
         assert "https://nordvik.portal.example" in out
         assert_plain(out)
         generic = REPLY_RENDERER.reply(lang, "en", reply_context(sender_name="", channel="slack"))
@@ -340,3 +341,48 @@ def test_format_moment_and_hours():
     assert format_hours(weekdays, time(9), time(17, 30), "de") == "Mo–Fr 09:00–17:30 Uhr"
     assert format_hours(weekdays, time(8), time(17), "uk") == "пн–пт 08:00–17:00"
     assert format_hours([0, 2, 4], time(8), time(12), "ru") == "пн, ср, пт 08:00–12:00"
+
+
+# -- what a supplier reads: every text once, and true ------------------------------------
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("channel", ["email", "widget"])
+def test_acknowledgement_gives_the_ticket_number_once(lang, channel):
+    text = REPLY_RENDERER.reply(lang, "en", reply_context(parts=["acknowledge"], channel=channel))
+    assert text.count("[#1042]") == 1, text
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_redirect_with_relay_points_to_existing_contacts_once(lang):
+    """Redirect and relay notice together used to both send the supplier to their contacts."""
+    parts = ["redirect_business", "relay_notice"]
+    with_contacts = REPLY_RENDERER.reply(lang, "en", reply_context(parts=parts, has_contacts=True))
+    without = REPLY_RENDERER.reply(lang, "en", reply_context(parts=parts, has_contacts=False))
+    assert with_contacts.count("Nordvik Industrier AB") > without.count("Nordvik Industrier AB")
+    # the relay notice names the tenant once in its first sentence; the pointer adds exactly one more
+    assert with_contacts.count("Nordvik Industrier AB") - without.count("Nordvik Industrier AB") == 1
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_new_company_is_not_sent_to_contacts_it_does_not_have(lang):
+    alone = REPLY_RENDERER.reply(lang, "en", reply_context(parts=["redirect_business"], has_contacts=False))
+    known = REPLY_RENDERER.reply(lang, "en", reply_context(parts=["redirect_business"], has_contacts=True))
+    assert alone != known
+    pointer = {"en": "existing contacts", "sv": "vanliga kontaktpersoner", "de": "bisherigen Ansprechpersonen",
+               "ru": "с которыми Вы уже работаете", "uk": "з якими Ви вже співпрацюєте"}[lang]
+    assert pointer in known and pointer not in alone
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_urgent_outside_hours_says_what_really_happens(lang):
+    """Outside hours the reply must not claim an immediate answer: it says nobody may answer
+    before the close, and (to a supplier who has contacts) that only the tenant can extend it."""
+    parts = ["urgent", "acknowledge"]
+    inside = REPLY_RENDERER.reply(lang, "en", reply_context(parts=parts, open_now=True))
+    outside = REPLY_RENDERER.reply(lang, "en", reply_context(parts=parts, open_now=False))
+    promise = {"en": "cannot promise", "sv": "kan inte lova", "de": "nicht zusagen",
+               "ru": "не можем обещать", "uk": "не можемо обіцяти"}[lang]
+    assert promise in outside and promise not in inside
+    assert "Mon 24 Nov 08:00" in outside
+    assert outside.count("Nordvik Industrier AB") > REPLY_RENDERER.reply(
+        lang, "en", reply_context(parts=parts, open_now=False, has_contacts=False)).count("Nordvik Industrier AB")

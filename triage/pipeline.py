@@ -58,6 +58,22 @@ class Outcome:
         return line
 
 
+def greeting_name(msg: Message, who: Identity, verified: bool) -> str:
+    """The name a reply greets: the one the sender gave, else their directory entry's — but
+    only for a proven sender, or a stranger typing a supplier's address into the widget would
+    learn that person's name."""
+    if msg.sender_name:
+        return msg.sender_name
+    return who.user.name if verified and who.user is not None else ""
+
+
+def has_contacts(who: Identity) -> bool:
+    """Whether the sender already works with the tenant (they or colleagues are in its
+    directory, or they are its own staff): only then may a reply point them to "your existing
+    contacts", which a company writing for the first time does not have."""
+    return who.requester == "internal" or who.user is not None or bool(who.colleagues)
+
+
 class Pipeline:
     """Built once per configuration: the lexicon, model and templates are loaded here."""
 
@@ -78,13 +94,13 @@ class Pipeline:
         decision = decide(Context(msg, who, proof, auto, cls, self.config))
         reply = relay_subject = relay = None
         if tenant and not decision.suppressed:
-            reply = self.draft_reply(msg, who, cls, decision, ticket, now)
+            reply = self.draft_reply(msg, who, cls, decision, ticket, now, proof.verified)
             if decision.relay_topic:
                 relay_subject, relay = self._relay(msg, who, proof, cls, decision, ticket)
         return Outcome(msg, who, proof, auto, cls, decision, ticket, reply, relay_subject, relay)
 
     def draft_reply(self, msg: Message, who: Identity, cls: Classification, decision: Decision,
-                    ticket: int, now: datetime) -> str | None:
+                    ticket: int, now: datetime, verified: bool) -> str | None:
         """The reply to the requester for a decision (None when it has nothing to say)."""
         parts = [part for action, part in REPLY_PARTS if action in decision.actions]
         if not parts or not msg.sender:
@@ -95,7 +111,8 @@ class Pipeline:
         back = hours.next_open(tenant.hours, tenant.timezone, now)
         context = {
             "ticket": str(ticket), "ticket_tag": f"[#{ticket}]", "tenant": tenant.name,
-            "sender_name": msg.sender_name, "channel": msg.channel, "portal_url": tenant.portal_url,
+            "sender_name": greeting_name(msg, who, verified), "channel": msg.channel,
+            "portal_url": tenant.portal_url, "has_contacts": has_contacts(who),
             "hours": format_hours(tenant.hours.days, tenant.hours.start, tenant.hours.end, lang, tenant.timezone),
             "open_now": hours.is_open(tenant.hours, tenant.timezone, now),
             "reply_by": format_moment(back, lang), "parts": parts,
