@@ -44,3 +44,11 @@ def test_cli_commands_documented():
 def test_ci_runs_the_readme_test_command():
     ci = (REPO / ".ci" / "run").read_text()
     assert "bash tests/run" in README and "bash tests/run" in ci
+
+
+def test_readme_set_up_command_exists():
+    """The README's first command works from a fresh clone: the wrapper is there and executable."""
+    assert "    bin/triage serve\n" in README
+    wrapper = REPO / "bin" / "triage"
+    assert wrapper.is_file() and wrapper.stat().st_mode & 0o111
+    assert "bin/venv test" in (REPO / "tests" / "run").read_text()

@@ -286,8 +286,6 @@ async def test_credentials_from_the_environment(store, monkeypatch):
 
 
 def _certificate(folder) -> tuple[str, str]:  # noqa: ANN001
-    crypto = pytest.importorskip("cryptography")
-    del crypto
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
