@@ -85,3 +85,20 @@ def test_challenge_set_meets_the_bar():
 def test_second_challenge_set_meets_the_bar():
     """A third set, written blind by yet another author, with indirect and messy phrasing."""
     _score(TEST_DATA / "challenge2_cases.jsonl", 0.95)
+
+
+def test_backup_command(tmp_path):
+    import shutil
+    import sqlite3
+
+    folder = tmp_path / "config"
+    shutil.copytree(TEST_CONFIG, folder)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "triage.cli", "--config", str(folder), *a],  # noqa: E731
+                                    capture_output=True, text=True, timeout=120)
+    first = run("backup", str(tmp_path / "copy.db"))
+    assert first.returncode == 0, first.stderr
+    assert "0 tickets" in first.stdout
+    assert sqlite3.connect(tmp_path / "copy.db").execute("SELECT count(*) FROM tickets").fetchone() == (0,)
+    again = run("backup", str(tmp_path / "copy.db"))
+    assert again.returncode == 2 and "--force" in again.stderr and "Traceback" not in again.stderr
+    assert run("backup", "--force", str(tmp_path / "copy.db")).returncode == 0

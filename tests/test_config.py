@@ -89,3 +89,68 @@ def test_widget_secret_from_environment(tmp_path, monkeypatch):
                                              'widget_secret_env = "ACME_WIDGET_SECRET"'))
     monkeypatch.setenv("ACME_WIDGET_SECRET", "from-env")
     assert load_config(folder).tenants["acme"].widget_secret == "from-env"
+
+
+# -- values with the right type and a wrong meaning fail early, naming file and key -------
+
+def _service(folder: Path, old: str, new: str) -> None:
+    path = folder / "triage.toml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize("old, new, pattern", [
+    ('[email]\n', '[email]\nlisten = "127.0.0.1"\n', r"triage\.toml: key email\.listen"),
+    ('[email]\n', '[email]\nlisten = "127.0.0.1:70000"\n', r"triage\.toml: key email\.listen .*0\.\.65535"),
+    ('[email]\n', '[email]\nlisten = "127.0.0.1:²"\n', r"key email\.listen"),
+    ('[tenants]\n', '[web]\nlisten = "localhost:http"\n[tenants]\n', r"key web\.listen"),
+    ('[service]\n', '[service]\nlow_confidence = 1.7\n', r"key service\.low_confidence must be between 0 and 1"),
+    ('[service]\n', '[service]\nlanguages = ["en", "xx"]\n', r"key service\.languages .*'xx'"),
+])
+def test_meaningless_service_values_are_errors(tmp_path, old, new, pattern):
+    folder = _copy(tmp_path)
+    _service(folder, old, new)
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(folder)
+
+
+def test_misspelt_time_zone_is_an_error_not_utc(tmp_path):
+    folder = _copy(tmp_path)
+    path = folder / "tenants" / "acme.toml"
+    path.write_text(path.read_text().replace('timezone = "Europe/Stockholm"', 'timezone = "Europe/Stokholm"'))
+    with pytest.raises(ConfigError, match=r"acme\.toml: key 'timezone' .*'Europe/Stokholm'"):
+        load_config(folder)
+
+
+def test_relay_url_credentials_are_never_echoed(tmp_path):
+    folder = _copy(tmp_path)
+    _service(folder, '[email]\n', '[email]\nrelay_url = "http://mailuser:s3cretpw@relay.example:25"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(folder)
+    assert "email.relay_url" in str(caught.value) and "s3cretpw" not in str(caught.value)
+    assert "mailuser" not in str(caught.value)
+
+
+def test_unresolvable_hosts_are_named(tmp_path):
+    from triage.config import resolve_hosts
+
+    folder = _copy(tmp_path)
+    _service(folder, '[email]\n', '[email]\nrelay_url = "smtp://no-such-host.invalid:25"\n')
+    config = load_config(folder)
+    with pytest.raises(ConfigError, match=r"triage\.toml: key email\.relay_url: host 'no-such-host\.invalid'"):
+        resolve_hosts(config)
+    _service(folder, 'relay_url = "smtp://no-such-host.invalid:25"', 'relay_url = "smtp://127.0.0.1:2525"')
+    resolve_hosts(load_config(folder))
+
+
+def test_warnings_for_settings_not_fit_for_production(tmp_path):
+    from triage.config import config_warnings
+
+    config = load_config(REPO / "config")
+    said = config_warnings(config, environ={"SLACK_BOT_TOKEN": "xoxb-1"})
+    assert any("TRIAGE_SIGNING_KEY is not set" in w for w in said)
+    assert any("borealis" in w and "demo widget secret" in w for w in said)
+    assert any("SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not" in w for w in said)
+    quiet = config_warnings(config, environ={"TRIAGE_SIGNING_KEY": "k", "BOREALIS_WIDGET_SECRET": "x"})
+    assert not [w for w in quiet if "TRIAGE_SIGNING_KEY" in w or "Slack" in w]

@@ -6,7 +6,9 @@ import json
 import shutil
 import sqlite3
 import subprocess
+import sys
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -127,9 +129,39 @@ def test_settings_are_created_once(store):
     assert len(key) == 32 and store.random_key("k") == key
 
 
-@pytest.mark.skipif(shutil.which("sqlite-utils") is None, reason="the sqlite-utils command is not installed")
 def test_database_opens_in_sqlite_utils_as_it_is(store):
     ticket(store, "acme", 1001)
-    out = subprocess.run(["sqlite-utils", "tables", str(store.path), "--counts"], capture_output=True,
+    # the command installed beside this interpreter (a dependency), whether or not .venv/bin is on PATH
+    command = shutil.which("sqlite-utils", path=str(Path(sys.executable).parent)) or "sqlite-utils"
+    out = subprocess.run([command, "tables", str(store.path), "--counts"], capture_output=True,
                          text=True, check=True)
     assert '"table": "tickets", "count": 1' in out.stdout
+
+
+def test_backup_while_writing_holds_what_the_wal_holds(tmp_path):
+    """A plain file copy of a live WAL database misses recent commits; the backup API does not."""
+    store = Store(tmp_path / "live.db")
+    store.db.execute("PRAGMA wal_autocheckpoint=0")  # as between two checkpoints of a busy service
+    for n in range(5):
+        with store.transaction():
+            store.create_ticket({"tenant": "acme", "number": 1001 + n, "status": "new", "priority": "normal",
+                                 "category": "technical", "intent": "access", "requester": "external",
+                                 "trust": "verified", "language": "en", "channel": "email", "subject": f"s{n}",
+                                 "requester_address": "a@b.example", "created_at": "2026-12-01T10:00:00+00:00",
+                                 "updated_at": "2026-12-01T10:00:00+00:00"})
+    shutil.copyfile(tmp_path / "live.db", tmp_path / "filecopy.db")
+    naive = sqlite3.connect(tmp_path / "filecopy.db")
+    try:
+        copied = naive.execute("SELECT count(*) FROM tickets").fetchone()[0]
+    except sqlite3.DatabaseError:
+        copied = 0
+    naive.close()
+    assert copied < 5  # the failure the backup command exists for
+    assert store.backup(tmp_path / "backup.db") == 5
+    assert not (tmp_path / "backup.db.partial").exists()
+    copy = sqlite3.connect(tmp_path / "backup.db")
+    assert copy.execute("SELECT count(*) FROM tickets").fetchone()[0] == 5
+    copy.close()
+    store.checkpoint()
+    assert (tmp_path / "live.db-wal").stat().st_size == 0
+    store.close()

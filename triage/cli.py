@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from triage.config import Config, ConfigError, load_config
+from triage.config import Config, ConfigError, config_warnings, load_config, resolve_hosts
 from triage.message import Message
 from triage.parse import parse_chat, parse_email
 from triage.store import OUTBOX_STATUSES, STATUSES, Store
@@ -87,9 +87,15 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
         relay = Relay.from_config(config.email["relay_url"], config.email["relay_username_env"],
                                   config.email["relay_password_env"])
         parse_limits(config.email["reply_limits"])
+        resolve_hosts(config)
+    except ConfigError as e:
+        print(f"triage: configuration error: {e}", file=sys.stderr)
+        return 2
     except ValueError as e:
         print(f"triage: configuration error: {config.root / 'triage.toml'}: {e}", file=sys.stderr)
         return 2
+    for warning in config_warnings(config):
+        print(f"triage: warning: {warning}", file=sys.stderr)
     print(f"{config.root}: OK")
     print(f"  database {config.database.resolve()}; smtp {config.email['listen']}; http {config.web_listen}; "
           f"relay {relay.describe() if relay else 'none (mail is held in the outbox)'}")
@@ -104,6 +110,13 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
     from triage.service import serve
 
+    try:
+        resolve_hosts(config)
+    except ConfigError as e:
+        print(f"triage: configuration error: {e}", file=sys.stderr)
+        return 2
+    for warning in config_warnings(config):
+        print(f"triage serve: warning: {warning}", file=sys.stderr)
     try:
         asyncio.run(serve(config))
     except (OSError, ValueError) as e:  # port in use, bad listen or relay address
@@ -243,6 +256,28 @@ def cmd_imap_check(args: argparse.Namespace, config: Config) -> int:
     return 1 if failed else 0
 
 
+def cmd_backup(args: argparse.Namespace, config: Config) -> int:
+    """A consistent copy of the database, safe while `triage serve` runs."""
+    import sqlite3
+
+    target = Path(args.path)
+    if target.is_dir():
+        target = target / config.database.name
+    if target.exists() and not args.force:
+        print(f"triage backup: {target} exists (use --force to replace it)", file=sys.stderr)
+        return 2
+    if target.resolve() == config.database.resolve():
+        print("triage backup: the backup must not be the database itself", file=sys.stderr)
+        return 2
+    try:
+        tickets = _store(config).backup(target)
+    except (OSError, sqlite3.Error) as e:
+        print(f"triage backup: {e}", file=sys.stderr)
+        return 1
+    print(f"backed up {config.database.resolve()} to {target.resolve()} ({tickets} tickets)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     from triage.demo import run_demo
 
@@ -287,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
                  "replace a tenant's directory with a CSV export of the portal's users", cmd_directory_import)
     d.add_argument("tenant")
     d.add_argument("file")
+    p = _command(sub, "backup", "copy the database consistently, also while the service runs", cmd_backup)
+    p.add_argument("path", help="file (or folder) to write the copy to")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
     p = _command(sub, "demo", "send sample messages to the running service and show what it did", cmd_demo)
     p.add_argument("--tenant", help="tenant to write to (default: the first one)")
     p = _command(sub, "imap-check", "connect to a tenant's IMAP mailboxes and say what works and what is wrong",

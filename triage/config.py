@@ -7,11 +7,16 @@ first mail for that tenant arrives. Paths in the files are relative to the file'
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from lingua import IsoCode639_1
 
 from triage.directory import Directory, DirectoryError, load_directory
 from triage.loops import Window, parse_limits
@@ -198,6 +203,71 @@ class Config:
         return own
 
 
+def split_listen(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:8025"`` -> ("127.0.0.1", 8025); ``"[::1]:25"`` -> ("::1", 25); port 0 picks a free port."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isascii() or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"must be host:port with a port 0..65535, not {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for an error message or a log line: any user:password part replaced."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+
+
+def _check_relay_url(path: Path, url: str) -> None:
+    """smtp://host[:port] or smtps://host[:port], never with credentials (they live in the
+    environment); the value is echoed redacted, so a mistaken password never reaches a log."""
+    if not url:
+        return
+    where = f"{path}: key email.relay_url"
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 -- reading it validates it (0..65535, digits)
+    except ValueError:
+        raise ConfigError(f"{where} has a bad port: {redact_url(url)!r}") from None
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{where} must not carry credentials (set them in the relay_*_env variables): "
+                          f"{redact_url(url)!r}")
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ConfigError(f"{where} must be smtp://host[:port] or smtps://host[:port], not {redact_url(url)!r}")
+
+
+def _check_service(path: Path, config: "Config") -> None:
+    """Values of triage.toml that have the right type but a wrong meaning."""
+    for key, value in (("email.listen", config.email["listen"]), ("web.listen", config.web_listen)):
+        try:
+            split_listen(value)
+        except ValueError as e:
+            raise ConfigError(f"{path}: key {key} {e}") from None
+    if not 0.0 <= config.low_confidence <= 1.0:
+        raise ConfigError(f"{path}: key service.low_confidence must be between 0 and 1, not {config.low_confidence}")
+    unknown = [code for code in config.languages if not hasattr(IsoCode639_1, code.upper()) or len(code) != 2]
+    if unknown or not config.languages:
+        raise ConfigError(f"{path}: key service.languages must be ISO 639-1 codes (like 'en', 'sv'), "
+                          f"not {', '.join(map(repr, unknown)) or 'an empty list'}")
+    if "@" not in config.email["from_address"]:
+        raise ConfigError(f"{path}: key email.from_address must be an address, not {config.email['from_address']!r}")
+    if config.email["max_message_size"] < 1024:
+        raise ConfigError(f"{path}: key email.max_message_size must be at least 1024 bytes")
+    if config.email["bounce_quiet_hours"] < 0:
+        raise ConfigError(f"{path}: key email.bounce_quiet_hours must not be negative")
+    _check_relay_url(path, config.email["relay_url"])
+
+
+def _check_timezone(path: Path, name: str) -> None:
+    """A misspelt zone must not quietly become UTC in every reply's support hours."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{path}: key 'timezone' is not a known IANA time zone: {name!r} "
+                          "(for example 'Europe/Stockholm')") from None
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
@@ -277,6 +347,7 @@ def load_tenant(path: Path, languages: list[str]) -> Tenant:
         secret = os.environ.get(data["widget_secret_env"], secret)
     if data["language"] not in languages:
         raise ConfigError(f"{path}: key 'language' must be one of {languages}, not {data['language']!r}")
+    _check_timezone(path, data["timezone"])
     directory_path = path.parent / data["directory"] if data["directory"] else None
     return Tenant(
         slug=data["slug"], name=data["name"], language=data["language"], timezone=data["timezone"],
@@ -356,6 +427,7 @@ def load_config(folder: str | Path) -> Config:
         web_listen=sections["web"]["listen"], slack=sections["slack"],
     )
     config.email["from_address"] = config.email["from_address"].lower()
+    _check_service(path, config)
     folder_path = root / sections["tenants"]["folder"]
     if not folder_path.is_dir():
         raise ConfigError(f"{path}: key tenants.folder: {folder_path} is not a folder")
@@ -367,3 +439,42 @@ def load_config(folder: str | Path) -> Config:
     if not config.tenants:
         raise ConfigError(f"{folder_path}: no tenant files (*.toml)")
     return config
+
+
+def resolve_hosts(config: Config) -> None:
+    """The hosts the service will connect to must resolve: `check-config` and `serve` say so at
+    once, naming the file and key, rather than the first delivery failing hours later."""
+    targets: list[tuple[Path, str, str]] = []
+    if config.email["relay_url"]:
+        targets.append((config.root / "triage.toml", "email.relay_url", urlsplit(config.email["relay_url"]).hostname or ""))
+    for tenant in config.tenants.values():
+        targets += [(tenant.source, f"imap[{i}].host", box.host) for i, box in enumerate(tenant.imap)]
+    for path, key, host in targets:
+        try:
+            socket.getaddrinfo(host, None)
+        except (OSError, UnicodeError) as e:
+            raise ConfigError(f"{path}: key {key}: host {host!r} does not resolve ({e})") from None
+
+
+# What the shipped example tenant uses until its operator sets a real one.
+DEMO_WIDGET_SECRET = "demo-widget-secret-change-me"
+SLACK_TOKENS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
+
+
+def config_warnings(config: Config, environ: dict[str, str] | os._Environ[str] = os.environ) -> list[str]:
+    """Settings that work but should not go to production: printed by `check-config` and at start."""
+    out = []
+    if not environ.get(config.signing_key_env):
+        out.append(f"{config.signing_key_env} is not set: Message-IDs are signed with a random key kept in the "
+                   "database (fine for a demo; set it in production so a restored database keeps threading)")
+    for tenant in config.tenants.values():
+        if tenant.widget_secret == DEMO_WIDGET_SECRET:
+            out.append(f"{tenant.source}: tenant {tenant.slug!r} still uses the demo widget secret: anyone can "
+                       "sign a widget identity; set widget_secret_env")
+    slack = [name for name in SLACK_TOKENS if environ.get(name)]
+    if len(slack) == 1:
+        missing = next(name for name in SLACK_TOKENS if name not in slack)
+        out.append(f"{slack[0]} is set but {missing} is not: Slack stays off until both are set")
+    if environ.get("SLACK_APP_TOKEN") and len(slack) < 2:
+        out.append("SLACK_APP_TOKEN is set without SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET: Socket Mode stays off")
+    return out

@@ -12,7 +12,7 @@ import uuid
 from email.message import EmailMessage
 
 from triage.config import Config, Tenant
-from triage.service import split_listen
+from triage.config import split_listen
 from triage.store import Store
 
 # (sender name, sender address, subject, body): technical, business, account, urgent, automatic.

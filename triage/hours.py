@@ -6,26 +6,22 @@ Acknowledgements promise an answer within the tenant's support hours, so the rep
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from triage.config import SupportHours
 
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+# Time zone names are validated when the configuration loads (a misspelt one is an error
+# there), so here a name is always one ZoneInfo knows.
 
 
 def is_open(hours: SupportHours, timezone: str, now: datetime) -> bool:
-    local = now.astimezone(_zone(timezone))
+    local = now.astimezone(ZoneInfo(timezone))
     return local.weekday() in hours.days and hours.start <= local.time() < hours.end
 
 
 def next_open(hours: SupportHours, timezone: str, now: datetime) -> datetime:
     """``now`` when open, else the start of the next staffed period (local time)."""
-    local = now.astimezone(_zone(timezone))
+    local = now.astimezone(ZoneInfo(timezone))
     if is_open(hours, timezone, now):
         return local
     for days_ahead in range(0, 8):

@@ -164,6 +164,30 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    def backup(self, target: Path) -> int:
+        """A consistent copy of the whole database while the service keeps writing (SQLite's
+        online backup API: unlike copying the file, it includes what is still in the WAL).
+        Written beside the target and renamed into place, so a crash never leaves half a
+        backup under the target's name. Returns the number of tickets copied."""
+        partial = target.with_name(target.name + ".partial")
+        partial.unlink(missing_ok=True)
+        copy = sqlite3.connect(str(partial))
+        try:
+            self.db.conn.backup(copy)
+            ok = copy.execute("PRAGMA quick_check").fetchone()[0]
+            if ok != "ok":
+                raise sqlite3.DatabaseError(f"the copy failed its integrity check: {ok}")
+            tickets = copy.execute("SELECT count(*) FROM tickets").fetchone()[0]
+        finally:
+            copy.close()
+        partial.replace(target)
+        return tickets
+
+    def checkpoint(self) -> None:
+        """Move what the WAL holds into the database file, so the file alone is current and the
+        WAL does not grow without bound between SQLite's own automatic checkpoints."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     @contextmanager
     def transaction(self) -> Iterator[Database]:
         """One transaction; nested calls are savepoints (one bad message, not the batch, rolls back)."""
