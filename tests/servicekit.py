@@ -83,6 +83,7 @@ USERS = """\
 email,name,company,role,status,invitation_expires
 eva.strand@acme.example,Eva Strand,Acme Metals AB,internal_user,active,
 tom@steelworks.example,Tom Steel,Steelworks Ltd,external_admin,active,
+ola@kyivcable.example,Ola Koval,Kyiv Cable LLC,external_user,invited,2026-11-01
 """
 
 

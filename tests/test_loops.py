@@ -165,6 +165,21 @@ def test_a_forged_bounce_silences_nobody(intake):
     assert list(intake.store.db.query("SELECT * FROM suppressions")) == []
 
 
+def test_a_forged_bounce_quoting_a_real_ack_cannot_silence_a_bystander(intake):
+    """The attacker got an ack once, so holds a Message-ID the bot signed; the DSN they
+    forge names a supplier the ack never went to."""
+    deliver(intake, mail(subject="Hello"))
+    [ack] = replies(intake)
+    bystander = "anna@supplier.example"
+    deliver(intake, dsn(bystander, returned_id=ack["message_id"]), rcpts=[BOT], mail_from="")
+    assert list(intake.store.db.query("SELECT * FROM suppressions")) == []
+    rules = [json.loads(r["rules"]) for r in intake.store.db.query("SELECT rules FROM events WHERE kind = 'suppression'")]
+    assert rules == [["intake-bounce-not-a-recipient"]]
+    deliver(intake, mail(sender=bystander, subject="Cannot log in", name="Anna"), NOW + timedelta(minutes=1),
+            mail_from=bystander)
+    assert [json.loads(r["recipients"]) for r in replies(intake)][-1] == [bystander]
+
+
 def test_a_bounce_sent_elsewhere_suppresses_nothing(intake):
     deliver(intake, dsn(TOM), rcpts=[SUPPORT], mail_from="")
     assert list(intake.store.db.query("SELECT * FROM suppressions")) == []

@@ -26,7 +26,7 @@ from triage.parse import parse_email
 from triage.pipeline import Outcome, Pipeline
 from triage.store import Store, iso
 from triage.chat import chat_thread
-from triage.threading import Signer, Thread, find_thread
+from triage.threading import Signer, Thread, find_thread, returned_ids
 
 RULES = {
     "intake-duplicate-message-id": "a Message-ID already stored: the delivery is ignored (no second ticket)",
@@ -34,6 +34,8 @@ RULES = {
     "ticket-reopened": "a person wrote again on a resolved ticket: it is open again",
     "ticket-requester-replied": "the requester answered a pending ticket: it is open again",
     "intake-no-contacts": "the decision relays to the company, but the tenant has no contacts configured",
+    "intake-bounce-not-a-recipient": "a bounce names an address the returned mail was not sent to: "
+                                     "it is not suppressed (a forged bounce silences nobody)",
 }
 
 
@@ -212,16 +214,26 @@ class Intake:
     def _bounce(self, ticket_id: int, msg: Message, outcome: Outcome, recipients: list[str], now: datetime,
                 at: str) -> None:
         """A hard bounce of the bot's own mail silences automatic mail to that address. The
-        caller checks that it returns a Message-ID the bot signed: a forged bounce must not
-        be able to silence replies to a supplier of the sender's choosing."""
+        caller checks that it returns a Message-ID the bot signed; here only the recipients
+        of the mails it returns (as the outbox sent them) may be suppressed, and only those
+        the DSN names: anyone who once got an acknowledgement holds a signed Message-ID, and
+        must not be able to silence a supplier of their choosing with it."""
         auto = outcome.automation
         if auto.kind != "bounce" or not auto.permanent:
             return
         if self.config.email["from_address"] not in [r.lower() for r in recipients]:
             return
+        mailed: set[str] = set()
+        for message_id in returned_ids(msg):
+            if self.signer.verify(message_id) == ticket_id:
+                mailed.update(self.store.mailed_to(ticket_id, message_id) or [])
         until = self.gate.bounce_until(now)
         for address in auto.failed_recipients:
             if address in self.config.own_addresses:
+                continue
+            if address not in mailed:
+                self.store.add_event(ticket_id, "suppression", ["intake-bounce-not-a-recipient"], "ignored", at,
+                                     detail={"address": address, "returned_to": sorted(mailed)})
                 continue
             self.store.suppress(address, until, f"hard bounce {msg.id}", at)
             self.store.add_event(ticket_id, "suppression", ["loop-hard-bounce-recorded"],
