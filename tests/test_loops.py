@@ -231,10 +231,23 @@ def test_each_contact_gets_a_relay_of_its_own(intake, monkeypatch):
     assert all(len(json.loads(r["recipients"])) == 1 for r in relays)
 
 
-def test_an_address_that_cannot_be_written_suppresses_the_reply_not_the_ticket(intake):
-    raw = ("From: Jörg <jörg@steelworks.example>\r\nTo: " + SUPPORT + "\r\nSubject: Cannot log in\r\n"
-           "Message-ID: <utf8.1@steelworks.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-           "I cannot log in, the password is refused.\r\n").encode()
-    result = deliver(intake, raw, mail_from="jörg@steelworks.example")
+@pytest.mark.parametrize("sender", ['"tom smith"@steelworks.example', "tom smith@steelworks.example",
+                                    "tom@[192.0.2.1]", "tom@bad_host.example"])
+def test_an_address_that_cannot_be_written_suppresses_the_reply_not_the_ticket(intake, sender):
+    raw = (f"From: Tom <{sender}>\r\nTo: {SUPPORT}\r\nSubject: Cannot log in\r\n"
+           "Message-ID: <bad.1@steelworks.example>\r\n\r\nI cannot log in, the password is refused.\r\n").encode()
+    result = deliver(intake, raw, mail_from="tom@steelworks.example")
     assert result.number is not None and replies(intake) == []
     assert suppressed(intake) == ["outbox-unencodable-address"]
+
+
+def test_idn_and_non_ascii_addresses_are_queued_encoded(intake):
+    """The domain goes out in IDNA; a non-ASCII local part is queued as it is and sent
+    only through a relay that offers SMTPUTF8 (tests/test_outbox.py)."""
+    for i, sender in enumerate(("tom@bücher.example", "jörg@steelworks.example")):
+        raw = (f"From: Tom <{sender}>\r\nTo: {SUPPORT}\r\nSubject: Cannot log in {i}\r\n"
+               f"Message-ID: <idn.{i}@steelworks.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+               "I cannot log in, the password is refused.\r\n").encode()
+        deliver(intake, raw, NOW + timedelta(seconds=i))
+    assert [json.loads(r["recipients"]) for r in replies(intake)] == [["tom@xn--bcher-kva.example"],
+                                                                      ["jörg@steelworks.example"]]

@@ -21,7 +21,7 @@ from triage.directory import Directory
 from triage.identify import find_tenant
 from triage.loops import Gate, acknowledged_before, is_system_address
 from triage.message import Message
-from triage.outbox import Unencodable, compose, reply_subject
+from triage.outbox import Unencodable, compose, envelope_address, reply_subject
 from triage.parse import parse_email
 from triage.pipeline import Outcome, Pipeline
 from triage.store import Store, iso
@@ -267,13 +267,14 @@ class Intake:
         sender = support_sender(tenant, [])
         message_id = self.signer.new_id(ticket_id)
         try:
+            rcpt = envelope_address(to[1])
             raw = compose(sender=sender, to=[to], subject=subject, body=body, message_id=message_id, now=now,
                           auto_submitted="auto-generated")
         except Unencodable as e:
             self.store.add_event(ticket_id, "mail-suppressed", ["outbox-unencodable-address"], str(e), at)
             return "outbox-unencodable-address"
         self.store.log_sent(to[1], ticket_id, at)
-        self.queue(ticket_id, "transcript", [to[1]], subject, message_id, raw, body, sender[1], at)
+        self.queue(ticket_id, "transcript", [rcpt], subject, message_id, raw, body, sender[1], at)
         return None
 
     # -- outgoing mail ------------------------------------------------------------------
@@ -314,6 +315,7 @@ class Intake:
         subject = reply_subject(msg.subject, number)
         message_id = self.signer.new_id(ticket_id)
         try:
+            rcpt = envelope_address(msg.sender)
             raw = compose(sender=sender, to=[(msg.sender_name, msg.sender)], subject=subject, body=outcome.reply,
                           message_id=message_id, now=now, auto_submitted="auto-replied",
                           in_reply_to=in_reply_to, references=msg.references)
@@ -322,7 +324,7 @@ class Intake:
                                  detail={"to": msg.sender})
             return 0
         self.store.log_sent(msg.sender, ticket_id, at)
-        self.queue(ticket_id, "reply", [msg.sender], subject, message_id, raw, outcome.reply, sender[1], at)
+        self.queue(ticket_id, "reply", [rcpt], subject, message_id, raw, outcome.reply, sender[1], at)
         return 0 if self.hold_local else 1
 
     def _relay(self, ticket_id: int, tenant: Tenant, msg: Message, outcome: Outcome, in_reply_to: str,
@@ -343,20 +345,25 @@ class Intake:
             return 0
         assert outcome.relay is not None and outcome.relay_subject is not None
         sender = self._from(tenant, msg)
+        try:  # contacts answer the supplier directly, when the supplier's address can be written
+            reply_to: tuple[str, str] | None = (msg.sender_name, envelope_address(msg.sender))
+        except Unencodable:
+            reply_to = None
         queued = 0
         # One mail per contact: with several in To:, a contact's reply-all would show the
         # supplier (Reply-To) the other contacts' names and addresses.
         for contact in contacts:
             message_id = self.signer.new_id(ticket_id)
             try:
+                rcpt = envelope_address(contact.email)
                 raw = compose(sender=sender, to=[(contact.name, contact.email)], subject=outcome.relay_subject,
                               body=outcome.relay, message_id=message_id, now=now, auto_submitted="auto-generated",
-                              in_reply_to=in_reply_to, reply_to=(msg.sender_name, msg.sender))
+                              in_reply_to=in_reply_to, reply_to=reply_to)
             except Unencodable as e:
                 self.store.add_event(ticket_id, "relay-suppressed", ["outbox-unencodable-address"], str(e), at)
                 continue
             self.store.add_participant(ticket_id, contact.email, "contact", at)
-            self.queue(ticket_id, "relay", [contact.email], outcome.relay_subject, message_id, raw,
+            self.queue(ticket_id, "relay", [rcpt], outcome.relay_subject, message_id, raw,
                        outcome.relay, sender[1], at)
             queued += 0 if self.hold_local else 1
         return queued
