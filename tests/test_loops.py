@@ -251,3 +251,13 @@ def test_idn_and_non_ascii_addresses_are_queued_encoded(intake):
         deliver(intake, raw, NOW + timedelta(seconds=i))
     assert [json.loads(r["recipients"]) for r in replies(intake)] == [["tom@xn--bcher-kva.example"],
                                                                       ["jörg@steelworks.example"]]
+
+
+def test_a_subaddress_of_an_own_address_is_an_own_address(intake):
+    """acme+x@ reaches acme@: answering it would be the bot writing to itself."""
+    for i, sender in enumerate(("acme+x@support.test", "ACME+loop.1@Support.Test", "support+bounce@support.test")):
+        deliver(intake, mail(sender=sender, subject=f"Cannot log in {i}"), NOW + timedelta(seconds=i), mail_from=sender)
+    assert replies(intake) == []
+    decisions = [json.loads(r["rules"]) for r in intake.store.db.query("SELECT rules FROM events WHERE kind = 'decision'")]
+    assert all("from-own-address" in rules for rules in decisions)
+    assert intake.gate.check_relay("acme+x@support.test", intake.store, NOW) == "loop-own-address"

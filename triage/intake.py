@@ -206,9 +206,8 @@ class Intake:
         """The requester and the people they copied may continue the ticket by its [#N] tag."""
         if new:
             self.store.add_participant(ticket_id, msg.sender, "requester", at)
-        own = self.config.own_addresses
         for address in msg.recipients:
-            if address not in own and address != msg.sender and not is_system_address(address):
+            if not self.config.is_own_address(address) and address != msg.sender and not is_system_address(address):
                 self.store.add_participant(ticket_id, address, "copied", at)
 
     def _bounce(self, ticket_id: int, msg: Message, outcome: Outcome, recipients: list[str], now: datetime,
@@ -229,7 +228,7 @@ class Intake:
                 mailed.update(self.store.mailed_to(ticket_id, message_id) or [])
         until = self.gate.bounce_until(now)
         for address in auto.failed_recipients:
-            if address in self.config.own_addresses:
+            if self.config.is_own_address(address):
                 continue
             if address not in mailed:
                 self.store.add_event(ticket_id, "suppression", ["intake-bounce-not-a-recipient"], "ignored", at,
