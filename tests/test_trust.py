@@ -150,3 +150,15 @@ def test_every_trust_rule_is_described():
                 if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.startswith("trust-")
                 and n.value != "trust-dmarc-"}
     assert literals <= set(RULES) and all(RULES.values())
+
+
+@pytest.mark.parametrize("head", [
+    "From: Boss\r\nReply-To: boss@victim.se\r\n",  # no address in From: the sender comes from Reply-To
+    "From: boss@victim.se\r\nFrom: mallory@evil.example\r\n",  # two From headers
+    "Sender: boss@victim.se\r\n",  # no From at all
+])
+def test_dmarc_vouches_only_for_the_single_from_header(head):
+    raw = (f"Authentication-Results: mx.support.test; dmarc=pass header.from=victim.se\r\n{head}"
+           "To: acme@support.test\r\nSubject: x\r\n\r\nhello\r\n").encode()
+    t = _trust(raw)
+    assert not t.verified and t.reason == "trust-sender-not-from-header"

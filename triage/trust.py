@@ -18,7 +18,9 @@ it says, and headers above it with other ids (later hops) are ignored too.
   **unverified**, each with its own rule id: never "look further down", where the
   attacker's own header waits.
 - Verified only for ``dmarc=pass`` with ``header.from`` equal to the From domain; a pass
-  for another domain is ``trust-dmarc-other-domain``.
+  for another domain is ``trust-dmarc-other-domain``. DMARC proves the one RFC 5322 From
+  header: a sender address taken from Sender or Reply-To (From without an address) or
+  from one of several From headers is never verified.
 
 Widget: an HMAC of the address keyed with the tenant's secret, compared in constant time.
 Slack: the workspace vouches for its users.
@@ -48,6 +50,8 @@ RULES = {
     "trust-authentication-results-unparseable": "the trusted host's header (or its DMARC result) cannot be "
                                                 "parsed: unverified, lower headers are not read",
     "trust-no-dmarc-result": "the trusted host's header has no DMARC result: unverified",
+    "trust-sender-not-from-header": "the sender address does not come from a single From header (taken from "
+                                    "Sender or Reply-To, or several From headers): DMARC cannot vouch for it",
     "trust-no-trusted-authentication-results": "no Authentication-Results header from a trusted host: unverified",
     "trust-widget-hmac": "the widget identity is signed by the portal (HMAC of the address): verified",
     "trust-widget-anonymous": "a widget visitor without a signed identity: unverified",
@@ -165,6 +169,12 @@ def _verdict(value: str, authserv: str, domain: str) -> Trust:
 
 
 def _dmarc(msg: Message, trusted_ids: list[str]) -> Trust:
+    froms = msg.headers("From")
+    if len(froms) != 1 or not msg.sender or msg.sender not in froms[0].lower():
+        # DMARC proves the domain of the one From header; a sender taken from Sender or
+        # Reply-To (no address in From), or picked among several From headers, is unproven.
+        return Trust(False, "trust-sender-not-from-header",
+                     "the sender is not the address of a single From header: DMARC cannot vouch for it")
     trusted = {t.lower() for t in trusted_ids}
     for value in msg.headers("Authentication-Results"):  # top to bottom
         authserv = authserv_id(value)
