@@ -261,3 +261,12 @@ def test_a_subaddress_of_an_own_address_is_an_own_address(intake):
     decisions = [json.loads(r["rules"]) for r in intake.store.db.query("SELECT rules FROM events WHERE kind = 'decision'")]
     assert all("from-own-address" in rules for rules in decisions)
     assert intake.gate.check_relay("acme+x@support.test", intake.store, NOW) == "loop-own-address"
+
+
+def test_subaddresses_share_one_rate_limit(intake):
+    """A forger cycling tom+1@, tom+2@ … must not turn the bot into a cannon aimed at tom's mailbox."""
+    for i in range(5):
+        sender = f"tom+{i}@steelworks.example"
+        deliver(intake, mail(sender=sender, subject=f"Cannot log in ({i})"), NOW + timedelta(seconds=i),
+                mail_from=sender)
+    assert len(replies(intake)) == 3 and suppressed(intake) == ["loop-rate-limit", "loop-rate-limit"]

@@ -19,7 +19,7 @@ from typing import Any
 from triage.config import Config, Tenant
 from triage.directory import Directory
 from triage.identify import find_tenant
-from triage.loops import Gate, acknowledged_before, is_system_address
+from triage.loops import Gate, acknowledged_before, base_address, is_system_address
 from triage.message import Message
 from triage.outbox import Unencodable, compose, envelope_address, reply_subject
 from triage.parse import parse_email
@@ -272,7 +272,7 @@ class Intake:
         except Unencodable as e:
             self.store.add_event(ticket_id, "mail-suppressed", ["outbox-unencodable-address"], str(e), at)
             return "outbox-unencodable-address"
-        self.store.log_sent(to[1], ticket_id, at)
+        self.store.log_sent(base_address(to[1]), ticket_id, at)
         self.queue(ticket_id, "transcript", [rcpt], subject, message_id, raw, body, sender[1], at)
         return None
 
@@ -322,7 +322,7 @@ class Intake:
             self.store.add_event(ticket_id, "reply-suppressed", ["outbox-unencodable-address"], str(e), at,
                                  detail={"to": msg.sender})
             return 0
-        self.store.log_sent(msg.sender, ticket_id, at)
+        self.store.log_sent(base_address(msg.sender), ticket_id, at)
         self.queue(ticket_id, "reply", [rcpt], subject, message_id, raw, outcome.reply, sender[1], at)
         return 0 if self.hold_local else 1
 

@@ -20,7 +20,8 @@ RULES = {
     "loop-system-sender": "no-reply, mailer-daemon and postmaster senders get no automatic mail",
     "loop-own-address": "the bot never writes to its own addresses (subaddresses such as support+x@ included)",
     "loop-hard-bounce-quiet": "an address that hard-bounced gets no automatic mail for email.bounce_quiet_hours",
-    "loop-rate-limit": "too many automatic replies to this address in one of the email.reply_limits windows",
+    "loop-rate-limit": "too many automatic replies to this mailbox (subaddresses counted together) in one of the "
+                       "email.reply_limits windows",
     "loop-followup-acknowledged": "a follow-up on an open ticket gets no second acknowledgement",
     "loop-hard-bounce-recorded": "a permanent bounce of the bot's mail stops automatic mail to that address",
 }
@@ -101,7 +102,8 @@ class Gate:
         if followup_ack_only:
             return "loop-followup-acknowledged"
         for window in self.limits:
-            if history.sent_since(address.lower(), iso(now - timedelta(seconds=window.seconds))) >= window.count:
+            # per mailbox: tom+1@, tom+2@ … are one mailbox, and must not each get a full allowance
+            if history.sent_since(base_address(address), iso(now - timedelta(seconds=window.seconds))) >= window.count:
                 return "loop-rate-limit"
         return None
 
