@@ -256,22 +256,27 @@ async def attack_from_own_subaddress(c: Ctx) -> None:
     await c.healthy()
 
 
-def deep_mime(t: Target, message_id: str, levels: int = 5000) -> bytes:
+def deep_mime(message_id: str, levels: int, kind: str = "multipart") -> bytes:
+    """Multiparts nested ``levels`` deep, or message/rfc822 parts (a bounce of a bounce of …)."""
     head = (f"From: Tom <tom@steelworks.example>\r\nTo: someone@elsewhere.example\r\nSubject: Cannot log in\r\n"
             f"Message-ID: {message_id}\r\nMIME-Version: 1.0\r\n")
-    body = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n' for i in range(levels))
+    level = ('Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n' if kind == "multipart" else
+             "Content-Type: message/rfc822\r\n\r\nSubject: level {i}\r\nMIME-Version: 1.0\r\n")
+    body = "".join(level.format(i=i) for i in range(levels))
     return (head + body + "Content-Type: text/plain\r\n\r\nI cannot log in to the supplier portal.\r\n").encode()
 
 
 async def attack_deep_mime(c: Ctx) -> None:
-    """6c: a MIME tree 5,000 levels deep (the parser recurses per level) addressed, in the
-    envelope only, to the support address: it is still the tenant's ticket."""
+    """6c: a MIME tree 5,000 levels deep (the parser recurses per level), and message/rfc822
+    parts 400 deep (the parser copes, walking and printing them does not), addressed in the
+    envelope only to the support address: each is still the tenant's ticket, not a 451."""
     t = c.target
-    mid = new_id("deep")
-    assert "ticket #" in await c.send(deep_mime(t, mid))
-    assert (await c.ticket_of(mid))["tenant"] == t.tenant
-    _, rules = await c.decision_of(mid)
-    assert "tenant-unknown" not in rules
+    for levels, kind in ((5000, "multipart"), (400, "rfc822")):
+        mid = new_id(f"deep-{kind}")
+        assert "ticket #" in await c.send(deep_mime(mid, levels, kind))
+        assert (await c.ticket_of(mid))["tenant"] == t.tenant
+        _, rules = await c.decision_of(mid)
+        assert "tenant-unknown" not in rules
     await c.healthy()
 
 

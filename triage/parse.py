@@ -57,6 +57,7 @@ def _fetch_parse(name: str, value: str) -> object:
 _PARSER = BytesParser(policy=_MemoPolicy())
 _HEADER_PARSER = BytesHeaderParser(policy=_MemoPolicy())
 _ERROR_TEXT = 100_000  # bytes of an unparseable body kept as its text
+_MAX_DEPTH = 64  # MIME levels; real mail nests a handful, forwarded bounces a dozen
 _MIME_LINE = re.compile(rb"^(?:--\S*|content-[\w-]+:.*|mime-version:.*|\s*)$", re.I)
 _HEADER_LINE = re.compile(rb"^[!-9;-~]+:")  # RFC 5322 field name, then a colon
 _MSGID = re.compile(r"<[^<>\s]+>")
@@ -482,6 +483,19 @@ def _body_and_attachments(msg: EmailMessage, declared: list[str],
     return "\n\n".join(_html_to_text(h) for h in html), attachments
 
 
+def _too_deep(msg: LegacyMessage) -> bool:
+    """Whether the MIME tree nests deeper than _MAX_DEPTH (counted without recursing)."""
+    stack = [(msg, 1)]
+    while stack:
+        part, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            return True
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend((child, depth + 1) for child in payload if isinstance(child, LegacyMessage))
+    return False
+
+
 def _unparsed_body_text(raw: bytes, declared: list[str]) -> str:
     """The readable lines of a body the MIME parser could not take apart: boundaries and
     part headers dropped, at most _ERROR_TEXT bytes."""
@@ -498,9 +512,13 @@ def parse_email(raw: bytes, envelope_recipients: list[str] | None = None) -> Mes
     error = ""
     try:
         msg = _PARSER.parsebytes(prepared)
+        if _too_deep(msg):
+            raise RecursionError(f"MIME tree deeper than {_MAX_DEPTH} levels")
     except Exception as e:  # a MIME tree nested thousands deep: the stdlib parser recurses per level
         # The headers alone parse without recursing: sender, recipients and threading survive,
-        # so the mail still finds its tenant and becomes a ticket, with the error on it.
+        # so the mail still finds its tenant and becomes a ticket, with the error on it. A tree
+        # the parser did take but that is deeper than any real mail is treated the same: walking
+        # it, printing its returned message or reading it as a bounce recurses per level too.
         error = f"unparseable MIME structure ({type(e).__name__}): headers read, body kept as text"
         msg = _HEADER_PARSER.parsebytes(prepared)
     defects.extend(type(d).__name__ for d in msg.defects)
