@@ -169,19 +169,23 @@ def _verdict(value: str, authserv: str, domain: str) -> Trust:
 
 
 def _dmarc(msg: Message, trusted_ids: list[str]) -> Trust:
-    froms = msg.headers("From")
-    if len(froms) != 1 or not msg.sender or msg.sender not in froms[0].lower():
-        # DMARC proves the domain of the one From header; a sender taken from Sender or
-        # Reply-To (no address in From), or picked among several From headers, is unproven.
-        return Trust(False, "trust-sender-not-from-header",
-                     "the sender is not the address of a single From header: DMARC cannot vouch for it")
     trusted = {t.lower() for t in trusted_ids}
     for value in msg.headers("Authentication-Results"):  # top to bottom
         authserv = authserv_id(value)
         if authserv in trusted:
-            return _verdict(value, authserv, msg.domain)  # the topmost trusted one, and only it
+            verdict = _verdict(value, authserv, msg.domain)  # the topmost trusted one, and only it
+            return verdict if not verdict.verified or _sender_is_from(msg) else Trust(
+                False, "trust-sender-not-from-header",
+                "the sender is not the address of a single From header: DMARC cannot vouch for it")
     return Trust(False, "trust-no-trusted-authentication-results",
                  "no Authentication-Results header from a trusted host")
+
+
+def _sender_is_from(msg: Message) -> bool:
+    """DMARC proves the domain of the one From header; a sender taken from Sender or
+    Reply-To (no address in From), or picked among several From headers, is unproven."""
+    froms = msg.headers("From")
+    return len(froms) == 1 and bool(msg.sender) and msg.sender in froms[0].lower()
 
 
 def assess(msg: Message, widget_secret: str, trusted_authserv_ids: list[str]) -> Trust:
