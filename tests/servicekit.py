@@ -83,6 +83,7 @@ USERS = """\
 email,name,company,role,status,invitation_expires
 eva.strand@acme.example,Eva Strand,Acme Metals AB,internal_user,active,
 tom@steelworks.example,Tom Steel,Steelworks Ltd,external_admin,active,
+ola@kyivcable.example,Ola Koval,Kyiv Cable LLC,external_user,invited,2026-11-01
 """
 
 
@@ -167,8 +168,9 @@ class Sink:
     """An SMTP server in a thread of its own that records what it accepts: the test relay."""
 
     def __init__(self, port: int = 0, *, login: tuple[str, str] | None = None,
-                 tls_context: ssl.SSLContext | None = None):
+                 tls_context: ssl.SSLContext | None = None, smtputf8: bool = False):
         self.recorder = _Recorder()
+        self.smtputf8 = smtputf8
         self.login = login
         self.tls_context = tls_context
         self.logins: list[str] = []
@@ -179,7 +181,7 @@ class Sink:
         self.port: int = self._server.sockets[0].getsockname()[1]
 
     async def _start(self, port: int) -> asyncio.base_events.Server:
-        options: dict = {}
+        options: dict = {"enable_SMTPUTF8": self.smtputf8}  # aiosmtpd answers 500 to lines over 998 octets
         if self.login:
             options.update(authenticator=self._authenticate, auth_required=True,
                            auth_require_tls=self.tls_context is not None)

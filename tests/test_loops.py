@@ -165,6 +165,21 @@ def test_a_forged_bounce_silences_nobody(intake):
     assert list(intake.store.db.query("SELECT * FROM suppressions")) == []
 
 
+def test_a_forged_bounce_quoting_a_real_ack_cannot_silence_a_bystander(intake):
+    """The attacker got an ack once, so holds a Message-ID the bot signed; the DSN they
+    forge names a supplier the ack never went to."""
+    deliver(intake, mail(subject="Hello"))
+    [ack] = replies(intake)
+    bystander = "anna@supplier.example"
+    deliver(intake, dsn(bystander, returned_id=ack["message_id"]), rcpts=[BOT], mail_from="")
+    assert list(intake.store.db.query("SELECT * FROM suppressions")) == []
+    rules = [json.loads(r["rules"]) for r in intake.store.db.query("SELECT rules FROM events WHERE kind = 'suppression'")]
+    assert rules == [["intake-bounce-not-a-recipient"]]
+    deliver(intake, mail(sender=bystander, subject="Cannot log in", name="Anna"), NOW + timedelta(minutes=1),
+            mail_from=bystander)
+    assert [json.loads(r["recipients"]) for r in replies(intake)][-1] == [bystander]
+
+
 def test_a_bounce_sent_elsewhere_suppresses_nothing(intake):
     deliver(intake, dsn(TOM), rcpts=[SUPPORT], mail_from="")
     assert list(intake.store.db.query("SELECT * FROM suppressions")) == []
@@ -216,10 +231,42 @@ def test_each_contact_gets_a_relay_of_its_own(intake, monkeypatch):
     assert all(len(json.loads(r["recipients"])) == 1 for r in relays)
 
 
-def test_an_address_that_cannot_be_written_suppresses_the_reply_not_the_ticket(intake):
-    raw = ("From: Jörg <jörg@steelworks.example>\r\nTo: " + SUPPORT + "\r\nSubject: Cannot log in\r\n"
-           "Message-ID: <utf8.1@steelworks.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-           "I cannot log in, the password is refused.\r\n").encode()
-    result = deliver(intake, raw, mail_from="jörg@steelworks.example")
+@pytest.mark.parametrize("sender", ['"tom smith"@steelworks.example', "tom smith@steelworks.example",
+                                    "tom@[192.0.2.1]", "tom@bad_host.example"])
+def test_an_address_that_cannot_be_written_suppresses_the_reply_not_the_ticket(intake, sender):
+    raw = (f"From: Tom <{sender}>\r\nTo: {SUPPORT}\r\nSubject: Cannot log in\r\n"
+           "Message-ID: <bad.1@steelworks.example>\r\n\r\nI cannot log in, the password is refused.\r\n").encode()
+    result = deliver(intake, raw, mail_from="tom@steelworks.example")
     assert result.number is not None and replies(intake) == []
     assert suppressed(intake) == ["outbox-unencodable-address"]
+
+
+def test_idn_and_non_ascii_addresses_are_queued_encoded(intake):
+    """The domain goes out in IDNA; a non-ASCII local part is queued as it is and sent
+    only through a relay that offers SMTPUTF8 (tests/test_outbox.py)."""
+    for i, sender in enumerate(("tom@bücher.example", "jörg@steelworks.example")):
+        raw = (f"From: Tom <{sender}>\r\nTo: {SUPPORT}\r\nSubject: Cannot log in {i}\r\n"
+               f"Message-ID: <idn.{i}@steelworks.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+               "I cannot log in, the password is refused.\r\n").encode()
+        deliver(intake, raw, NOW + timedelta(seconds=i))
+    assert [json.loads(r["recipients"]) for r in replies(intake)] == [["tom@xn--bcher-kva.example"],
+                                                                      ["jörg@steelworks.example"]]
+
+
+def test_a_subaddress_of_an_own_address_is_an_own_address(intake):
+    """acme+x@ reaches acme@: answering it would be the bot writing to itself."""
+    for i, sender in enumerate(("acme+x@support.test", "ACME+loop.1@Support.Test", "support+bounce@support.test")):
+        deliver(intake, mail(sender=sender, subject=f"Cannot log in {i}"), NOW + timedelta(seconds=i), mail_from=sender)
+    assert replies(intake) == []
+    decisions = [json.loads(r["rules"]) for r in intake.store.db.query("SELECT rules FROM events WHERE kind = 'decision'")]
+    assert all("from-own-address" in rules for rules in decisions)
+    assert intake.gate.check_relay("acme+x@support.test", intake.store, NOW) == "loop-own-address"
+
+
+def test_subaddresses_share_one_rate_limit(intake):
+    """A forger cycling tom+1@, tom+2@ … must not turn the bot into a cannon aimed at tom's mailbox."""
+    for i in range(5):
+        sender = f"tom+{i}@steelworks.example"
+        deliver(intake, mail(sender=sender, subject=f"Cannot log in ({i})"), NOW + timedelta(seconds=i),
+                mail_from=sender)
+    assert len(replies(intake)) == 3 and suppressed(intake) == ["loop-rate-limit", "loop-rate-limit"]

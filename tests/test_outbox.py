@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.servicekit import Sink, free_port, parse, rule_literals
-from triage.outbox import RULES, Outbox, Relay, compose, reply_subject
+from triage.outbox import RULES, Outbox, Relay, Unencodable, compose, envelope_address, reply_subject
 from triage.store import Store, iso
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
@@ -323,3 +323,102 @@ async def test_starttls_when_the_relay_offers_it(store, tmp_path, monkeypatch):
         assert len(sink.messages) == 1 and sink.logins == ["bot"], box.last_error
     finally:
         sink.close()
+
+
+# -- headers within RFC 5322 limits, addresses the relay can take ---------------------------
+
+LONG_ASCII = "Tom " + "Steel " * 2500  # a 15 KB display name, legally folded by its sender
+LONG_CYRILLIC = "Иван " + "Петров " * 2000
+
+
+def display_name(raw: bytes, header: str) -> str:
+    """The display name as RFC 2047 reads it (adjacent encoded-words joined without the
+    folding between them; the stdlib's new parser keeps that space)."""
+    from email import message_from_bytes
+    from email.header import decode_header, make_header
+    from email.utils import getaddresses
+
+    [(name, _)] = getaddresses([message_from_bytes(raw)[header]])
+    return str(make_header(decode_header(name)))
+
+
+def header_lines(raw: bytes) -> list[bytes]:
+    return raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+
+
+@pytest.mark.parametrize("name", [LONG_ASCII, LONG_CYRILLIC, "Smith, John (Sales) \"JS\"", "Åsa Öberg"])
+def test_every_header_line_is_folded_to_78_columns(name):
+    raw = compose(sender=("Acme Metals AB supplier portal support", "acme@support.test"), to=[(name, "tom@x.example")],
+                  subject=name, body="x", message_id="<t1.abc.12345678@support.test>", now=NOW,
+                  auto_submitted="auto-generated", in_reply_to="<" + "a" * 2000 + "@x.example>",
+                  references=[f"<ref{i}@x.example>" for i in range(100)], reply_to=(name, "tom@x.example"))
+    assert max(len(line) for line in header_lines(raw)) <= 78
+    msg = parse(raw)
+    shown = display_name(raw, "To")
+    assert len(shown) <= 64 and name.split()[0] in shown and msg["To"].addresses[0].addr_spec == "tom@x.example"
+    assert display_name(raw, "Reply-To") == shown
+    assert (shown == name) == (len(name) <= 64) and (len(name) <= 64 or shown.endswith("…"))
+    assert len(msg["Subject"]) <= 200
+    assert msg["In-Reply-To"] is None and len(msg["References"].split()) == 20
+
+
+def test_idn_domains_are_written_in_idna_and_bad_addresses_refused():
+    raw = compose(sender=("Acme", "acme@support.test"), to=[("Jürgen", "jurgen@bücher.example")], subject="x",
+                  body="x", message_id="<t1.a.b@support.test>", now=NOW, auto_submitted="auto-replied")
+    assert parse(raw)["To"].addresses[0].addr_spec == "jurgen@xn--bcher-kva.example"
+    assert envelope_address("Tom@Steelworks.Example.") == "Tom@steelworks.example"
+    for bad in ("tom smith@x.example", "tom@", "@x.example", "a@b@x.example", "tom@x_y..example", "tom@-x.example",
+                "to\"m@x.example", "tom@[192.0.2.1]", "a" * 65 + "@x.example", "tom@" + "x" * 64 + ".example",
+                "tom@xn--zz.example\u200b", "tom..x@x.example"):
+        with pytest.raises(Unencodable):
+            envelope_address(bad)
+
+
+async def test_a_long_display_name_passes_a_relay_that_enforces_998_octets(store, sink):
+    """aiosmtpd answers 500 Line too long, as real relays do: before folding, both the
+    reply and the relay for such a sender failed."""
+    mid = "<t1.000000000001.00000000@support.test>"
+    raw = compose(sender=("Acme", "acme@support.test"), to=[(LONG_CYRILLIC, "ivan@x.example")], subject=LONG_ASCII,
+                  body="hello", message_id=mid, now=NOW, auto_submitted="auto-replied",
+                  reply_to=(LONG_ASCII, "tom@x.example"))
+    store.enqueue({"ticket": 1, "kind": "relay", "mail_from": "support@support.test",
+                   "recipients": json.dumps(["ivan@x.example"]), "subject": "s", "message_id": mid, "raw": raw,
+                   "status": "queued", "attempts": 0, "next_attempt_at": iso(NOW), "created_at": iso(NOW)})
+    await outbox(store, Relay("127.0.0.1", sink.port, False), Clock()).deliver_due()
+    assert statuses(store) == [("sent", 1)] and len(sink.messages) == 1
+
+
+def legacy_row(store: Store, recipient: str) -> None:
+    """A row as an older version queued it: the recipient exactly as the sender wrote it."""
+    store.enqueue({"ticket": 1, "kind": "reply", "mail_from": "support@support.test",
+                   "recipients": json.dumps([recipient]), "subject": "s", "message_id": f"<{recipient!r}>",
+                   "raw": b"Subject: s\r\n\r\nhello\r\n", "status": "queued", "attempts": 0,
+                   "next_attempt_at": iso(NOW), "created_at": iso(NOW)})
+
+
+async def test_an_unsendable_row_fails_for_good_and_holds_back_no_other(store, sink):
+    legacy_row(store, "jurgen@bücher.example")
+    legacy_row(store, "tom smith@steelworks.example")
+    queue(store, 1)
+    box = outbox(store, Relay("127.0.0.1", sink.port, False), Clock())
+    await box.deliver_due()
+    assert statuses(store) == [("failed", 1), ("failed", 1), ("sent", 1)]
+    assert [m.rcpt_tos for m in sink.messages] == [["tom@steelworks.example"]]
+    assert event_rules(store)[0] == "outbox-unencodable-address"
+    assert await box.deliver_due() == 0  # nothing left queued to climb
+
+
+@pytest.mark.parametrize("smtputf8", [False, True])
+async def test_a_non_ascii_local_part_goes_out_only_where_the_relay_offers_smtputf8(store, smtputf8):
+    relay = Sink(smtputf8=smtputf8)
+    try:
+        queue(store, 1, recipients=(envelope_address("jörg@bücher.example"),))
+        await outbox(store, Relay("127.0.0.1", relay.port, False), Clock()).deliver_due()
+        if smtputf8:
+            assert statuses(store) == [("sent", 1)]
+            assert relay.messages[0].rcpt_tos == ["jörg@xn--bcher-kva.example"]
+        else:
+            assert statuses(store) == [("failed", 1)] and relay.messages == []
+            assert event_rules(store) == ["outbox-unencodable-address"]
+    finally:
+        relay.close()

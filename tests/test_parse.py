@@ -202,3 +202,23 @@ def test_codecs_that_are_no_charsets_are_ignored():
                f"Content-Type: text/plain; charset={name}\r\n\r\nGr\xfc\xdfe").encode("latin-1")
         msg = parse_email(raw)
         assert msg.subject and msg.text == "Grüße", name
+
+
+def test_a_mime_tree_thousands_deep_keeps_its_envelope_and_headers():
+    """The stdlib parser recurses once per level; the headers alone still parse, so the
+    tenant (from the envelope recipient) and the sender are found and the text is kept."""
+    head = "From: Tom <tom@steelworks.example>\r\nSubject: deep\r\nMessage-ID: <deep@x>\r\nMIME-Version: 1.0\r\n"
+    body = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n' for i in range(5000))
+    msg = parse_email((head + body + "Content-Type: text/plain\r\n\r\nI cannot log in\r\n").encode(),
+                      ["acme@support.test"])
+    assert msg.recipients == ["acme@support.test"] and msg.sender == "tom@steelworks.example"
+    assert msg.id == "<deep@x>" and "RecursionError" in msg.error and msg.text == "I cannot log in"
+
+
+def test_message_parts_nested_deeper_than_any_real_mail_are_not_walked():
+    """400 message/rfc822 levels parse, but walking or printing them recurses per level."""
+    head = "From: Tom <tom@steelworks.example>\r\nSubject: deep\r\nMessage-ID: <deep822@x>\r\nMIME-Version: 1.0\r\n"
+    body = "".join(f"Content-Type: message/rfc822\r\n\r\nSubject: level {i}\r\nMIME-Version: 1.0\r\n" for i in range(400))
+    msg = parse_email((head + body + "Content-Type: text/plain\r\n\r\nI cannot log in\r\n").encode(), ["acme@support.test"])
+    assert msg.recipients == ["acme@support.test"] and "unparseable MIME structure" in msg.error
+    assert list(msg.mime.walk()) == [msg.mime] and len(msg.returned_headers()) <= 1  # text, never a tree

@@ -23,7 +23,7 @@ from triage.classify import HUMAN_LABELS, URGENT, Classification, Classifier
 from triage.config import Config
 from triage.intake import Intake, support_sender
 from triage.message import Message
-from triage.outbox import compose, reply_subject
+from triage.outbox import Unencodable, compose, envelope_address, reply_subject
 from triage.parse import parse_email
 from triage.pipeline import Outcome, Pipeline
 from triage.store import Store, iso
@@ -258,10 +258,14 @@ class Agents:
         subject = reply_subject(ticket["subject"] or "", ticket["number"])
         message_id = self.intake.signer.new_id(ticket["id"])
         to = ticket["requester_address"]
-        raw = compose(sender=sender, to=[("", to)], subject=subject, body=body, message_id=message_id, now=now,
-                      auto_submitted="", in_reply_to=last["message_id"],
-                      references=[m["message_id"] for m in inbound[:-1]][-5:])
-        self.intake.queue(ticket["id"], "reply", [to], subject, message_id, raw, body, sender[1], iso(now))
+        try:
+            rcpt = envelope_address(to)
+            raw = compose(sender=sender, to=[("", to)], subject=subject, body=body, message_id=message_id, now=now,
+                          auto_submitted="", in_reply_to=last["message_id"],
+                          references=[m["message_id"] for m in inbound[:-1]][-5:])
+        except Unencodable as e:  # said to the agent, who answers another way; nothing half-queued
+            raise AgentError(f"[#{ticket['number']}] cannot be answered by mail: {e}") from None
+        self.intake.queue(ticket["id"], "reply", [rcpt], subject, message_id, raw, body, sender[1], iso(now))
 
 
 def corrections(store: Store) -> list[Example]:

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from lingua import IsoCode639_1
 
 from triage.directory import Directory, DirectoryError, load_directory
-from triage.loops import Window, parse_limits
+from triage.loops import Window, base_address, parse_limits
 
 DEFAULT_LANGUAGES = ["en", "sv", "uk", "ru", "de"]
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -201,6 +201,10 @@ class Config:
             own.update(t.support_addresses)
             own.update(t.noreply_addresses)
         return own
+
+    def is_own_address(self, address: str) -> bool:
+        """One of the bot's addresses, or a subaddress of one (``nordvik+x@…`` reaches ``nordvik@…``)."""
+        return base_address(address) in self.own_addresses
 
 
 def split_listen(value: str) -> tuple[str, int]:

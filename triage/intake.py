@@ -19,14 +19,14 @@ from typing import Any
 from triage.config import Config, Tenant
 from triage.directory import Directory
 from triage.identify import find_tenant
-from triage.loops import Gate, acknowledged_before, is_system_address
+from triage.loops import Gate, acknowledged_before, base_address, is_system_address
 from triage.message import Message
-from triage.outbox import Unencodable, compose, reply_subject
+from triage.outbox import Unencodable, compose, envelope_address, reply_subject
 from triage.parse import parse_email
 from triage.pipeline import Outcome, Pipeline
 from triage.store import Store, iso
 from triage.chat import chat_thread
-from triage.threading import Signer, Thread, find_thread
+from triage.threading import Signer, Thread, find_thread, returned_ids
 
 RULES = {
     "intake-duplicate-message-id": "a Message-ID already stored: the delivery is ignored (no second ticket)",
@@ -34,6 +34,8 @@ RULES = {
     "ticket-reopened": "a person wrote again on a resolved ticket: it is open again",
     "ticket-requester-replied": "the requester answered a pending ticket: it is open again",
     "intake-no-contacts": "the decision relays to the company, but the tenant has no contacts configured",
+    "intake-bounce-not-a-recipient": "a bounce names an address the returned mail was not sent to: "
+                                     "it is not suppressed (a forged bounce silences nobody)",
 }
 
 
@@ -204,24 +206,33 @@ class Intake:
         """The requester and the people they copied may continue the ticket by its [#N] tag."""
         if new:
             self.store.add_participant(ticket_id, msg.sender, "requester", at)
-        own = self.config.own_addresses
         for address in msg.recipients:
-            if address not in own and address != msg.sender and not is_system_address(address):
+            if not self.config.is_own_address(address) and address != msg.sender and not is_system_address(address):
                 self.store.add_participant(ticket_id, address, "copied", at)
 
     def _bounce(self, ticket_id: int, msg: Message, outcome: Outcome, recipients: list[str], now: datetime,
                 at: str) -> None:
         """A hard bounce of the bot's own mail silences automatic mail to that address. The
-        caller checks that it returns a Message-ID the bot signed: a forged bounce must not
-        be able to silence replies to a supplier of the sender's choosing."""
+        caller checks that it returns a Message-ID the bot signed; here only the recipients
+        of the mails it returns (as the outbox sent them) may be suppressed, and only those
+        the DSN names: anyone who once got an acknowledgement holds a signed Message-ID, and
+        must not be able to silence a supplier of their choosing with it."""
         auto = outcome.automation
         if auto.kind != "bounce" or not auto.permanent:
             return
         if self.config.email["from_address"] not in [r.lower() for r in recipients]:
             return
+        mailed: set[str] = set()
+        for message_id in returned_ids(msg):
+            if self.signer.verify(message_id) == ticket_id:
+                mailed.update(self.store.mailed_to(ticket_id, message_id) or [])
         until = self.gate.bounce_until(now)
         for address in auto.failed_recipients:
-            if address in self.config.own_addresses:
+            if self.config.is_own_address(address):
+                continue
+            if address not in mailed:
+                self.store.add_event(ticket_id, "suppression", ["intake-bounce-not-a-recipient"], "ignored", at,
+                                     detail={"address": address, "returned_to": sorted(mailed)})
                 continue
             self.store.suppress(address, until, f"hard bounce {msg.id}", at)
             self.store.add_event(ticket_id, "suppression", ["loop-hard-bounce-recorded"],
@@ -255,13 +266,14 @@ class Intake:
         sender = support_sender(tenant, [])
         message_id = self.signer.new_id(ticket_id)
         try:
+            rcpt = envelope_address(to[1])
             raw = compose(sender=sender, to=[to], subject=subject, body=body, message_id=message_id, now=now,
                           auto_submitted="auto-generated")
         except Unencodable as e:
             self.store.add_event(ticket_id, "mail-suppressed", ["outbox-unencodable-address"], str(e), at)
             return "outbox-unencodable-address"
-        self.store.log_sent(to[1], ticket_id, at)
-        self.queue(ticket_id, "transcript", [to[1]], subject, message_id, raw, body, sender[1], at)
+        self.store.log_sent(base_address(to[1]), ticket_id, at)
+        self.queue(ticket_id, "transcript", [rcpt], subject, message_id, raw, body, sender[1], at)
         return None
 
     # -- outgoing mail ------------------------------------------------------------------
@@ -302,6 +314,7 @@ class Intake:
         subject = reply_subject(msg.subject, number)
         message_id = self.signer.new_id(ticket_id)
         try:
+            rcpt = envelope_address(msg.sender)
             raw = compose(sender=sender, to=[(msg.sender_name, msg.sender)], subject=subject, body=outcome.reply,
                           message_id=message_id, now=now, auto_submitted="auto-replied",
                           in_reply_to=in_reply_to, references=msg.references)
@@ -309,8 +322,8 @@ class Intake:
             self.store.add_event(ticket_id, "reply-suppressed", ["outbox-unencodable-address"], str(e), at,
                                  detail={"to": msg.sender})
             return 0
-        self.store.log_sent(msg.sender, ticket_id, at)
-        self.queue(ticket_id, "reply", [msg.sender], subject, message_id, raw, outcome.reply, sender[1], at)
+        self.store.log_sent(base_address(msg.sender), ticket_id, at)
+        self.queue(ticket_id, "reply", [rcpt], subject, message_id, raw, outcome.reply, sender[1], at)
         return 0 if self.hold_local else 1
 
     def _relay(self, ticket_id: int, tenant: Tenant, msg: Message, outcome: Outcome, in_reply_to: str,
@@ -331,20 +344,25 @@ class Intake:
             return 0
         assert outcome.relay is not None and outcome.relay_subject is not None
         sender = self._from(tenant, msg)
+        try:  # contacts answer the supplier directly, when the supplier's address can be written
+            reply_to: tuple[str, str] | None = (msg.sender_name, envelope_address(msg.sender))
+        except Unencodable:
+            reply_to = None
         queued = 0
         # One mail per contact: with several in To:, a contact's reply-all would show the
         # supplier (Reply-To) the other contacts' names and addresses.
         for contact in contacts:
             message_id = self.signer.new_id(ticket_id)
             try:
+                rcpt = envelope_address(contact.email)
                 raw = compose(sender=sender, to=[(contact.name, contact.email)], subject=outcome.relay_subject,
                               body=outcome.relay, message_id=message_id, now=now, auto_submitted="auto-generated",
-                              in_reply_to=in_reply_to, reply_to=(msg.sender_name, msg.sender))
+                              in_reply_to=in_reply_to, reply_to=reply_to)
             except Unencodable as e:
                 self.store.add_event(ticket_id, "relay-suppressed", ["outbox-unencodable-address"], str(e), at)
                 continue
             self.store.add_participant(ticket_id, contact.email, "contact", at)
-            self.queue(ticket_id, "relay", [contact.email], outcome.relay_subject, message_id, raw,
+            self.queue(ticket_id, "relay", [rcpt], outcome.relay_subject, message_id, raw,
                        outcome.relay, sender[1], at)
             queued += 0 if self.hold_local else 1
         return queued

@@ -18,9 +18,10 @@ from triage.store import iso
 RULES = {
     "loop-automated-mail": "never answer automated mail (auto-replies, bounces, bulk)",
     "loop-system-sender": "no-reply, mailer-daemon and postmaster senders get no automatic mail",
-    "loop-own-address": "the bot never writes to its own addresses",
+    "loop-own-address": "the bot never writes to its own addresses (subaddresses such as support+x@ included)",
     "loop-hard-bounce-quiet": "an address that hard-bounced gets no automatic mail for email.bounce_quiet_hours",
-    "loop-rate-limit": "too many automatic replies to this address in one of the email.reply_limits windows",
+    "loop-rate-limit": "too many automatic replies to this mailbox (subaddresses counted together) in one of the "
+                       "email.reply_limits windows",
     "loop-followup-acknowledged": "a follow-up on an open ticket gets no second acknowledgement",
     "loop-hard-bounce-recorded": "a permanent bounce of the bot's mail stops automatic mail to that address",
 }
@@ -61,6 +62,13 @@ def parse_limits(values: list[str]) -> list[Window]:
     return windows
 
 
+def base_address(address: str) -> str:
+    """``local+detail@domain`` as ``local@domain``, lower-cased: a subaddress (RFC 5233)
+    reaches the same mailbox, so for loop protection it is the same address."""
+    local, at, domain = address.strip().lower().rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}" if at else address.strip().lower()
+
+
 def is_system_address(address: str) -> bool:
     return bool(_SYSTEM.match(address.partition("@")[0]))
 
@@ -75,7 +83,7 @@ class Gate:
 
     def _address_rule(self, address: str, history: History, now: datetime) -> str | None:
         address = address.lower()
-        if address in self.own:
+        if base_address(address) in self.own:
             return "loop-own-address"
         if is_system_address(address):
             return "loop-system-sender"
@@ -94,7 +102,8 @@ class Gate:
         if followup_ack_only:
             return "loop-followup-acknowledged"
         for window in self.limits:
-            if history.sent_since(address.lower(), iso(now - timedelta(seconds=window.seconds))) >= window.count:
+            # per mailbox: tom+1@, tom+2@ … are one mailbox, and must not each get a full allowance
+            if history.sent_since(base_address(address), iso(now - timedelta(seconds=window.seconds))) >= window.count:
                 return "loop-rate-limit"
         return None
 

@@ -15,6 +15,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiosmtplib
+import idna
 
 from triage.store import Store, iso, utcnow
 from triage.subjects import strip_prefixes
@@ -36,12 +38,22 @@ RULES = {
     "outbox-recovered": "left in 'sending' by a crash: queued again with the same Message-ID",
     "outbox-recipient-refused": "the relay refused some recipients; the others got the mail",
     "outbox-held-local": "no relay_url configured: the mail stays in the outbox",
-    "outbox-unencodable-address": "an address with a non-ASCII local part cannot go through the relay: not sent",
+    "outbox-unencodable-address": "an address that cannot be sent to (not one plain address, a domain that is "
+                                  "no host name, a non-ASCII local part and a relay without SMTPUTF8): not sent",
 }
 RunDb = Callable[..., Awaitable[Any]]
 
 
 # -- composing -----------------------------------------------------------------------------
+
+NAME_MAX = 64  # characters of a display name the bot writes; longer ones end in "…"
+SUBJECT_MAX = 200  # characters of a subject the bot writes
+LINE = 78  # RFC 5322 §2.1.1: lines SHOULD be at most 78 characters (and MUST be at most 998)
+_MSG_ID_MAX = 250  # a longer msg-id cannot be folded into a legal line: it is not referenced
+_REFERENCES_MAX = 20  # the last references kept, as RFC 5322 §3.6.4 allows trimming
+_ATEXT_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
 
 def reply_subject(subject: str, number: int) -> str:
     """``Re: [#1042] Original subject``: one Re:, the ticket tag once."""
@@ -52,52 +64,109 @@ def reply_subject(subject: str, number: int) -> str:
     return f"Re: {base}"
 
 
+def shorten(text: str, limit: int) -> str:
+    """``text`` on one line, at most ``limit`` characters: cut at a word when one ends near
+    the limit, then "…"."""
+    text = " ".join(text.split())  # no CR/LF from user input can start a new header
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip() + "…"
+
+
+def _words(name: str, value: str) -> str:
+    """An unstructured value as RFC 2047 words folded to 78 columns (the header name counted)."""
+    return Header(value, "utf-8", header_name=name).encode(linesep="\r\n", maxlinelen=LINE)
+
+
 def _text(name: str, value: str) -> str:
-    """An unstructured header value on one logical line: RFC 2047 words unless short ASCII."""
-    value = " ".join(value.split())  # no CR/LF from user input can start a new header
-    if value.isascii() and len(value) < 900:
+    """An unstructured header value: as it is when short ASCII, else folded encoded-words."""
+    value = shorten(value, SUBJECT_MAX)
+    if value.isascii() and len(name) + 2 + len(value) <= LINE:
         return value
-    return Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    return _words(name, value)
 
 
 class Unencodable(ValueError):
-    """An address that cannot be written in a plain (non-SMTPUTF8) mail header."""
+    """An address the bot cannot send to as written (the mail is not sent; an agent answers another way)."""
 
 
-def _address(name: str, address: str) -> str:
-    """``Name <local@domain>``, the domain in IDNA; a non-ASCII local part cannot be sent
-    through an ordinary relay, so it is refused by name rather than by a crash."""
-    local, _, domain = address.rpartition("@")
-    try:
-        domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
-    except UnicodeError:
-        raise Unencodable(f"cannot encode the domain of {address!r}") from None
-    if not local.isascii() or any(c in address for c in ",;<>()\"\r\n"):
-        raise Unencodable(f"cannot write {address!r} as one plain address")
-    return formataddr((" ".join(name.split()), f"{local}@{domain}"), charset="utf-8")
+def envelope_address(address: str) -> str:
+    """The address as it goes into RCPT TO and the header: the domain in IDNA (IDNA 2008,
+    the ``idna`` package), the local part checked. A non-ASCII local part is kept (it needs
+    a relay that offers SMTPUTF8, checked when sending); anything that is not one plain
+    address (spaces, quotes, brackets, several @, over-long parts) is refused by name
+    here rather than by a crash in the send path."""
+    local, at, domain = address.strip().rpartition("@")
+    if not at or not local or not domain or any(c.isspace() or c in ',;<>()[]"\\@' or ord(c) < 32
+                                                  for c in local + domain):
+        raise Unencodable(f"{address!r} is not one plain address")
+    domain = domain.rstrip(".").lower()
+    if not domain.isascii():
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
+            raise Unencodable(f"cannot encode the domain of {address!r}") from None
+    if len(domain) > 253 or not all(_LABEL.match(label) for label in domain.split(".")):
+        raise Unencodable(f"the domain of {address!r} is not a host name")
+    if local.isascii() and not (_ATEXT_LOCAL.match(local) and ".." not in local
+                                and not local.startswith(".") and not local.endswith(".")):
+        raise Unencodable(f"the local part of {address!r} cannot be written without quoting")
+    if len(local.encode("utf-8")) > 64 or len(local) + 1 + len(domain) > 254:
+        raise Unencodable(f"{address!r} is longer than SMTP allows")
+    return f"{local}@{domain}"
+
+
+def needs_smtputf8(address: str) -> bool:
+    """A non-ASCII local part can only be sent where the relay offers SMTPUTF8 (RFC 6531)."""
+    return not address.isascii()
+
+
+def _address(header: str, name: str, address: str) -> str:
+    """``Name <local@domain>`` folded to 78 columns: the name shortened to NAME_MAX
+    characters, encoded-words for a non-ASCII one, the address on a line of its own when
+    the name leaves no room (folding white space before "<" is allowed, RFC 5322 §3.4)."""
+    addr = envelope_address(address)
+    name = shorten(name, NAME_MAX)
+    if not name:
+        return addr
+    phrase = formataddr((name, "x@x"))[:-len(" <x@x>")] if name.isascii() else _words(header, name)
+    last = phrase.rsplit("\r\n", 1)[-1]
+    start = len(header) + 2 if "\r\n" not in phrase else 0
+    fold = " " if start + len(last) + len(addr) + 3 <= LINE else "\r\n "
+    return f"{phrase}{fold}<{addr}>"
+
+
+def _msg_ids(ids: list[str]) -> list[str]:
+    """Message-IDs that can be written on a legal line (ASCII, bounded), last ones kept."""
+    usable = [i for i in dict.fromkeys(ids) if i and i.isascii() and len(i) <= _MSG_ID_MAX]
+    return usable[-_REFERENCES_MAX:]
 
 
 def compose(*, sender: tuple[str, str], to: list[tuple[str, str]], subject: str, body: str,
             message_id: str, now: datetime, auto_submitted: str, in_reply_to: str = "",
             references: list[str] | None = None, reply_to: tuple[str, str] | None = None) -> bytes:
-    """An RFC 5322 message, CRLF line ends, 7-bit clean, ready for the relay.
+    """An RFC 5322 message, CRLF line ends, every header line folded to 78 columns, ready
+    for the relay (7-bit clean unless an address has a non-ASCII local part: RFC 6532).
 
     ``auto_submitted`` is the RFC 3834 value (``auto-replied`` for answers, ``auto-generated``
     for relays; empty for an agent's reply, which gets neither header);
     ``X-Auto-Response-Suppress: All`` asks Exchange not to answer it either.
     Written out directly rather than through ``email.message``: its header folding costs
     more than the rest of the intake together at thousands of messages a minute.
+    Raises Unencodable for an address that cannot be sent to.
     """
-    headers = [("From", _address(*sender)),
-               ("To", ",\r\n ".join(_address(name, address) for name, address in to))]
+    headers = [("From", _address("From", *sender)),
+               ("To", ",\r\n ".join(_address("To", name, address) for name, address in to))]
     if reply_to and reply_to[1]:
-        headers.append(("Reply-To", _address(*reply_to)))
+        headers.append(("Reply-To", _address("Reply-To", *reply_to)))
     headers += [("Subject", _text("Subject", subject)), ("Date", format_datetime(now)),
                 ("Message-ID", message_id)]
-    in_reply_to = in_reply_to if in_reply_to.isascii() else ""  # a non-ASCII id cannot be referenced
+    in_reply_to = (_msg_ids([in_reply_to]) or [""])[0]
     if in_reply_to:
         headers.append(("In-Reply-To", in_reply_to))
-    refs = [r for r in dict.fromkeys([*(references or []), in_reply_to]) if r and r.isascii()]
+    refs = _msg_ids([*(references or []), in_reply_to])
     if refs:
         headers.append(("References", "\r\n ".join(refs)))
     if auto_submitted:  # "" for an agent's own answer: a person wrote it (RFC 3834 "no")
@@ -105,7 +174,7 @@ def compose(*, sender: tuple[str, str], to: list[tuple[str, str]], subject: str,
     headers += [("MIME-Version", "1.0"), ("Content-Type", 'text/plain; charset="utf-8"'),
                 ("Content-Transfer-Encoding", "base64")]  # compact for any script, safe for any relay
     head = "".join(f"{name}: {value}\r\n" for name, value in headers)
-    return (head + "\r\n").encode("ascii") + base64.encodebytes(body.encode("utf-8")).replace(b"\n", b"\r\n")
+    return (head + "\r\n").encode("utf-8") + base64.encodebytes(body.encode("utf-8")).replace(b"\n", b"\r\n")
 
 
 # -- delivering ----------------------------------------------------------------------------
@@ -245,11 +314,22 @@ class Outbox:
                 if self._stop.is_set():  # shutting down: what was not handed over stays queued
                     await self.run_db(self._requeue, rows[i:])
                     break
+                recipients = json.loads(row["recipients"])
+                utf8 = any(needs_smtputf8(r) for r in recipients) or not row["raw"].isascii()
+                if utf8 and not smtp.supports_extension("smtputf8"):
+                    await self.run_db(self._fail, row, "outbox-unencodable-address",
+                                      "a non-ASCII address needs SMTPUTF8, which the relay does not offer")
+                    continue
                 try:
-                    errors, _ = await smtp.sendmail(row["mail_from"], json.loads(row["recipients"]), row["raw"])
+                    errors, _ = await smtp.sendmail(row["mail_from"], recipients, row["raw"],
+                                                    mail_options=["SMTPUTF8"] if utf8 else [])
                 except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPSenderRefused,
                         aiosmtplib.SMTPDataError) as e:
                     await self.run_db(self._failed_or_retry, row, _classify(e))
+                    continue
+                except (UnicodeError, ValueError) as e:  # this row cannot be written: final, the rest go on
+                    await self.run_db(self._fail, row, "outbox-unencodable-address", f"{type(e).__name__}: {e}")
+                    await self._reset(smtp)
                     continue
                 except Exception as e:  # the connection broke: this row is retried, the rest re-queued
                     await self.run_db(self._retry, row, _classify(e))
@@ -263,6 +343,15 @@ class Outbox:
                 smtp.close()
         return len(rows)
 
+    @staticmethod
+    async def _reset(smtp: aiosmtplib.SMTP) -> None:
+        """End a transaction a row left half-written (MAIL sent, RCPT failed to encode), so
+        the next row starts clean; a broken connection shows on the next row instead."""
+        try:
+            await smtp.rset()
+        except aiosmtplib.SMTPException:
+            pass
+
     async def _connect(self) -> aiosmtplib.SMTP:
         relay = self.relay
         assert relay is not None
@@ -271,6 +360,8 @@ class Outbox:
                                start_tls=None, username=relay.username or None,
                                password=relay.password or None, timeout=self.timeout)
         await smtp.connect()
+        if smtp.is_ehlo_or_helo_needed:  # the extensions (SMTPUTF8) are known before the first row
+            await smtp.ehlo()
         return smtp
 
     # The methods below run in the database thread.

@@ -24,7 +24,7 @@ from collections import Counter
 from email import policy
 from email.policy import EmailPolicy
 from email.message import EmailMessage, Message as LegacyMessage
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser, BytesParser
 from email.utils import getaddresses
 from functools import lru_cache
 from pathlib import Path
@@ -55,6 +55,10 @@ def _fetch_parse(name: str, value: str) -> object:
 
 
 _PARSER = BytesParser(policy=_MemoPolicy())
+_HEADER_PARSER = BytesHeaderParser(policy=_MemoPolicy())
+_ERROR_TEXT = 100_000  # bytes of an unparseable body kept as its text
+_MAX_DEPTH = 64  # MIME levels; real mail nests a handful, forwarded bounces a dozen
+_MIME_LINE = re.compile(rb"^(?:--\S*|content-[\w-]+:.*|mime-version:.*|\s*)$", re.I)
 _HEADER_LINE = re.compile(rb"^[!-9;-~]+:")  # RFC 5322 field name, then a colon
 _MSGID = re.compile(r"<[^<>\s]+>")
 # RFC 2047 encoded-word. The text may hold whitespace: some mailers fold inside a word
@@ -479,14 +483,44 @@ def _body_and_attachments(msg: EmailMessage, declared: list[str],
     return "\n\n".join(_html_to_text(h) for h in html), attachments
 
 
+def _too_deep(msg: LegacyMessage) -> bool:
+    """Whether the MIME tree nests deeper than _MAX_DEPTH (counted without recursing)."""
+    stack = [(msg, 1)]
+    while stack:
+        part, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            return True
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend((child, depth + 1) for child in payload if isinstance(child, LegacyMessage))
+    return False
+
+
+def _unparsed_body_text(raw: bytes, declared: list[str]) -> str:
+    """The readable lines of a body the MIME parser could not take apart: boundaries and
+    part headers dropped, at most _ERROR_TEXT bytes."""
+    parts = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)
+    lines = parts[1].splitlines() if len(parts) > 1 else []
+    kept = [line for line in lines if not _MIME_LINE.match(line)]
+    return _decode_unknown(b"\n".join(kept)[:_ERROR_TEXT], declared).strip()
+
+
 def parse_email(raw: bytes, envelope_recipients: list[str] | None = None) -> Message:
     """Parse one raw message. Never raises: failures are recorded on the Message."""
     defects: list[str] = []
+    prepared = _rejoin_broken_folds(_strip_preamble(raw, defects), defects)
+    error = ""
     try:
-        msg = _PARSER.parsebytes(_rejoin_broken_folds(_strip_preamble(raw, defects), defects))
-    except Exception as e:  # pragma: no cover - the stdlib parser is very tolerant
-        return Message(channel="email", id="", sender="", error=f"unparseable message: {e}",
-                       text=raw.decode("utf-8", "replace")[:100_000])
+        msg = _PARSER.parsebytes(prepared)
+        if _too_deep(msg):
+            raise RecursionError(f"MIME tree deeper than {_MAX_DEPTH} levels")
+    except Exception as e:  # a MIME tree nested thousands deep: the stdlib parser recurses per level
+        # The headers alone parse without recursing: sender, recipients and threading survive,
+        # so the mail still finds its tenant and becomes a ticket, with the error on it. A tree
+        # the parser did take but that is deeper than any real mail is treated the same: walking
+        # it, printing its returned message or reading it as a bounce recurses per level too.
+        error = f"unparseable MIME structure ({type(e).__name__}): headers read, body kept as text"
+        msg = _HEADER_PARSER.parsebytes(prepared)
     defects.extend(type(d).__name__ for d in msg.defects)
     declared = _declared_charsets(msg)
     header = lambda name: _header_text(msg, name, declared)  # noqa: E731
@@ -498,7 +532,10 @@ def parse_email(raw: bytes, envelope_recipients: list[str] | None = None) -> Mes
     for rcpt in envelope_recipients or []:
         if rcpt.lower() not in recipients:
             recipients.append(rcpt.lower())
-    text, attachments = _body_and_attachments(msg, declared, defects)
+    if error:
+        text, attachments = _unparsed_body_text(prepared, declared), []
+    else:
+        text, attachments = _body_and_attachments(msg, declared, defects)
     reply = split_reply(text)
     message_id = (_MSGID.findall(header("Message-ID")) or [""])[0]
     return Message(
@@ -517,6 +554,7 @@ def parse_email(raw: bytes, envelope_recipients: list[str] | None = None) -> Mes
         references=_MSGID.findall(header("References")),
         mime=msg,
         defects=defects,
+        error=error,
     )
 
 

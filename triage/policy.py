@@ -44,8 +44,7 @@ class Context:
     def named_addresses(self) -> list[str]:
         """Addresses written in the new text other than the sender's: the people a request is for."""
         found = [a.lower().rstrip(".") for a in _ADDRESS.findall(self.msg.new_text or self.msg.text)]
-        own = self.config.own_addresses | {self.msg.sender}
-        return [a for a in dict.fromkeys(found) if a not in own]
+        return [a for a in dict.fromkeys(found) if a != self.msg.sender and not self.config.is_own_address(a)]
 
     @property
     def registered(self) -> bool:
@@ -133,8 +132,8 @@ RULES: list[Rule] = [
          lambda c: bool(c.automation.kind), ("suppress",)),
     Rule("sent-to-noreply-address", "mail to a no-reply address is not a support channel",
          _only_noreply, ("suppress",)),
-    Rule("from-own-address", "mail from the bot's own addresses would loop",
-         lambda c: c.msg.sender in c.config.own_addresses, ("suppress",)),
+    Rule("from-own-address", "mail from the bot's own addresses (or a +subaddress of one) would loop",
+         lambda c: c.config.is_own_address(c.msg.sender), ("suppress",)),
     Rule("no-sender-address", "nobody to answer: an agent looks at it",
          lambda c: not c.msg.sender, ("hold_for_review", "notify_agents")),
     Rule("tenant-unknown", "no tenant owns the recipient: an agent routes it",

@@ -277,6 +277,12 @@ class Store:
         return self._one("SELECT id, ticket FROM messages WHERE message_id = ? AND direction = 'in'",
                          [message_id])
 
+    def mailed_to(self, ticket_id: int, message_id: str) -> list[str] | None:
+        """The recipients of the mail the bot sent on a ticket with this Message-ID (None: no such mail)."""
+        row = self._one("SELECT recipients FROM messages WHERE ticket = ? AND direction = 'out' "
+                        "AND channel = 'email' AND message_id = ?", [ticket_id, message_id])
+        return [str(a).lower() for a in json.loads(row["recipients"] or "[]")] if row else None
+
     def inbound_messages(self, ticket_id: int) -> list[dict[str, Any]]:
         """A ticket's inbound messages, oldest first."""
         return list(self.db.query("SELECT * FROM messages WHERE ticket = ? AND direction = 'in' ORDER BY id",

@@ -99,7 +99,7 @@ def is_forward(msg: Message) -> bool:
     return bool(FORWARDED.match(msg.subject)) or bool(msg.header("Resent-Message-ID") or msg.header("Resent-From"))
 
 
-def _returned_ids(msg: Message) -> list[str]:
+def returned_ids(msg: Message) -> list[str]:
     """Message-IDs in the returned headers or message of a bounce."""
     found: list[str] = []
     for text in msg.returned_headers():
@@ -122,7 +122,7 @@ def find_thread(msg: Message, tenant: str | None, signer: Signer, tickets: Ticke
         return row is not None
 
     references = [msg.in_reply_to, *reversed(msg.references)] if msg.in_reply_to else list(reversed(msg.references))
-    bounced = _returned_ids(msg) if bot_address in msg.recipients else []
+    bounced = returned_ids(msg) if bot_address in msg.recipients else []
     for ref, rule in [(r, "thread-signed-reference") for r in references] + \
                      [(r, "thread-bounced-message") for r in bounced]:
         if not signer.looks_like_ours(ref):

@@ -1,22 +1,66 @@
 """Is the sender who they say they are?
 
-Email: only an ``Authentication-Results`` header whose authserv-id is one of our own
-receiving hosts counts, and only its ``dmarc=pass`` for the very domain of the From
-address. Anyone can write such a header into a message, so foreign ones are ignored and
-only the topmost trusted one is read (the receiving MX prepends it above anything the
-sender forged; RFC 8601 §5). Widget: an HMAC of the address keyed with the tenant's
-secret, compared in constant time. Slack: the workspace vouches for its users.
+Email: DMARC as our own receiving MX judged it, and nothing else. Anyone can write an
+``Authentication-Results`` header into a message, so exactly one header decides: the
+**topmost one whose authserv-id is trusted** (``email.trusted_authserv_ids``). The MX
+prepends its header above everything the message arrived with (RFC 8601 §5), so that one
+is the MX's own; every header below it came with the message and is never read, whatever
+it says, and headers above it with other ids (later hops) are ignored too.
+
+- The authserv-id is compared after RFC 8601 tokenising: comments and folding whitespace
+  around it are dropped and an optional version (``mx.portal.example 1;``) is allowed.
+- The header is split into its results here (``;`` outside quoted strings and comments),
+  and only the ``dmarc`` result is handed to authres. Other methods' properties carry
+  values the sender chooses (``smtp.helo=[192.0.2.7]``, ``smtp.mailfrom=<>``, a
+  backslash in the MAIL FROM local part) that authres cannot parse; they must not decide.
+- A trusted header that cannot be read, whose DMARC result cannot be parsed, that holds
+  no or several DMARC results, or whose DMARC result names no ``header.from``, means
+  **unverified**, each with its own rule id: never "look further down", where the
+  attacker's own header waits.
+- Verified only for ``dmarc=pass`` with ``header.from`` equal to the From domain; a pass
+  for another domain is ``trust-dmarc-other-domain``. DMARC proves the one RFC 5322 From
+  header: a sender address taken from Sender or Reply-To (From without an address) or
+  from one of several From headers is never verified.
+
+Widget: an HMAC of the address keyed with the tenant's secret, compared in constant time.
+Slack: the workspace vouches for its users.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 import authres
 
 from triage.message import Message
+
+RULES = {
+    "trust-dmarc-pass": "the trusted MX's DMARC result is pass for the From domain: verified",
+    "trust-dmarc-fail": "the trusted MX's DMARC result is fail: unverified",
+    "trust-dmarc-none": "the From domain publishes no DMARC policy: unverified",
+    "trust-dmarc-temperror": "the trusted MX could not evaluate DMARC (temporary error): unverified",
+    "trust-dmarc-permerror": "the From domain's DMARC record is broken: unverified",
+    "trust-dmarc-other-result": "a DMARC result other than pass, fail, none, temperror or permerror: unverified",
+    "trust-dmarc-other-domain": "DMARC passed, but for another domain than the From address's: unverified",
+    "trust-dmarc-no-header-from": "the trusted header's DMARC result names no header.from domain: unverified",
+    "trust-dmarc-multiple-results": "the trusted header holds more than one DMARC result: unverified",
+    "trust-authentication-results-unparseable": "the trusted host's header (or its DMARC result) cannot be "
+                                                "parsed: unverified, lower headers are not read",
+    "trust-no-dmarc-result": "the trusted host's header has no DMARC result: unverified",
+    "trust-sender-not-from-header": "the sender address does not come from a single From header (taken from "
+                                    "Sender or Reply-To, or several From headers): DMARC cannot vouch for it",
+    "trust-no-trusted-authentication-results": "no Authentication-Results header from a trusted host: unverified",
+    "trust-widget-hmac": "the widget identity is signed by the portal (HMAC of the address): verified",
+    "trust-widget-anonymous": "a widget visitor without a signed identity: unverified",
+    "trust-widget-bad-hash": "the widget identity signature does not match: unverified",
+    "trust-slack-workspace": "sent by a member of the Slack workspace: verified",
+}
+_KNOWN_RESULTS = {"pass", "fail", "none", "temperror", "permerror"}
+_AUTHSERV = re.compile(r"^([^\s;=()\"\\]+)(?:\s+\d+)?$")  # authserv-id [CFWS version]
+_METHOD = re.compile(r"^([A-Za-z0-9_-]+)\s*(?:/\s*\d+\s*)?=", re.A)  # method [/ version] =
 
 
 @dataclass(frozen=True)
@@ -35,38 +79,113 @@ def widget_hash(secret: str, email: str) -> str:
     return hmac.new(secret.encode(), email.strip().lower().encode(), hashlib.sha256).hexdigest()
 
 
+def split_header(value: str) -> tuple[list[str], bool]:
+    """An Authentication-Results value as ``[authserv-id part, resinfo, …]``, comments
+    removed, split at every ``;`` outside quoted strings and comments (RFC 8601 §2.2), and
+    whether it ended well-formed (False: a comment, quoted string or escape left open; the
+    parts before the open one are still complete). Iterative: a header of thousands of
+    nested "(" costs a loop, not the stack."""
+    parts: list[str] = []
+    current: list[str] = []
+    depth, quoted, escaped = 0, False, False
+    for ch in value:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and (quoted or depth):
+            escaped = True
+        elif depth:
+            depth += {"(": 1, ")": -1}.get(ch, 0)
+            if not depth:
+                current.append(" ")  # a comment separates tokens like whitespace
+            continue
+        elif quoted:
+            quoted = ch != '"'
+        elif ch == '"':
+            quoted = True
+        elif ch == "(":
+            depth = 1
+            continue
+        elif ch == ";":
+            parts.append(" ".join("".join(current).split()))
+            current = []
+            continue
+        if not depth:
+            current.append(ch)
+    parts.append(" ".join("".join(current).split()))
+    return parts, not (depth or quoted or escaped)
+
+
+def authserv_id(value: str) -> str | None:
+    """The authserv-id of a header, lower-cased, after CFWS and an optional version; None
+    when the header does not start with one. Read from the part before the first ``;``
+    alone, so nothing the sender chose later in the header can hide whose header it is."""
+    parts, complete = split_header(value)
+    m = _AUTHSERV.match(parts[0]) if complete or len(parts) > 1 else None
+    return m.group(1).lower() if m else None
+
+
 @lru_cache(maxsize=4096)
-def _parse(value: str) -> authres.AuthenticationResultsHeader | None:
-    """Parsed Authentication-Results, memoised: a receiving host writes the same verdict for
-    every mail from one domain, and parsing it is a good part of triaging a message."""
+def _dmarc_result(authserv: str, resinfo: str) -> tuple[str, str | None] | None:
+    """(result, header.from or None) of one ``dmarc=…`` resinfo, parsed by authres on its
+    own; None when it cannot be parsed. Memoised: a receiving host writes the same
+    verdict for every mail from one domain."""
     try:
-        return authres.AuthenticationResultsHeader.parse_value(" ".join(value.split()))
-    except Exception:
+        header = authres.AuthenticationResultsHeader.parse_value(f"{authserv}; {resinfo}")
+        [result] = header.results
+    except Exception:  # authres raises its own SyntaxError and friends: unreadable, not a pass
         return None
+    if str(result.method).lower() != "dmarc":
+        return None
+    header_from = next((str(p.value).lower().strip().rstrip(".") for p in result.properties
+                        if str(p.type).lower() == "header" and str(p.name).lower() == "from"), None)
+    return str(result.result).lower(), header_from or None
+
+
+def _verdict(value: str, authserv: str, domain: str) -> Trust:
+    """What the one trusted header says about the From domain."""
+    parts, complete = split_header(value)
+    if not complete:
+        return Trust(False, "trust-authentication-results-unparseable",
+                     f"the Authentication-Results header of {authserv} cannot be read")
+    dmarc = [p for p in parts[1:] if (m := _METHOD.match(p)) and m.group(1).lower() == "dmarc"]
+    if not dmarc:
+        return Trust(False, "trust-no-dmarc-result", f"no DMARC result from {authserv}")
+    if len(dmarc) > 1:
+        return Trust(False, "trust-dmarc-multiple-results", f"{len(dmarc)} DMARC results from {authserv}")
+    parsed = _dmarc_result(authserv, dmarc[0])
+    if parsed is None:
+        return Trust(False, "trust-authentication-results-unparseable",
+                     f"the DMARC result of {authserv} cannot be parsed")
+    result, header_from = parsed
+    if header_from is None:
+        return Trust(False, "trust-dmarc-no-header-from", f"DMARC {result} from {authserv} names no domain")
+    if result == "pass" and domain and header_from == domain:
+        return Trust(True, "trust-dmarc-pass", f"DMARC pass for {domain} by {authserv}")
+    if result == "pass":
+        return Trust(False, "trust-dmarc-other-domain",
+                     f"DMARC pass for {header_from}, not for the From domain {domain or '(none)'}")
+    rule = f"trust-dmarc-{result}" if result in _KNOWN_RESULTS else "trust-dmarc-other-result"
+    return Trust(False, rule, f"DMARC {result} for {header_from}")
 
 
 def _dmarc(msg: Message, trusted_ids: list[str]) -> Trust:
-    domain = msg.domain
     trusted = {t.lower() for t in trusted_ids}
-    for value in msg.headers("Authentication-Results"):
-        if value.split(";", 1)[0].strip().lower() not in trusted:
-            continue  # someone else's verdict: not evidence, and not worth parsing
-        header = _parse(value)
-        if header is None:  # unparseable headers are not evidence of anything
-            continue
-        if str(header.authserv_id).lower() not in trusted:
-            continue
-        for result in header.results:
-            if result.method != "dmarc":
-                continue
-            header_from = next((str(p.value).lower() for p in result.properties
-                                if p.type == "header" and p.name == "from"), domain)
-            if result.result == "pass" and domain and header_from == domain:
-                return Trust(True, "trust-dmarc-pass", f"DMARC pass for {domain} by {header.authserv_id}")
-            return Trust(False, f"trust-dmarc-{result.result}", f"DMARC {result.result} for {header_from}")
-        return Trust(False, "trust-no-dmarc-result", f"no DMARC result from {header.authserv_id}")
+    for value in msg.headers("Authentication-Results"):  # top to bottom
+        authserv = authserv_id(value)
+        if authserv in trusted:
+            verdict = _verdict(value, authserv, msg.domain)  # the topmost trusted one, and only it
+            return verdict if not verdict.verified or _sender_is_from(msg) else Trust(
+                False, "trust-sender-not-from-header",
+                "the sender is not the address of a single From header: DMARC cannot vouch for it")
     return Trust(False, "trust-no-trusted-authentication-results",
                  "no Authentication-Results header from a trusted host")
+
+
+def _sender_is_from(msg: Message) -> bool:
+    """DMARC proves the domain of the one From header; a sender taken from Sender or
+    Reply-To (no address in From), or picked among several From headers, is unproven."""
+    froms = msg.headers("From")
+    return len(froms) == 1 and bool(msg.sender) and msg.sender in froms[0].lower()
 
 
 def assess(msg: Message, widget_secret: str, trusted_authserv_ids: list[str]) -> Trust:
