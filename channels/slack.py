@@ -36,6 +36,7 @@ from triage.outbox import RunDb
 log = logging.getLogger(__name__)
 _USER = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>|@?(\S+)")
 _MARKUP = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
+_NUMBER = re.compile(r"#?([0-9]{1,18})")  # ASCII digits that fit SQLite's INTEGER ("²".isdigit() is True)
 RULES = {
     "slack-bad-signature": "a request to /slack/events without a valid, recent Slack signature (or with a timestamp that is not a number): 401",
     "slack-request-replayed": "a signed request already received within Slack's five-minute window: 401, nothing runs twice",
@@ -206,7 +207,8 @@ class SlackChannel:
 
     async def _run_command(self, words: list[str], agent: str, tenants: list[str], now: datetime) -> str:
         head = words[0].lower() if words else ""
-        if head.lstrip("#").isdigit() and len(words) == 1:
+        number = _NUMBER.fullmatch(words[1]) if len(words) >= 2 else None
+        if _NUMBER.fullmatch(head) and len(words) == 1:
             ticket = await self.run_db(self.agents.find, int(head.lstrip("#")), tenants)
             return slack_blocks.summary(await self.run_db(self.agents.card, ticket["id"], now))
         if head == "search" and len(words) > 1:
@@ -214,8 +216,8 @@ class SlackChannel:
             return slack_blocks.search_results(query, await self.run_db(self.agents.search, query))
         if head == "stats":
             return slack_blocks.stats(await self.run_db(self.agents.stats))
-        if head in ("resolve", "assign") and len(words) >= 2 and words[1].lstrip("#").isdigit():
-            ticket = await self.run_db(self.agents.find, int(words[1].lstrip("#")), tenants)
+        if head in ("resolve", "assign") and number:
+            ticket = await self.run_db(self.agents.find, int(number.group(1)), tenants)
             if head == "resolve":
                 said = await self.run_db(self.agents.resolve, ticket["id"], agent, now)
             elif len(words) == 3:

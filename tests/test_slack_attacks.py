@@ -99,3 +99,9 @@ async def test_bodies_that_are_not_form_or_json_are_4xx(env: Env):
         status, text = await raw(env, body, signed_bytes(body), content_type)  # signed: still no 500
         assert 400 <= status < 500 or (status == 200 and body == b""), (body, status, text)
     assert "no tickets yet" in await env.command("stats")
+
+
+async def test_strange_ticket_numbers_in_a_command_get_the_usage_not_an_error(env: Env):
+    for text in ("²", "resolve ²", "99999999999999999999", "resolve 99999999999999999999", "assign ٣ @bob"):
+        answer = await env.command(text)
+        assert answer.startswith("usage:"), (text, answer)
