@@ -92,6 +92,34 @@ async def test_the_refusal_summary_carries_the_count(service, session):
     assert detail["count"] == 25 and detail["source"] == "127.0.0.1" and detail["origin"] == EVIL
 
 
+async def test_refusal_windows_end_and_many_sources_share_one_summary():
+    """The summariser alone, on a clock the test moves: a new window is a new event, the old
+    one gets its final count, and sources past max_sources are counted together."""
+    from channels.widget_limits import MANY, Refusals
+
+    events: dict[int, dict] = {}
+    now = [0.0]
+
+    async def write(kind: str, rules: list[str], detail: dict) -> int:
+        events[len(events) + 1] = {"rules": rules, **detail}
+        return len(events)
+
+    async def update(event: int, detail: dict) -> None:
+        events[event].update(detail)
+
+    refusals = Refusals(write, update, window=60, max_sources=3, clock=lambda: now[0])
+    for _ in range(10):
+        await refusals.note("10.0.0.1", "origin-refused", "widget-origin-refused", {})
+    now[0] = 61
+    await refusals.note("10.0.0.1", "origin-refused", "widget-origin-refused", {})
+    assert [e["count"] for e in events.values()] == [10, 1]
+    for i in range(50):  # fifty new addresses in one window
+        await refusals.note(f"10.0.1.{i}", "origin-refused", "widget-origin-refused", {})
+    await refusals.flush()
+    assert len(events) == 2 + 2 + 1  # two more sources, then one shared summary
+    assert events[5]["source"] == MANY and events[5]["count"] == 48
+
+
 # -- 2. malformed requests are 4xx JSON errors naming the problem -------------------------------
 
 MALFORMED = [
