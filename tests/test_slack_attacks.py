@@ -105,3 +105,21 @@ async def test_strange_ticket_numbers_in_a_command_get_the_usage_not_an_error(en
     for text in ("²", "resolve ²", "99999999999999999999", "resolve 99999999999999999999", "assign ٣ @bob"):
         answer = await env.command(text)
         assert answer.startswith("usage:"), (text, answer)
+
+
+async def test_slacks_retry_of_an_agents_message_does_not_mail_the_requester_twice(env: Env):
+    """Slack re-sends an event it thinks was lost, freshly signed (X-Slack-Retry-Num): the
+    signature cache cannot see it, the event id can."""
+    await env.send(mail())
+    ticket = await env.ticket()
+    thread = await env.thread(ticket["id"])
+    baseline = len(await sk.until(lambda: env.sink.messages))  # the acknowledgement
+    body = sk.thread_message(thread["ts"], "Hi Tom, the link works again now.")
+    now = int(time.time())
+    assert (await sk.post(env.url, body, "application/json", sk.signed(body, timestamp=now - 5)))[0] == 200
+    retry = {**sk.signed(body, timestamp=now), "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    assert (await sk.post(env.url, body, "application/json", retry))[0] == 200
+    await sk.until(lambda: env.sink.messages[baseline:])
+    await sk.until(lambda: env.api.posted("reactions.add"))
+    assert len(await env.rows("SELECT * FROM events WHERE kind = 'agent-reply'")) == 1
+    assert len(env.sink.messages) == baseline + 1
