@@ -186,7 +186,10 @@ class WidgetChannel:
     async def _refused(self, request: web.Request, kind: str, rule: str, detail: dict[str, Any]) -> None:
         """Refusals are decisions too: in the audit trail without the refused text, summarised
         per source and window (see channels/widget_limits.py) so a flood cannot fill it."""
-        await self.refusals.note(request.remote or "-", kind, rule, detail)
+        try:
+            await self.refusals.note(request.remote or "-", kind, rule, detail)
+        except Exception as e:  # the refusal is still answered; the failure shows in /healthz
+            self.service.last_error = f"widget audit: {type(e).__name__}: {e}"
 
     async def _write_refusal(self, kind: str, rules: list[str], detail: dict[str, Any]) -> int:
         store = self.service.store

@@ -52,7 +52,11 @@ class Refusals:
             current.count += 1
             return
         current = self._windows[key] = _Window(now, {**detail, "source": key[0], "window_seconds": self.window})
-        current.event = await self.write(kind, [rule], {**current.detail, "count": 1})
+        try:
+            current.event = await self.write(kind, [rule], {**current.detail, "count": 1})
+        except BaseException:  # not written: the next refusal opens the window again
+            del self._windows[key]
+            raise
 
     async def flush(self) -> None:
         """Write every window's count now (at shutdown: nothing counted is lost)."""

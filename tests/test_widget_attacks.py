@@ -120,6 +120,20 @@ async def test_refusal_windows_end_and_many_sources_share_one_summary():
     assert events[5]["source"] == MANY and events[5]["count"] == 48
 
 
+async def test_a_refusal_is_answered_even_when_its_event_cannot_be_written(service, session, monkeypatch):
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise OSError("disk full")
+
+    monkeypatch.setattr(service.store, "add_event", broken)
+    async with session.post(f"{base(service)}/messages", json=body(), headers={"Origin": EVIL}) as r:
+        assert r.status == 403 and (await r.json())["rule"] == "widget-origin-refused"
+    assert "disk full" in service.last_error
+    monkeypatch.undo()
+    async with session.post(f"{base(service)}/messages", json=body(), headers={"Origin": EVIL}) as r:
+        assert r.status == 403
+    assert len(await rows(service, "SELECT id FROM events")) == 1  # the window opened again
+
+
 # -- 2. malformed requests are 4xx JSON errors naming the problem -------------------------------
 
 MALFORMED = [
