@@ -1,8 +1,12 @@
 """The agents' Slack app: Bolt listeners that turn clicks, thread messages and ``/triage``
 into calls on :class:`triage.agents.Agents`. Nothing else.
 
-Bolt does the transport work: signature and timestamp checks (401 otherwise), ignoring the
-bot's own messages, acknowledging within Slack's three seconds. The same app serves HTTP
+Bolt does the transport work: ignoring the bot's own messages, acknowledging within Slack's
+three seconds. In front of it, :meth:`SlackChannel.handle` refuses what Bolt would answer
+with a 500 or run twice: a timestamp that is not a number or a bad or stale signature (401,
+before the body is parsed), a signed request seen before within Slack's five-minute window
+(401: a captured request cannot be replayed), an event Slack already delivered (its retry is
+acknowledged and ignored), and a body that is not UTF-8 form or JSON (400). The same app serves HTTP
 (``POST /slack/events`` on the service's aiohttp server) and, with ``SLACK_APP_TOKEN``,
 Socket Mode. Every listener acknowledges, runs the action in the database thread, then
 says the outcome in the ticket's thread (``/triage``: through its response_url) and
@@ -12,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -19,6 +25,7 @@ from typing import Any
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from triage import slack_blocks
@@ -29,6 +36,13 @@ from triage.outbox import RunDb
 log = logging.getLogger(__name__)
 _USER = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>|@?(\S+)")
 _MARKUP = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
+_NUMBER = re.compile(r"#?([0-9]{1,18})")  # ASCII digits that fit SQLite's INTEGER ("²".isdigit() is True)
+RULES = {
+    "slack-bad-signature": "a request to /slack/events without a valid, recent Slack signature (or with a timestamp that is not a number): 401",
+    "slack-request-replayed": "a signed request already received within Slack's five-minute window: 401, nothing runs twice",
+    "slack-bad-request": "a signed request whose body is not UTF-8 form or JSON Bolt can read: 400",
+}
+REPLAY_WINDOW = 5 * 60 + 60  # Slack's five minutes for a timestamp, and a minute of clock difference
 USAGE = ("`/triage 1042` · `/triage search TEXT` · `/triage stats` · `/triage resolve 1042` · "
          "`/triage assign 1042 @agent`")
 
@@ -54,6 +68,30 @@ def plain_text(mrkdwn: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
+class Seen:
+    """Keys (request signatures, event ids) seen in the last ``window`` seconds, oldest first.
+    Only requests with a valid signature get here, so only Slack can fill it; ``limit`` bounds
+    it anyway. In memory: a restart forgets it, and the agents' actions are idempotent for that
+    case (a second resolve of a resolved ticket changes nothing)."""
+
+    def __init__(self, window: float = REPLAY_WINDOW, limit: int = 100_000, clock: Callable[[], float] = time.time):
+        self.window, self.limit, self.clock = window, limit, clock
+        self._keys: OrderedDict[str, float] = OrderedDict()
+
+    def first_time(self, key: str) -> bool:
+        now = self.clock()
+        while self._keys and (len(self._keys) >= self.limit or next(iter(self._keys.values())) < now - self.window):
+            self._keys.popitem(last=False)
+        if key in self._keys:
+            return False
+        self._keys[key] = now
+        return True
+
+
+def _refused(status: int, rule: str, message: str) -> web.Response:
+    return web.json_response({"error": message, "rule": rule}, status=status)
+
+
 class SlackChannel:
     def __init__(self, config: Config, agents: Agents, run_db: RunDb, client: AsyncWebClient,
                  signing_secret: str, clock: Callable[[], datetime], wake: Callable[[], None]):
@@ -64,6 +102,8 @@ class SlackChannel:
         self.clock = clock
         self.wake = wake  # the outbox: an agent's mail is queued
         self.app = AsyncApp(client=client, signing_secret=signing_secret)
+        self.verifier = SignatureVerifier(signing_secret)
+        self.seen = Seen()
         for name in ("approve", "escalate", "close", "reclassify"):
             self.app.action(name)(self._action)
         self.app.event("message")(self._message)
@@ -71,7 +111,27 @@ class SlackChannel:
 
     async def handle(self, request: web.Request) -> web.Response:
         """``POST /slack/events``: events, interactivity and slash commands share one URL."""
-        return await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
+        try:
+            body = (await request.read()).decode("utf-8")
+        except UnicodeDecodeError:  # Slack sends UTF-8 only; nothing was parsed or run
+            return _refused(400, "slack-bad-request", "the body is not UTF-8")
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        signature = request.headers.get("X-Slack-Signature", "")
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12
+                and self.verifier.is_valid(body, timestamp, signature)):
+            return _refused(401, "slack-bad-signature", "invalid or stale Slack request signature")
+        if not self.seen.first_time(signature):
+            return _refused(401, "slack-request-replayed", "this signed request was already received")
+        try:
+            bolt_request = await to_bolt_request(request)
+            if not isinstance(bolt_request.body, dict) or not isinstance(bolt_request.body.get("event", {}), dict):
+                raise TypeError("not a JSON object with an event object")
+            event_id = bolt_request.body.get("event_id")
+        except (ValueError, AttributeError, TypeError) as e:  # not JSON, or JSON of another shape
+            return _refused(400, "slack-bad-request", f"the body is not a Slack request: {type(e).__name__}")
+        if isinstance(event_id, str) and not self.seen.first_time(f"event:{event_id}"):
+            return web.Response(status=200)  # Slack's retry of an event already handled: acknowledged, not rerun
+        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
     def _thread_ticket(self, channel: str, ts: str) -> int | None:
         row = self.agents.store.db.execute("SELECT ticket FROM slack_threads WHERE channel = ? AND ts = ?",
@@ -147,7 +207,8 @@ class SlackChannel:
 
     async def _run_command(self, words: list[str], agent: str, tenants: list[str], now: datetime) -> str:
         head = words[0].lower() if words else ""
-        if head.lstrip("#").isdigit() and len(words) == 1:
+        number = _NUMBER.fullmatch(words[1]) if len(words) >= 2 else None
+        if _NUMBER.fullmatch(head) and len(words) == 1:
             ticket = await self.run_db(self.agents.find, int(head.lstrip("#")), tenants)
             return slack_blocks.summary(await self.run_db(self.agents.card, ticket["id"], now))
         if head == "search" and len(words) > 1:
@@ -155,8 +216,8 @@ class SlackChannel:
             return slack_blocks.search_results(query, await self.run_db(self.agents.search, query))
         if head == "stats":
             return slack_blocks.stats(await self.run_db(self.agents.stats))
-        if head in ("resolve", "assign") and len(words) >= 2 and words[1].lstrip("#").isdigit():
-            ticket = await self.run_db(self.agents.find, int(words[1].lstrip("#")), tenants)
+        if head in ("resolve", "assign") and number:
+            ticket = await self.run_db(self.agents.find, int(number.group(1)), tenants)
             if head == "resolve":
                 said = await self.run_db(self.agents.resolve, ticket["id"], agent, now)
             elif len(words) == 3:

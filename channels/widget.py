@@ -4,14 +4,16 @@ A thin adapter (like ``channels/smtp.py``): it checks what a browser sent — or
 rate, shape — turns a line into a :class:`triage.chat.ChatLine` and hands it to the
 service's one chat entry point, which answers only after the line is committed. Refusals
 happen before anything is stored, so a refused message is never half-stored; each refusal
-is a JSON error the widget shows as it is, with a rule id.
+is a JSON error the widget shows as it is, with a rule id. What a request must look like is
+checked in one place, ``channels/widget_input.py``; what one source may cost (refusals in the
+audit trail, open event streams) is bounded in ``channels/widget_limits.py``.
 
 Routes (the tenant is in the path so a CORS preflight, which has no body, knows it):
 
     GET  /widget.js                                the script, no build step
-    GET  /widget/demo?tenant=T[&email=&user_hash=] a page embedding it
+    GET  /widget/demo?tenant=T[&email=&user_hash=&user_token=] a page embedding it
     GET  /widget/api/T/status                      support hours: open now, or when back
-    POST /widget/api/T/messages                    a line {text, email, name, user_hash, client_id, token}
+    POST /widget/api/T/messages                    a line {text, email, name, user_hash, user_token, client_id, token}
     GET  /widget/api/T/conversation?token=         the conversation after a reload
     GET  /widget/api/T/events?token=&after=        server-sent events: each new line, live
     POST /widget/api/T/transcript                  {token}: the transcript by email (verified only)
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -30,8 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from channels import widget_input as check
+from channels.widget_input import BadRequest
+from channels.widget_limits import Refusals, Streams
 from triage import hours
-from triage.chat import CLIENT_ID, ChatLine
+from triage.chat import ChatLine
 from triage.config import Tenant
 from triage.loops import Window
 from triage.render import format_hours, format_moment
@@ -45,10 +51,10 @@ RULES = {
     "widget-too-large": "the message is larger than widget_max_message_size: refused with 413",
     "widget-rate-limited": "too many messages from one conversation or IP address: refused with 429 and Retry-After",
     "widget-transcript-unverified": "an unverified visitor cannot have the transcript mailed (it could go to a stranger)",
+    "widget-streams-limited": "too many open event streams from one IP address: refused with 429 and Retry-After",
 }
 
 STATIC = Path(__file__).resolve().parent / "static"
-MAX_BODY = 64 * 1024  # bytes of JSON read at most, whatever the tenant's limit (a JSON error, not a reset)
 TENANT = web.RequestKey("tenant", Tenant)
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies keep the stream open
 POLL = 2.0  # seconds: replies stored by other processes or threads show up within this
@@ -118,6 +124,8 @@ class WidgetChannel:
         self.service = service
         self.config = service.config
         self.limiter = RateLimiter()
+        self.refusals = Refusals(self._write_refusal, self._update_refusal)
+        self.streams = Streams()
         self.hub = Hub()
 
     def mount(self, app: web.Application) -> None:
@@ -135,6 +143,7 @@ class WidgetChannel:
 
     async def _shutdown(self, app: web.Application) -> None:
         self.hub.close()  # open event streams end, so the server does not wait for them
+        await self.refusals.flush()
 
     # -- guard: tenant and origin for every API call -------------------------------------
 
@@ -146,11 +155,14 @@ class WidgetChannel:
             return _error(404, "unknown tenant")
         origin = request.headers.get("Origin")
         if origin is not None and not self._allowed(request, tenant, origin):
-            await self._record(None, "origin-refused", ["widget-origin-refused"], {"origin": origin[:200]})
+            await self._refused(request, "origin-refused", "widget-origin-refused", {"origin": origin[:200]})
             return _error(403, f"this site ({origin[:200]}) may not use the help widget of {tenant.name}",
                           "widget-origin-refused")
         request[TENANT] = tenant
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except BadRequest as e:
+            response = _error(e.status, e.message, e.rule)
         if origin is not None and not response.prepared:
             response.headers.update(self._cors(origin))
         return response
@@ -171,15 +183,25 @@ class WidgetChannel:
     async def _preflight(self, request: web.Request) -> web.Response:
         return web.Response(status=204)
 
-    async def _record(self, ticket: int | None, kind: str, rules: list[str], detail: dict[str, Any]) -> None:
-        """Refusals are decisions too: one event, without the refused text."""
+    async def _refused(self, request: web.Request, kind: str, rule: str, detail: dict[str, Any]) -> None:
+        """Refusals are decisions too: in the audit trail without the refused text, summarised
+        per source and window (see channels/widget_limits.py) so a flood cannot fill it."""
+        try:
+            await self.refusals.note(request.remote or "-", kind, rule, detail)
+        except Exception as e:  # the refusal is still answered; the failure shows in /healthz
+            self.service.last_error = f"widget audit: {type(e).__name__}: {e}"
+
+    async def _write_refusal(self, kind: str, rules: list[str], detail: dict[str, Any]) -> int:
         store = self.service.store
         at = iso(self.service.clock())
 
-        def write() -> None:
+        def write() -> int:
             with store.transaction():
-                store.add_event(ticket, kind, rules, "refused", at, detail=detail)
-        await self.service.run_db(write)
+                return store.add_event(None, kind, rules, "refused", at, detail=detail)
+        return await self.service.run_db(write)
+
+    async def _update_refusal(self, event: int, detail: dict[str, Any]) -> None:
+        await self.service.run_db(self.service.store.set_event_detail, event, detail)
 
     # -- the script and the demo ----------------------------------------------------------
 
@@ -192,15 +214,15 @@ class WidgetChannel:
         itself (that would let anyone claim any address): pass one computed elsewhere."""
         slug = request.query.get("tenant", "")
         tenant = self.config.tenants.get(slug)
-        if tenant is None:
-            return web.Response(status=404, text=f"unknown tenant; known: {', '.join(sorted(self.config.tenants))}")
+        if tenant is None:  # never the list of tenants: who the host's clients are is not public
+            return web.Response(status=404, text="unknown tenant: add ?tenant=<slug> of a configured tenant")
         values = {"tenant": slug, "name": tenant.name, "email": request.query.get("email", ""),
-                  "user_hash": request.query.get("user_hash", ""), "visitor": request.query.get("name", "")}
-        page = (STATIC / "demo.html").read_text(encoding="utf-8")
-        for key, value in values.items():
-            page = page.replace("{{" + key + "}}", html.escape(value, quote=True))
-        return web.Response(text=page, content_type="text/html",
-                            headers={"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'"})
+                  "user_hash": request.query.get("user_hash", ""), "user_token": request.query.get("user_token", ""),
+                  "visitor": request.query.get("name", "")}
+        template = (STATIC / "demo.html").read_text(encoding="utf-8")
+        page = re.sub(r"\{\{(\w+)\}\}", lambda m: html.escape(values[m.group(1)], quote=True), template)
+        return web.Response(text=page, content_type="text/html", headers={
+            "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"})
 
     # -- the API ----------------------------------------------------------------------------
 
@@ -220,21 +242,10 @@ class WidgetChannel:
         tenant: Tenant = request[TENANT]
         limit = tenant.widget_max_message_size
         too_large = f"the message is too long: at most {limit} bytes (about {limit // 2} characters) please"
-        if (request.content_length or 0) > MAX_BODY:
-            return _error(413, too_large, "widget-too-large")
-        body = await request.content.read(MAX_BODY + 1)
-        if len(body) > MAX_BODY:
-            return _error(413, too_large, "widget-too-large")
-        try:
-            data = json.loads(body)
-            assert isinstance(data, dict)
-        except (ValueError, AssertionError):
-            return _error(400, "the request must be a JSON object")
-        line, problem = self._line(tenant, data)
-        if line is None:
-            return _error(400, problem)
-        if len(line.text.encode()) > limit:
-            await self._record(None, "message-refused", ["widget-too-large"], {"size": len(line.text.encode())})
+        line = self._line(tenant, await check.read_json(request, too_large))
+        size = len(line.text.encode())
+        if size > limit:
+            await self._refused(request, "message-refused", "widget-too-large", {"size": size})
             return _error(413, too_large, "widget-too-large")
         keys = [f"ip:{request.remote}"] + ([f"conversation:{line.token}"] if line.token else [])
         wait = self.limiter.retry_after(keys, tenant.widget_rate_limits)
@@ -250,19 +261,17 @@ class WidgetChannel:
                                   "duplicate": posted.duplicate})
 
     @staticmethod
-    def _line(tenant: Tenant, data: dict[str, Any]) -> tuple[ChatLine | None, str]:
-        fields = {k: data.get(k, "") for k in ("text", "email", "name", "user_hash", "client_id", "token")}
-        if not all(isinstance(v, str) for v in fields.values()):
-            return None, "text, email, name, user_hash, client_id and token must be strings"
-        email = fields["email"].strip().lower()
-        if not fields["text"].strip():
-            return None, "the message is empty"
-        if "@" not in email or len(email) > 254 or any(c.isspace() for c in email):
-            return None, "an email address is needed so support can answer"
-        if not CLIENT_ID.match(fields["client_id"]):
-            return None, "client_id must be 8 to 64 letters, digits, '-' or '_'"
-        return ChatLine(tenant.slug, email, fields["name"].strip()[:200], fields["user_hash"].strip()[:128],
-                        fields["text"], fields["client_id"], fields["token"][:100]), ""
+    def _line(tenant: Tenant, data: dict[str, Any]) -> ChatLine:
+        """A posted line, every field checked (channels/widget_input.py) or BadRequest."""
+        text = check.string(data, "text", check.MAX_BODY, lines=True)
+        if not text.strip():
+            raise BadRequest(400, "the message is empty")
+        return ChatLine(tenant.slug, check.email(check.string(data, "email", 254)),
+                        check.string(data, "name", check.MAX_NAME).strip(),
+                        check.string(data, "user_hash", check.MAX_HASH).strip(), text,
+                        check.client_id(check.string(data, "client_id", 64)),
+                        check.token(check.string(data, "token", 100)),
+                        check.string(data, "user_token", check.MAX_USER_TOKEN).strip())
 
     async def _conversation(self, request: web.Request) -> web.Response:
         state = await self._state(request, 0)
@@ -271,7 +280,7 @@ class WidgetChannel:
         return web.json_response({**state, "support": self.support_status(request[TENANT], self.service.clock())})
 
     async def _state(self, request: web.Request, after: int) -> dict[str, Any] | None:
-        token = request.query.get("token", "")
+        token = check.token(check.checked(request.query.get("token", ""), "token", 100))
         state = await self.service.run_db(self.service.conversations.state, token, after)
         if state is None or state["tenant"] != request[TENANT].slug:
             return None
@@ -279,18 +288,27 @@ class WidgetChannel:
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         """Every line after ``after`` (or Last-Event-ID on a reconnect), then each new one live."""
-        after_text = request.headers.get("Last-Event-ID") or request.query.get("after") or "0"
-        after = int(after_text) if after_text.isdigit() else 0
+        after = check.event_position(request)
         state = await self._state(request, after)
         if state is None:
             return _error(404, "this conversation is not known (any more): start a new one")
+        source = request.remote or "-"
+        if not self.streams.acquire(source):
+            return _error(429, "too many open conversations from this address: close one and try again",
+                          "widget-streams-limited", headers={"Retry-After": str(int(KEEPALIVE))})
+        try:
+            return await self._stream(request, state, after)
+        finally:
+            self.streams.release(source)
+
+    async def _stream(self, request: web.Request, state: dict[str, Any], after: int) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                                **(self._cors(origin) if origin else {})})
         await response.prepare(request)
         quiet = 0.0
         try:
-            while not self.hub.closed:
+            while not self.hub.closed and request.transport is not None and not request.transport.is_closing():
                 for line in state["messages"]:
                     await response.write(f"id: {line['id']}\ndata: {json.dumps(line)}\n\n".encode())
                     after = line["id"]
@@ -309,18 +327,15 @@ class WidgetChannel:
         return response
 
     async def _transcript(self, request: web.Request) -> web.Response:
-        try:
-            data = await request.json()
-            token = str(data.get("token", ""))
-        except (ValueError, AttributeError):
-            return _error(400, "the request must be a JSON object with the conversation's token")
+        data = await check.read_json(request, "the request is too large: it needs only the conversation's token")
+        token = check.token(check.string(data, "token", 100))
         state = await self.service.run_db(self.service.conversations.state, token, 0)
         if state is None or state["tenant"] != request[TENANT].slug:
             return _error(404, "this conversation is not known (any more)")
         try:
             refused = await self.service.mail_transcript(token)
         except PermissionError as e:
-            await self._record(None, "transcript-refused", ["widget-transcript-unverified"], {})
+            await self._refused(request, "transcript-refused", "widget-transcript-unverified", {})
             return _error(403, str(e), "widget-transcript-unverified")
         if refused:
             return _error(409, "no mail can be sent to this address just now", refused)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -113,9 +114,17 @@ def thread_message(ts: str, text: str, user: str = AGENT, **extra: Any) -> str:
                        "ts": f"{time.time():.6f}", "thread_ts": ts, **extra})
 
 
+def trigger_id() -> str:
+    """Unique per request, as Slack's are (so two clicks are two different signed requests)."""
+    return f"{time.time_ns()}.{next(_TRIGGERS)}"
+
+
+_TRIGGERS = itertools.count(1)
+
+
 def action_body(action: dict[str, Any], ticket: int, message_ts: str) -> str:
     payload = {"type": "block_actions", "team": {"id": "T1"}, "user": {"id": AGENT, "team_id": "T1"},
-               "api_app_id": "A1", "token": "x", "trigger_id": "1.2.3", "channel": {"id": CHANNEL},
+               "api_app_id": "A1", "token": "x", "trigger_id": trigger_id(), "channel": {"id": CHANNEL},
                "container": {"type": "message", "message_ts": message_ts, "channel_id": CHANNEL},
                "message": {"ts": message_ts, "type": "message"},
                "actions": [{"block_id": f"ticket:{ticket}", "action_ts": str(time.time()), **action}]}
@@ -137,7 +146,7 @@ def command_body(text: str, channel: str = CHANNEL, response_url: str = "http://
     to record the answer as the method ``response``."""
     return urlencode({"token": "x", "team_id": "T1", "channel_id": channel, "user_id": AGENT,
                       "user_name": "agent", "command": "/triage", "text": text,
-                      "response_url": response_url, "trigger_id": "1.2.3", "api_app_id": "A1"})
+                      "response_url": response_url, "trigger_id": trigger_id(), "api_app_id": "A1"})
 
 
 async def until(check: Any, timeout: float = 15.0) -> Any:

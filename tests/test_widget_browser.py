@@ -88,3 +88,21 @@ async def test_refusals_are_shown_to_the_visitor(service, page):
     await expect(page.locator(".triage-error")).to_contain_text("too long: at most 500 bytes")
     await expect(page.locator(".triage-text")).to_have_value("x" * 600)  # kept, to shorten and resend
     assert await service.run_db(service.store.tickets) == []
+
+
+async def test_a_jwt_in_data_user_token_verifies_the_visitor(service, page):
+    """The portal's page passes a short-lived JWT instead of the everlasting hash."""
+    import time
+
+    import jwt
+    from playwright.async_api import expect
+
+    now = int(time.time())
+    user_token = jwt.encode({"sub": ANNA, "iat": now, "exp": now + 600}, SECRET, algorithm="HS256")
+    host, port = service.web_address
+    await page.goto(f"http://{host}:{port}/widget/demo?"
+                    + urlencode({"tenant": "acme", "email": ANNA, "user_token": user_token}))
+    await send(page, "I cannot log in to the supplier portal, the password reset link has expired.")
+    await expect(page.locator(".triage-w header")).to_have_text(re.compile(r"ticket #1001"))
+    [ticket] = await service.run_db(service.store.tickets)
+    assert ticket["trust"] == "verified"

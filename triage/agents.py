@@ -182,6 +182,8 @@ class Agents:
             raise AgentError(f"unknown label {label!r}")
         with self.store.transaction():
             ticket = self.ticket(ticket_id)
+            if self.store.latest_correction(ticket_id) == label:
+                raise AgentError(f"[#{ticket['number']}] is already labelled {label}")
             first = self.store.first_inbound(ticket_id) or {"subject": "", "text": ""}
             self.store.add_correction({
                 "ticket": ticket_id, "label": label, "agent": agent, "subject": first["subject"] or "",
@@ -227,6 +229,9 @@ class Agents:
                 now: datetime) -> str:
         with self.store.transaction():
             ticket = self.ticket(ticket_id)
+            if all(ticket.get(k) == v for k, v in changes.items()):  # a repeated click or command: nothing to do
+                raise AgentError(f"[#{ticket['number']}] already has "
+                                 + ", ".join(f"{k} {v}" for k, v in changes.items()))
             self.store.update_ticket(ticket_id, {**changes, "updated_at": iso(now)})
             said = ", ".join(f"{k} {ticket.get(k) or '-'} → {v}" for k, v in changes.items())
             self._event(ticket_id, kind, rule, said, now, agent)

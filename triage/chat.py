@@ -58,6 +58,7 @@ class ChatLine:
     text: str
     client_id: str  # the widget's id for this line: a retried POST is stored once
     token: str = ""  # the conversation to continue ("" starts one)
+    user_token: str = ""  # a JWT from the portal naming the visitor (triage/widget_identity.py)
 
 
 @dataclass
@@ -94,7 +95,7 @@ class Conversations:
             digest = token_hash(token)
             msg = parse_chat({"id": line.client_id, "channel": "widget", "tenant": line.tenant,
                               "from": line.email, "name": line.name, "user_hash": line.user_hash,
-                              "text": line.text})
+                              "user_token": line.user_token, "text": line.text})
             key = f"<widget.{digest[:24]}.{line.client_id}@widget.invalid>"
             result = self.intake.process_chat(msg, key, conversation["ticket"] if conversation else None, now)
             assert result.ticket is not None and result.number is not None

@@ -1,8 +1,16 @@
-"""The ``triage`` command: thin sub-commands over the library."""
+"""The ``triage`` command: thin sub-commands over the library.
+
+A bad argument — a number out of range, an unknown tenant, a missing or unreadable file or
+configuration, a database that cannot be opened — is one line on stderr and exit code 2,
+never a traceback (exit code 1 is for a good question without an answer: no such ticket): arguments are checked by their argparse types, the rest raises
+:class:`UsageError` (or an OSError / sqlite3 error) that :func:`main` turns into that line.
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +22,52 @@ from triage.store import OUTBOX_STATUSES, STATUSES, Store
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config"
 FIRST_DRY_RUN_TICKET = 1001
+MAX_INTEGER = 2**63 - 1  # what SQLite's INTEGER holds
+MAX_LIMIT = 100_000
+
+
+class UsageError(Exception):
+    """A bad argument found once the configuration is loaded (an unknown tenant, say)."""
+
+
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip().lstrip("#"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text[:40]} is out of range ({low} to {high})")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and 0 < value <= 3600):
+        raise argparse.ArgumentTypeError(f"{text[:40]} is out of range (more than 0, at most 3600 seconds)")
+    return value
+
+
+TICKET_NUMBER = _whole(1, MAX_INTEGER)
+LIMIT = _whole(1, MAX_LIMIT)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (argparse prints the usage block first)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _tenant(config: Config, slug: str | None, command: str) -> str | None:
+    if slug is not None and slug not in config.tenants:
+        raise UsageError(f"triage {command}: unknown tenant {slug!r} (known: {', '.join(sorted(config.tenants))})")
+    return slug
 
 
 def _inputs(paths: list[str]) -> Iterator[tuple[str, Message | None, str]]:
@@ -134,7 +188,7 @@ def _line(*cells: object) -> str:
 
 
 def cmd_tickets(args: argparse.Namespace, config: Config) -> int:
-    rows = _store(config).tickets(args.tenant, args.status, args.category, args.limit)
+    rows = _store(config).tickets(_tenant(config, args.tenant, "tickets"), args.status, args.category, args.limit)
     for t in rows:
         print(_line(f"#{t['number']}", t["tenant"] or "-", f"{t['status']:<8}", f"{t['priority']:<6}",
                     f"{t['category']}/{t['intent']}", t["requester"], t["trust"], t["language"],
@@ -146,12 +200,12 @@ def cmd_tickets(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_ticket(args: argparse.Namespace, config: Config) -> int:
     store = _store(config)
-    found = store.find_tickets(args.number, args.tenant)
+    found = store.find_tickets(args.number, _tenant(config, args.tenant, "ticket"))
     if len(found) != 1:
         tenants = ", ".join(t["tenant"] or "-" for t in found)
         print(f"triage ticket: {'no ticket' if not found else 'several tickets'} #{args.number}"
               + (f" (tenants: {tenants}; use --tenant)" if found else ""), file=sys.stderr)
-        return 1
+        return 1  # a well-formed question without one answer, like grep finding nothing
     t = found[0]
     print(f"#{t['number']} [{t['tenant'] or '-'}] {t['subject']!r}")
     print(_line(f"status {t['status']}", f"priority {t['priority']}", f"{t['category']}/{t['intent']}",
@@ -198,10 +252,7 @@ def cmd_directory_import(args: argparse.Namespace, config: Config) -> int:
 
     from triage.directory import DirectoryError, read_csv
 
-    if args.tenant not in config.tenants:
-        print(f"triage directory import: unknown tenant {args.tenant!r} "
-              f"(known: {', '.join(sorted(config.tenants))})", file=sys.stderr)
-        return 2
+    _tenant(config, args.tenant, "directory import")
     path = Path(args.file)
     try:
         users = read_csv(path)
@@ -238,11 +289,7 @@ class Progress:
 def cmd_imap_check(args: argparse.Namespace, config: Config) -> int:
     from channels.imap import check
 
-    tenant = config.tenants.get(args.tenant)
-    if tenant is None:
-        print(f"triage imap-check: unknown tenant {args.tenant!r} (known: {', '.join(sorted(config.tenants))})",
-              file=sys.stderr)
-        return 2
+    tenant = config.tenants[_tenant(config, args.tenant, "imap-check")]
     if not tenant.imap:
         print(f"triage imap-check: tenant {args.tenant!r} has no [[imap]] mailboxes in {tenant.source}",
               file=sys.stderr)
@@ -281,13 +328,13 @@ def cmd_backup(args: argparse.Namespace, config: Config) -> int:
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     from triage.demo import run_demo
 
-    return run_demo(config, args.tenant)
+    return run_demo(config, _tenant(config, args.tenant, "demo"))
 
 
 def _command(sub: argparse._SubParsersAction, name: str, help: str, func: Callable[..., int] | None = None
              ) -> argparse.ArgumentParser:
     """A sub-command that also takes ``--config`` after its name (``triage classify --config DIR``)."""
-    p = sub.add_parser(name, help=help)
+    p = sub.add_parser(name, help=help)  # a Parser too: argparse makes sub-parsers of the parent's class
     p.add_argument("--config", default=argparse.SUPPRESS)
     if func is not None:
         p.set_defaults(func=func)
@@ -295,7 +342,7 @@ def _command(sub: argparse._SubParsersAction, name: str, help: str, func: Callab
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="triage", description="Email and chat triage for a supplier-portal support desk.")
+    parser = Parser(prog="triage", description="Email and chat triage for a supplier-portal support desk.")
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="configuration folder (default: %(default)s)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = _command(sub, "classify", "dry-run the pipeline on .eml / .jsonl inputs, one JSON line each", cmd_classify)
@@ -307,16 +354,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant")
     p.add_argument("--status", choices=STATUSES)
     p.add_argument("--category")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=LIMIT, default=50)
     p = _command(sub, "ticket", "one ticket: its conversation and audit trail", cmd_ticket)
-    p.add_argument("number", type=int)
+    p.add_argument("number", type=TICKET_NUMBER)
     p.add_argument("--tenant")
     p = _command(sub, "search", "full-text search over all messages", cmd_search)
     p.add_argument("text", nargs="+")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=LIMIT, default=20)
     p = _command(sub, "outbox", "outgoing mail and its delivery status", cmd_outbox)
     p.add_argument("--status", choices=OUTBOX_STATUSES)
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=LIMIT, default=50)
     p = _command(sub, "directory", "manage the tenants' user directories")
     d = _command(p.add_subparsers(dest="directory_command", required=True), "import",
                  "replace a tenant's directory with a CSV export of the portal's users", cmd_directory_import)
@@ -330,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "imap-check", "connect to a tenant's IMAP mailboxes and say what works and what is wrong",
                  cmd_imap_check)
     p.add_argument("tenant")
-    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for each server (default: %(default)s)")
+    p.add_argument("--timeout", type=_seconds, default=15.0, help="seconds to wait for each server (default: %(default)s)")
     return parser
 
 
@@ -341,7 +388,24 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"triage: configuration error: {e}", file=sys.stderr)
         return 2
-    return args.func(args, config)
+    except (OSError, UnicodeDecodeError) as e:  # triage.toml is a folder, unreadable, not UTF-8
+        print(f"triage: configuration error: cannot read {args.config}: {_reason(e)}", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args, config)
+    except UsageError as e:
+        print(e, file=sys.stderr)
+    except sqlite3.Error as e:
+        print(f"triage {args.command}: cannot use the database {config.database}: {e}", file=sys.stderr)
+    except OSError as e:
+        print(f"triage {args.command}: {_reason(e)}", file=sys.stderr)
+    return 2
+
+
+def _reason(e: Exception) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    return str(e)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ class Message:
     in_reply_to: str = ""
     references: list[str] = field(default_factory=list)
     tenant_hint: str | None = None  # chat lines name their tenant
-    user_hash: str = ""  # widget identity proof
+    user_hash: str = ""  # widget identity proof: HMAC of the address
+    user_token: str = ""  # widget identity proof: a short-lived JWT (preferred when present)
     mime: EmailMessage | None = None  # the parsed email, for header and MIME checks
     defects: list[str] = field(default_factory=list)  # what the parser had to tolerate
     error: str = ""  # set when the input could not be read as a message at all

@@ -575,4 +575,5 @@ def parse_chat(line: dict) -> Message:
         quoted=reply.quoted,
         tenant_hint=line.get("tenant") or None,
         user_hash=str(line.get("user_hash", "")),
+        user_token=str(line.get("user_token", "")),
     )

@@ -324,12 +324,18 @@ class Store:
         return self._insert("messages", row)
 
     def add_event(self, ticket: int | None, kind: str, rules: list[str], outcome: str, at: str,
-                  message: int | None = None, detail: dict[str, Any] | None = None) -> None:
-        self._insert("events", {
+                  message: int | None = None, detail: dict[str, Any] | None = None) -> int:
+        return self._insert("events", {
             "ticket": ticket, "message": message, "kind": kind,
             "rules": json.dumps(rules, ensure_ascii=False), "outcome": outcome,
             "detail": json.dumps(detail or {}, ensure_ascii=False), "at": at,
         })
+
+    def set_event_detail(self, event_id: int, detail: dict[str, Any]) -> None:
+        """Rewrite an event's detail: a refusal summary's count once its window has ended."""
+        with self.transaction():
+            self.db.execute("UPDATE events SET detail = ? WHERE id = ?",
+                            [json.dumps(detail, ensure_ascii=False), event_id])
 
     def conversation(self, ticket_id: int) -> list[dict[str, Any]]:
         return list(self.db.query(

@@ -35,6 +35,7 @@ from functools import lru_cache
 
 import authres
 
+from triage import widget_identity
 from triage.message import Message
 
 RULES = {
@@ -193,6 +194,8 @@ def assess(msg: Message, widget_secret: str, trusted_authserv_ids: list[str]) ->
     if msg.channel == "slack":
         return Trust(True, "trust-slack-workspace", "sent by a member of the Slack workspace")
     if msg.channel == "widget":
+        if msg.user_token:  # a short-lived JWT, preferred over the hash (triage/widget_identity.py)
+            return Trust(*widget_identity.verify(widget_secret, msg.sender, msg.user_token))
         if not msg.user_hash:
             return Trust(False, "trust-widget-anonymous", "widget visitor without a signed identity")
         expected = widget_hash(widget_secret, msg.sender) if widget_secret else ""

@@ -1,10 +1,12 @@
 /* triage help widget: plain JavaScript, no build step.
  *
- * Embed with one tag; the portal's backend computes data-user-hash =
- * HMAC-SHA256(widget_secret, lower-cased email) so the conversation is verified:
+ * Embed with one tag; the portal's backend signs the visitor's identity so the
+ * conversation is verified: preferably data-user-token, a JWT (HS256 with the tenant's
+ * widget_secret, sub = the address, exp at most 24 hours ahead), or data-user-hash =
+ * HMAC-SHA256(widget_secret, lower-cased email), which never expires:
  *
  *   <script src="https://support.example/widget.js" data-tenant="nordvik"
- *           data-email="anna@supplier.example" data-name="Anna" data-user-hash="…"></script>
+ *           data-email="anna@supplier.example" data-name="Anna" data-user-token="eyJ…"></script>
  *
  * Every text is put on the page with textContent, never innerHTML: whatever a visitor
  * or an agent writes is shown as text. The conversation token is kept in localStorage,
@@ -18,6 +20,7 @@
   var tenant = script.dataset.tenant;
   var email = (script.dataset.email || "").trim().toLowerCase();
   var userHash = script.dataset.userHash || "";
+  var userToken = script.dataset.userToken || "";
   var visitorName = script.dataset.name || "";
   var api = base + "/widget/api/" + encodeURIComponent(tenant);
   var storeKey = "triage-widget:" + base + ":" + tenant;
@@ -137,7 +140,7 @@
     error.textContent = "";
     send.disabled = true;
     request("POST", "/messages", {
-      text: text, email: email, name: visitorName, user_hash: userHash,
+      text: text, email: email, name: visitorName, user_hash: userHash, user_token: userToken,
       client_id: state.pending.id, token: state.token
     }).then(function (data) {
       state.pending = null;
