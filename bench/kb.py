@@ -41,13 +41,16 @@ SENDER = ("Mikael Berg", "mikael.berg@nordsteel.se")  # a supplier in the exampl
 
 def mail(question: dict, tenant_address: str, authserv: str) -> bytes:
     msg = EmailMessage()
-    domain = SENDER[1].rpartition("@")[2]
+    headers = dict(question.get("headers", {}))
+    sender = headers.pop("From", f"{SENDER[0]} <{SENDER[1]}>")  # a question may come from a mailer daemon
+    headers.pop("Content-Type", None)  # the body is the question's text; set_content writes its type
+    domain = sender.rpartition("@")[2].strip(">")
     msg["Authentication-Results"] = f"{authserv}; dmarc=pass header.from={domain}"
-    msg["From"] = f"{SENDER[0]} <{SENDER[1]}>"
+    msg["From"] = sender
     msg["To"] = tenant_address
     msg["Subject"] = question.get("subject", "")
     msg["Message-ID"] = f"<{question['id']}@kb.bench>"
-    for key, value in question.get("headers", {}).items():
+    for key, value in headers.items():
         msg[key] = value
     msg.set_content(question["text"])
     return bytes(msg)

@@ -310,7 +310,7 @@ def cmd_kb_search(args: argparse.Namespace, config: Config) -> int:
         kb = KnowledgeBase(tenant.articles)
         chosen = {s.article.id for s in kb.suggest(text, args.intent, args.language or tenant.language,
                                                    tenant.language)}
-        results = kb.search(text, limit=args.limit)
+        results = kb.search(text, args.language or tenant.language, limit=args.limit)
         print(f"{tenant.slug}: " + ("no matching article" if not results else f"{len(results)} ranked"))
         for s in results:
             mark = "offered" if s.article.id in chosen else "       "

@@ -14,12 +14,16 @@ offered at all, each with an id for the ticket's reasons.
 """
 from __future__ import annotations
 
+import math
 import re
 import sqlite3
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
+
+import snowballstemmer
 
 RULES = {
     "kb-suggested": "help articles matching the question are offered with the acknowledgement",
@@ -41,11 +45,23 @@ MISLEADING_ACTIONS = ("renew_invitation", "request_verified_channel", "decline",
                       "relay_to_company", "suppress")
 
 _WORD = re.compile(r"[^\W\d_]{2,}|\d{2,}", re.U)
-STEM = 6  # as the classifier's model: a word's first letters work across inflected languages
+# Snowball stemmers by ISO 639-1 code; a language without one (Ukrainian) keeps a word's first
+# letters, as the classifier's model does.
+SNOWBALL = {"en": "english", "sv": "swedish", "de": "german", "ru": "russian", "da": "danish",
+            "nb": "norwegian", "fi": "finnish", "nl": "dutch", "fr": "french", "es": "spanish",
+            "it": "italian", "pt": "portuguese", "pl": "polish", "lt": "lithuanian"}
+PREFIX = 6
 MAX_QUERY_TERMS = 60  # a long mail's first distinct stems are plenty, and bound the query's cost
+WEIGHTS = (6.0, 4.0, 1.0)  # BM25 column weights: title, keywords, body
 INTENT_BOOST = 1.5  # an article tagged with the classified intent counts this much more
-MIN_SCORE = 4.0  # BM25 (higher is better after the sign change) below which nothing is offered
-OTHER_LANGUAGE_SCORE = 9.0  # an article in another language must be this clearly right
+# Chosen on tests/data/kb_questions.jsonl (see bench/kb.py) for no suggestion on questions no
+# article answers: the best score divided by the square root of the query's distinct stems
+# must reach MIN_SCORE, and beat the next article by CLEAR_LEAD; a second or third article
+# is shown only when nearly as good as the first.
+MIN_SCORE = 7.0
+CLEAR_LEAD = 1.3
+ALSO_SHOWN = 0.8
+OTHER_LANGUAGE_SCORE = 10.0  # an article in another language must be this clearly right
 
 
 class ArticleError(ValueError):
@@ -78,11 +94,24 @@ class Suggestions:
     articles: list[Suggestion] = field(default_factory=list)
 
 
-def terms(text: str) -> list[str]:
-    """Stems of a text: case-folded, accents removed (é → e, й → и), first letters kept."""
-    folded = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(c for c in folded if not unicodedata.combining(c))
-    return [w[:STEM] for w in _WORD.findall(plain)]
+@lru_cache(maxsize=None)
+def _stemmer(language: str) -> snowballstemmer.basestemmer.BaseStemmer | None:
+    name = SNOWBALL.get(language)
+    return snowballstemmer.stemmer(name) if name else None
+
+
+@lru_cache(maxsize=65536)
+def _stem(word: str, language: str) -> str:
+    """One case-folded word's stem (Snowball, else its first letters) without accents (é → e,
+    й → и), so a missing diacritic still matches; memoised, as words repeat across mail."""
+    stemmer = _stemmer(language)
+    stem = stemmer.stemWord(word) if stemmer else word[:PREFIX]
+    return "".join(c for c in unicodedata.normalize("NFKD", stem) if not unicodedata.combining(c))
+
+
+def terms(text: str, language: str) -> list[str]:
+    """Stems of a text in a language."""
+    return [_stem(w, language) for w in _WORD.findall(text.casefold())]
 
 
 def _slug(text: str) -> str:
@@ -158,45 +187,49 @@ class KnowledgeBase:
         self.db = sqlite3.connect(":memory:", check_same_thread=False)
         self.db.execute("CREATE VIRTUAL TABLE articles USING fts5(title, keywords, body)")
         self.db.executemany("INSERT INTO articles(rowid, title, keywords, body) VALUES (?, ?, ?, ?)", [
-            (n, " ".join(terms(a.title)), " ".join(terms(" ".join(a.keywords))), " ".join(terms(a.body)))
-            for n, a in enumerate(articles)])
+            (n, " ".join(terms(a.title, a.language)), " ".join(terms(" ".join(a.keywords), a.language)),
+             " ".join(terms(a.body, a.language))) for n, a in enumerate(articles)])
         self.languages = {a.language for a in articles}
 
-    def search(self, text: str, limit: int = 10) -> list[Suggestion]:
-        """Articles ranked by BM25 over the text's stems, best first (no threshold applied)."""
-        query = list(dict.fromkeys(terms(text)))[:MAX_QUERY_TERMS]
+    def search(self, text: str, language: str, limit: int = 10) -> list[Suggestion]:
+        """Articles ranked by BM25 over the text's stems, best first; the score is divided by
+        the square root of the query's length, so a long mail's many incidental matches do
+        not outweigh a short question's decisive ones (no threshold applied here)."""
+        query = list(dict.fromkeys(terms(text, language)))[:MAX_QUERY_TERMS]
         if not query or not self.articles:
             return []
         match = " OR ".join(f'"{t}"' for t in query)
-        rows = self.db.execute("SELECT rowid, -bm25(articles, 4.0, 3.0, 1.0) FROM articles WHERE articles MATCH ? "
-                               "ORDER BY bm25(articles, 4.0, 3.0, 1.0) LIMIT ?", (match, limit)).fetchall()
-        return [Suggestion(self.articles[rowid], score) for rowid, score in rows]
+        weights = ", ".join(str(w) for w in WEIGHTS)
+        rows = self.db.execute(f"SELECT rowid, -bm25(articles, {weights}) FROM articles WHERE articles MATCH ? "
+                               f"ORDER BY bm25(articles, {weights}) LIMIT ?", (match, limit)).fetchall()
+        scale = math.sqrt(len(query))
+        return [Suggestion(self.articles[rowid], score / scale) for rowid, score in rows]
 
     def suggest(self, text: str, intent: str, language: str, fallback_language: str,
                 limit: int = 3) -> list[Suggestion]:
-        """Up to ``limit`` articles that clear the threshold, one per article id: in the
-        sender's language, else the tenant's; another language only when it is clearly right
-        and no translation exists."""
-        ranked = []
-        for s in self.search(text, limit=20):
+        """Up to ``limit`` articles, one per article id, when the best clears MIN_SCORE and
+        leads the next by CLEAR_LEAD: in the sender's language, else the tenant's; another
+        language only when it is clearly right and no translation exists."""
+        best: dict[str, Suggestion] = {}
+        for s in self.search(text, language, limit=30):
             score = s.score * (INTENT_BOOST if intent in s.article.intents else 1.0)
-            ranked.append(Suggestion(s.article, score))
-        ranked.sort(key=lambda s: s.score, reverse=True)
-        by_id: dict[str, list[Suggestion]] = {}
-        for s in ranked:
-            by_id.setdefault(s.article.id, []).append(s)
+            if s.article.id not in best or score > best[s.article.id].score:
+                best[s.article.id] = Suggestion(s.article, score)
+        ranked = sorted(best.values(), key=lambda s: s.score, reverse=True)
+        if not ranked or ranked[0].score < MIN_SCORE:
+            return []
+        if len(ranked) > 1 and ranked[0].score < CLEAR_LEAD * ranked[1].score:
+            return []  # two articles about as good: the question is not clearly one of them
         chosen: list[Suggestion] = []
-        for group in by_id.values():
-            best = max(group, key=lambda s: s.score)
-            if best.score < MIN_SCORE:
-                continue
-            pick = self._translation(best.article.id, language, fallback_language)
+        for s in ranked[:limit]:
+            if s.score < ALSO_SHOWN * ranked[0].score:
+                break
+            pick = self._translation(s.article.id, language, fallback_language)
             if pick is not None:
-                chosen.append(Suggestion(pick, best.score))
-            elif best.score >= OTHER_LANGUAGE_SCORE:
-                chosen.append(best)
-        chosen.sort(key=lambda s: s.score, reverse=True)
-        return chosen[:limit]
+                chosen.append(Suggestion(pick, s.score))
+            elif s.score >= OTHER_LANGUAGE_SCORE:
+                chosen.append(s)
+        return chosen
 
     def _translation(self, article_id: str, language: str, fallback: str) -> Article | None:
         for lang in (language, fallback):
