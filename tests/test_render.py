@@ -31,7 +31,7 @@ def reply_context(**over) -> dict:
         "portal_url": "https://nordvik.portal.example",
         "hours": "Mon–Fri 08:00–17:00 (Europe/Stockholm)", "open_now": True,
         "reply_by": "Mon 24 Nov 08:00", "parts": ["acknowledge"], "guide": "", "decline_reason": "",
-        "has_contacts": True,
+        "has_contacts": True, "articles": [],
     }
     ctx.update(over)
     return ctx

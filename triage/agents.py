@@ -144,7 +144,7 @@ class Agents:
             return ""
         decision = replace(out.decision, actions=[a for a in out.decision.actions if a != "hold_for_review"])
         return self.pipeline.draft_reply(out.msg, out.who, out.cls, decision, out.ticket, now,
-                                          out.trust.verified) or ""
+                                          out.trust.verified, out.suggestions) or ""
 
     def _held(self, ticket_id: int) -> bool:
         """The decision in force (the latest, a reclassification replaces the first) holds for review."""

@@ -325,6 +325,89 @@ def cmd_backup(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _kb_tenants(args: argparse.Namespace, config: Config, command: str) -> list | None:
+    """The tenants a `triage kb` command works on (all with a knowledge base, or --tenant)."""
+    if args.tenant and args.tenant not in config.tenants:
+        print(f"triage kb {command}: unknown tenant {args.tenant!r} (known: {', '.join(sorted(config.tenants))})",
+              file=sys.stderr)
+        return None
+    return [config.tenants[args.tenant]] if args.tenant else list(config.tenants.values())
+
+
+def cmd_kb_list(args: argparse.Namespace, config: Config) -> int:
+    tenants = _kb_tenants(args, config, "list")
+    if tenants is None:
+        return 2
+    for tenant in tenants:
+        print(f"{tenant.slug}: {len(tenant.articles)} articles")
+        for a in tenant.articles:
+            print(_line(f"  {a.id:<28}", a.language, repr(a.title), a.url, ",".join(a.intents) or "-"))
+    return 0
+
+
+def cmd_kb_search(args: argparse.Namespace, config: Config) -> int:
+    """What a message would be offered: the ranking with scores, and which clear the threshold."""
+    from triage.knowledge import KnowledgeBase
+
+    tenants = _kb_tenants(args, config, "search")
+    if tenants is None:
+        return 2
+    text = " ".join(args.text)
+    for tenant in tenants:
+        kb = KnowledgeBase(tenant.articles)
+        chosen = {s.article.id for s in kb.suggest(text, args.intent, args.language or tenant.language,
+                                                   tenant.language)}
+        results = kb.search(text, args.language or tenant.language, limit=args.limit)
+        print(f"{tenant.slug}: " + ("no matching article" if not results else f"{len(results)} ranked"))
+        for s in results:
+            mark = "offered" if s.article.id in chosen else "       "
+            print(_line(f"  {s.score:6.2f}", mark, s.article.id, s.article.language, repr(s.article.title)))
+    return 0
+
+
+def cmd_kb_check(args: argparse.Namespace, config: Config) -> int:
+    """Loading the configuration already validated every article: say so, and what is missing."""
+    tenants = _kb_tenants(args, config, "check")
+    if tenants is None:
+        return 2
+    for tenant in tenants:
+        ids = sorted({a.id for a in tenant.articles})
+        gaps = [f"{i} lacks {', '.join(sorted(set(config.languages) - {a.language for a in tenant.articles if a.id == i}))}"
+                for i in ids if {a.language for a in tenant.articles if a.id == i} != set(config.languages)]
+        print(f"{tenant.slug}: {len(tenant.articles)} articles, {len(ids)} topics, OK"
+              + (f"; untranslated: {'; '.join(gaps)}" if gaps else ""))
+    return 0
+
+
+def cmd_kb_import(args: argparse.Namespace, config: Config) -> int:
+    """Articles from a help centre's CSV or JSON export, written as Markdown files."""
+    from triage.knowledge import ArticleError, import_export
+
+    tenant = config.tenants.get(args.tenant)
+    if tenant is None:
+        print(f"triage kb import: unknown tenant {args.tenant!r} (known: {', '.join(sorted(config.tenants))})",
+              file=sys.stderr)
+        return 2
+    if not tenant.knowledge_base:
+        print(f"triage kb import: tenant {args.tenant!r} has no knowledge_base folder in {tenant.source}",
+              file=sys.stderr)
+        return 2
+    try:
+        rows = import_export(Path(args.file), config.languages)
+    except (OSError, ArticleError) as e:
+        print(f"triage kb import: {e}", file=sys.stderr)
+        return 2
+    bar = Progress(len(rows), "importing")
+    folder = tenant.source.parent / tenant.knowledge_base
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, (name, text) in enumerate(rows, start=1):
+        (folder / name).write_text(text, "utf-8")
+        bar.update(n)
+    bar.done()
+    print(f"imported {len(rows)} articles into {folder} (triage serve reads them at its next start)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     from triage.demo import run_demo
 
@@ -372,6 +455,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "backup", "copy the database consistently, also while the service runs", cmd_backup)
     p.add_argument("path", help="file (or folder) to write the copy to")
     p.add_argument("--force", action="store_true", help="replace an existing file")
+    p = _command(sub, "kb", "the tenants' knowledge bases: help articles suggested in replies")
+    kb = p.add_subparsers(dest="kb_command", required=True)
+    for name, func, text in (("list", cmd_kb_list, "list the articles"),
+                             ("check", cmd_kb_check, "validate the articles and show missing translations")):
+        k = _command(kb, name, text, func)
+        k.add_argument("--tenant", help="one tenant (default: all)")
+    k = _command(kb, "search", "rank the articles for a text, as a message would be offered them", cmd_kb_search)
+    k.add_argument("text", nargs="+")
+    k.add_argument("--tenant", help="one tenant (default: all)")
+    k.add_argument("--intent", default="", help="classified intent to boost, e.g. technical/access")
+    k.add_argument("--language", default="", help="the sender's language (default: the tenant's)")
+    k.add_argument("--limit", type=int, default=10, help="articles to rank (default: %(default)s)")
+    k = _command(kb, "import", "write articles from a CSV or JSON export (title, url, language, body)", cmd_kb_import)
+    k.add_argument("tenant")
+    k.add_argument("file")
     p = _command(sub, "demo", "send sample messages to the running service and show what it did", cmd_demo)
     p.add_argument("--tenant", help="tenant to write to (default: the first one)")
     p = _command(sub, "imap-check", "connect to a tenant's IMAP mailboxes and say what works and what is wrong",

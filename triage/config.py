@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from lingua import IsoCode639_1
 
 from triage.directory import Directory, DirectoryError, load_directory
+from triage.knowledge import Article, ArticleError, load_articles
 from triage.loops import Window, base_address, parse_limits
 
 DEFAULT_LANGUAGES = ["en", "sv", "uk", "ru", "de"]
@@ -83,6 +84,7 @@ TENANT_KEYS: dict[str, tuple[type, Any, str]] = {
     "support_hours": (dict, {}, "days, start and end of staffed support"),
     "contacts": (list, [], "company contacts who receive relayed messages: name, email, topics"),
     "imap": (list, [], "IMAP mailboxes the tenant's support mail is fetched from (see the imap.* keys)"),
+    "knowledge_base": (str, "", "folder of help articles (Markdown with TOML front matter) suggested in replies"),
 }
 HOURS_KEYS = {"days": str, "start": str, "end": str}
 CONTACT_KEYS = {"name": str, "email": str, "topics": list}
@@ -161,6 +163,8 @@ class Tenant:
     widget_max_message_size: int = 4000
     widget_rate_limits: list[Window] = field(default_factory=lambda: [Window(5, 10), Window(30, 600)])
     imap: list[ImapMailbox] = field(default_factory=list)
+    articles: list[Article] = field(default_factory=list)  # the knowledge base, validated on load
+    knowledge_base: str = ""  # its folder, relative to the tenant file
 
     def contacts_for(self, topic: str) -> list[Contact]:
         """Contacts for a topic (business, account); all contacts when none names it."""
@@ -371,7 +375,18 @@ def load_tenant(path: Path, languages: list[str]) -> Tenant:
         widget_max_message_size=data["widget_max_message_size"],
         widget_rate_limits=_limits(path, "widget_rate_limits", data["widget_rate_limits"]),
         imap=[_imap_mailbox(path, data["slug"], i, table) for i, table in enumerate(data["imap"])],
+        articles=_articles(path, data["knowledge_base"], languages), knowledge_base=data["knowledge_base"],
     )
+
+
+def _articles(path: Path, folder: str, languages: list[str]) -> list[Article]:
+    """The tenant's help articles; a malformed one is an error naming the article's file."""
+    if not folder:
+        return []
+    try:
+        return load_articles(path.parent / folder, languages)
+    except ArticleError as e:
+        raise ConfigError(f"{path}: key 'knowledge_base': {e}") from None
 
 
 def _imap_mailbox(path: Path, slug: str, i: int, table: Any) -> ImapMailbox:

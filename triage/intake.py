@@ -378,4 +378,4 @@ def support_sender(tenant: Tenant, recipients: list[str]) -> tuple[str, str]:
 def _decision_detail(outcome: Outcome) -> dict[str, Any]:
     line = outcome.contract()
     return {k: line[k] for k in ("category", "intent", "requester", "trust", "language", "priority",
-                                 "confidence", "evidence", "failed_recipients", "error") if k in line}
+                                 "confidence", "evidence", "failed_recipients", "error", "articles") if k in line}

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from triage import automated, hours, trust
+from triage import automated, hours, knowledge, trust
 from triage.classify import Classification, Classifier
-from triage.config import Config
+from triage.config import Config, Tenant
 from triage.identify import Identity, identify
 from triage.lexicon import load_lexicon
 from triage.message import Message
@@ -38,6 +38,7 @@ class Outcome:
     reply: str | None
     relay_subject: str | None
     relay: str | None
+    suggestions: knowledge.Suggestions
 
     def contract(self) -> dict:
         """The JSON line of ``triage classify`` (see CONTRACT.md)."""
@@ -50,6 +51,9 @@ class Outcome:
             "actions": self.decision.actions, "reasons": self.decision.reasons,
             "confidence": self.cls.confidence, "evidence": self.cls.evidence,
             "reply": self.reply, "relay": self.relay,
+            "articles": [{"id": s.article.id, "title": s.article.title, "url": s.article.url,
+                          "language": s.article.language, "score": round(s.score, 2)}
+                         for s in self.suggestions.articles],
         }
         if self.automation.failed_recipients:
             line["failed_recipients"] = self.automation.failed_recipients
@@ -82,6 +86,7 @@ class Pipeline:
         self.lexicon = load_lexicon(config.languages)
         self.classifier = Classifier(self.lexicon, Model.load(), config.languages)
         self.renderer = renderer or Renderer()
+        self.knowledge = {slug: knowledge.KnowledgeBase(t.articles) for slug, t in config.tenants.items() if t.articles}
 
     def run(self, msg: Message, ticket: int, now: datetime | None = None) -> Outcome:
         now = now or datetime.now(timezone.utc)
@@ -92,15 +97,25 @@ class Pipeline:
         auto = automated.detect(msg, self.lexicon)
         cls = self.classifier.classify(msg, auto, tenant.language if tenant else "en")
         decision = decide(Context(msg, who, proof, auto, cls, self.config))
+        offered = self.suggest(msg, tenant, auto, cls, decision)
+        decision.reasons.append(offered.rule)
         reply = relay_subject = relay = None
         if tenant and not decision.suppressed:
-            reply = self.draft_reply(msg, who, cls, decision, ticket, now, proof.verified)
+            reply = self.draft_reply(msg, who, cls, decision, ticket, now, proof.verified, offered)
             if decision.relay_topic:
                 relay_subject, relay = self._relay(msg, who, proof, cls, decision, ticket)
-        return Outcome(msg, who, proof, auto, cls, decision, ticket, reply, relay_subject, relay)
+        return Outcome(msg, who, proof, auto, cls, decision, ticket, reply, relay_subject, relay, offered)
+
+    def suggest(self, msg: Message, tenant: Tenant | None, auto: automated.Automation, cls: Classification,
+                decision: Decision) -> knowledge.Suggestions:
+        """Help articles for the reply, from the tenant's knowledge base (see triage/knowledge.py)."""
+        kb = self.knowledge.get(tenant.slug) if tenant else None
+        text = f"{msg.subject}\n{msg.new_text or msg.text}"
+        return knowledge.offer(kb, text, cls.category, cls.intent, decision.actions, bool(auto.kind),
+                               cls.language, tenant.language if tenant else "en")
 
     def draft_reply(self, msg: Message, who: Identity, cls: Classification, decision: Decision,
-                    ticket: int, now: datetime, verified: bool) -> str | None:
+                    ticket: int, now: datetime, verified: bool, offered: knowledge.Suggestions) -> str | None:
         """The reply to the requester for a decision (None when it has nothing to say)."""
         parts = [part for action, part in REPLY_PARTS if action in decision.actions]
         if not parts or not msg.sender:
@@ -117,6 +132,7 @@ class Pipeline:
             "open_now": hours.is_open(tenant.hours, tenant.timezone, now),
             "reply_by": format_moment(back, lang), "parts": parts,
             "guide": decision.guide, "decline_reason": decision.decline,
+            "articles": [{"title": s.article.title, "url": s.article.url} for s in offered.articles],
         }
         return self.renderer.reply(lang, tenant.language, context)
 

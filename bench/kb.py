@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Help-article suggestions: retrieval quality on a labelled question set, and their cost.
+
+The questions (``tests/data/kb_questions.jsonl``) were written by authors who did not write
+the articles; each names the article that answers it, or none. Every question goes through
+the whole pipeline as mail to the example tenant (classification and policy decide whether
+articles are offered at all), so the figures are what a supplier would see:
+
+- precision@1: of the questions an article answers, the share whose first suggestion is it;
+- recall@3: the share with the answering article among the (at most three) suggestions;
+- suggestions for "none" questions, business questions and automated mail (must be 0).
+
+Cost: the pipeline with and without the knowledge base, side by side on the same
+messages, and ``suggest()`` alone over the real articles padded to 500 with generated ones.
+
+    python bench/kb.py [--questions FILE] [--config DIR] [--repeat 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from triage.config import load_config  # noqa: E402
+from triage.knowledge import KnowledgeBase  # noqa: E402
+from triage.parse import parse_email  # noqa: E402
+from triage.pipeline import Pipeline  # noqa: E402
+
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+SENDER = ("Mikael Berg", "mikael.berg@nordsteel.se")  # a supplier in the example directory
+
+
+def mail(question: dict, tenant_address: str, authserv: str) -> bytes:
+    msg = EmailMessage()
+    headers = dict(question.get("headers", {}))
+    sender = headers.pop("From", f"{SENDER[0]} <{SENDER[1]}>")  # a question may come from a mailer daemon
+    headers.pop("Content-Type", None)  # the body is the question's text; set_content writes its type
+    domain = sender.rpartition("@")[2].strip(">")
+    msg["Authentication-Results"] = f"{authserv}; dmarc=pass header.from={domain}"
+    msg["From"] = sender
+    msg["To"] = tenant_address
+    msg["Subject"] = question.get("subject", "")
+    msg["Message-ID"] = f"<{question['id']}@kb.bench>"
+    for key, value in headers.items():
+        msg[key] = value
+    msg.set_content(question["text"])
+    return bytes(msg)
+
+
+def padded(kb_articles: list, count: int, seed: int = 7) -> list:
+    """The real articles plus generated ones (shuffled words of the real bodies) up to ``count``."""
+    rng = random.Random(seed)
+    words = " ".join(a.body for a in kb_articles).split()
+    out = list(kb_articles)
+    while len(out) < count:
+        base = rng.choice(kb_articles)
+        body = " ".join(rng.choice(words) for _ in range(150))
+        title = " ".join(rng.choice(words) for _ in range(5))
+        out.append(replace(base, id=f"generated-{len(out)}", title=title, body=body, keywords=(), intents=()))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--questions", default=str(REPO / "tests" / "data" / "kb_questions.jsonl"))
+    ap.add_argument("--config", default=str(REPO / "config"))
+    ap.add_argument("--tenant", default="borealis")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--verbose", action="store_true")
+    args = ap.parse_args()
+
+    config = load_config(args.config)
+    tenant = config.tenants[args.tenant]
+    questions = [json.loads(line) for line in Path(args.questions).read_text("utf-8").splitlines() if line.strip()]
+    pipeline = Pipeline(config)
+    address, authserv = tenant.support_addresses[0], config.email["trusted_authserv_ids"][0]
+    messages = [parse_email(mail(q, address, authserv), [address]) for q in questions]
+
+    answered = top1 = top3 = 0
+    offered_when_none = {"none": 0, "business": 0, "automated": 0}
+    asked_none = {"none": 0, "business": 0, "automated": 0}
+    per_language: dict[str, list[int]] = {}
+    for q, msg in zip(questions, messages):
+        got = [a["id"] for a in pipeline.run(msg, 1001, NOW).contract()["articles"]]
+        lang = per_language.setdefault(q["language"], [0, 0])
+        if q["answer"]:
+            answered += 1
+            top1 += bool(got) and got[0] == q["answer"]
+            top3 += q["answer"] in got
+            lang[1] += 1
+            lang[0] += bool(got) and got[0] == q["answer"]
+            if args.verbose and (not got or got[0] != q["answer"]):
+                print(f"MISS {q['id']} ({q['language']}): want {q['answer']}, got {got}")
+        else:
+            kind = q.get("kind") if q.get("kind") in asked_none else "none"
+            asked_none[kind] += 1
+            offered_when_none[kind] += bool(got)
+            if args.verbose and got:
+                print(f"WRONG {q['id']} ({q['language']}, {kind}): want none, got {got}")
+
+    print(f"questions {len(questions)}: {answered} with an answering article, "
+          + ", ".join(f"{asked_none[k]} {k}" for k in asked_none))
+    print(f"precision@1 {top1 / max(answered, 1):.3f}   recall@3 {top3 / max(answered, 1):.3f}   "
+          + "suggestions where none is right: "
+          + ", ".join(f"{k} {offered_when_none[k]}/{asked_none[k]}" for k in asked_none))
+    print("precision@1 by language: " + ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in sorted(per_language.items())))
+
+    # Cost, side by side: the same messages through a pipeline without the knowledge base.
+    bare = Pipeline(config)
+    bare.knowledge = {}
+    for name, p in (("without knowledge base", bare), ("with knowledge base", pipeline)):
+        best = float("inf")
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            for msg in messages:
+                p.run(msg, 1001, NOW)
+            best = min(best, time.perf_counter() - start)
+        print(f"pipeline {name}: {best / len(messages) * 1000:.3f} ms/message")
+        if name.startswith("without"):
+            base = best
+    print(f"added per message: {(best - base) / len(messages) * 1000:.3f} ms ({len(tenant.articles)} articles)")
+    big = KnowledgeBase(padded(tenant.articles, 500))
+    texts = [f"{m.subject}\n{m.new_text or m.text}" for m in messages]
+    best = float("inf")
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        for text in texts:
+            big.suggest(text, "technical/howto", "en", "en")
+        best = min(best, time.perf_counter() - start)
+    print(f"suggest() with 500 articles: {best / len(texts) * 1000:.3f} ms/message")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Help articles: loaded and validated like configuration, offered only when clearly right."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import HERE, REPO, TEST_CONFIG, make_email
+from triage.config import ConfigError, load_config
+from triage.knowledge import ArticleError, KnowledgeBase, import_export, load_articles, offer, parse_article
+from triage.parse import parse_email
+from triage.pipeline import Pipeline
+
+KB = HERE / "data" / "kb"
+LANGS = ["en", "sv", "uk", "ru", "de"]
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def kb() -> KnowledgeBase:
+    """The example tenant's help centre (config/tenants/borealis-help): thresholds are chosen for
+    a knowledge base of realistic size, which a handful of fixture articles is not."""
+    return KnowledgeBase(load_config(REPO / "config").tenants["borealis"].articles)
+
+
+@pytest.fixture(scope="module")
+def kb_config(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("kbconfig") / "config"
+    shutil.copytree(TEST_CONFIG, folder)
+    shutil.copytree(KB, folder / "tenants" / "acme-kb")
+    path = folder / "tenants" / "acme.toml"
+    path.write_text('knowledge_base = "acme-kb"\n' + path.read_text())
+    return folder
+
+
+def test_articles_load_with_their_front_matter():
+    articles = load_articles(KB, LANGS)
+    reset = next(a for a in articles if a.id == "password-reset" and a.language == "sv")
+    assert reset.title == "Återställa ditt lösenord" and reset.url.startswith("https://")
+    assert reset.intents == ("technical/access",) and "Glömt lösenord" in reset.body
+
+
+@pytest.mark.parametrize("text, message", [
+    ("title = 'x'\n", "must start with a '+++' line"),
+    ("+++\ntitle = 'x'\n", "no closing '+++'"),
+    ("+++\ntitle = 'x\n+++\n", "not valid TOML"),
+    ("+++\ntitle = 'x'\nurl = 'https://h.example/a'\n+++\n", "missing key 'language'"),
+    ("+++\ntitle = 'x'\nurl = 'https://h.example/a'\nlanguage = 'xx'\n+++\n", "key 'language' must be one of"),
+    ("+++\ntitle = 'x'\nurl = 'javascript:alert(1)'\nlanguage = 'en'\n+++\n", "key 'url' must be an http"),
+    ("+++\ntitle = 'x'\nurl = 'https://h.example/a'\nlanguage = 'en'\nintents = 'technical/access'\n+++\n",
+     "key 'intents' must be a list of strings"),
+    ("+++\ntitle = 'x'\nurl = 'https://h.example/a'\nlanguage = 'en'\nauthor = 'me'\n+++\n", "unknown key 'author'"),
+])
+def test_a_malformed_article_names_file_and_key(text, message):
+    with pytest.raises(ArticleError, match=re.escape(message)) as caught:
+        parse_article(Path("kb/bad.md"), text, LANGS)
+    assert "kb/bad.md" in str(caught.value)
+
+
+def test_a_malformed_article_is_a_configuration_error(kb_config, tmp_path):
+    folder = tmp_path / "config"
+    shutil.copytree(kb_config, folder)
+    (folder / "tenants" / "acme-kb" / "broken.md").write_text("+++\ntitle = 'Broken'\n+++\nno url\n")
+    with pytest.raises(ConfigError, match=r"acme\.toml: key 'knowledge_base': .*broken\.md: missing key 'url'"):
+        load_config(folder)
+
+
+def test_the_right_article_first(kb):
+    found = kb.suggest("I forgot my password and the reset link never arrives", "technical/access", "en", "sv")
+    assert [s.article.id for s in found][:1] == ["password-reset"]
+    assert found[0].article.language == "en"
+
+
+def test_the_senders_language_then_the_tenants():
+    articles = [a for a in load_config(REPO / "config").tenants["borealis"].articles if a.language != "ru"]
+    kb = KnowledgeBase(articles)
+    sv = kb.suggest("Jag har glömt mitt lösenord och återställningslänken kommer aldrig", "technical/access", "sv", "en")
+    assert (sv[0].article.id, sv[0].article.language) == ("password-reset", "sv")
+    # An English question from a sender whose language has no translation (Russian removed):
+    # the article that matched is offered in the tenant's language.
+    mixed = kb.suggest("I forgot my password and the reset link never arrives", "technical/access", "ru", "sv")
+    assert (mixed[0].article.id, mixed[0].article.language) == ("password-reset", "sv")
+
+
+def test_nothing_irrelevant_is_offered(kb):
+    assert kb.suggest("Our invoice 4471 has not been paid yet, when will you pay?", "technical/bug", "en", "en") == []
+    assert kb.suggest("hello", "other/unknown", "en", "en") == []
+    assert kb.suggest("", "technical/access", "en", "en") == []
+
+
+def test_the_policy_offers_articles_only_where_they_help(kb):
+    text = "I forgot my password. The reset link in the e-mail does not work."
+    assert offer(kb, text, "technical", "access", ["acknowledge", "notify_agents"], False, "en", "en").rule == "kb-suggested"
+    assert offer(kb, text, "technical", "access", ["suppress"], True, "en", "en").rule == "kb-not-for-automated"
+    assert offer(kb, text, "business", "question", ["redirect_business"], False, "en", "en").rule == "kb-not-for-category"
+    assert offer(kb, text, "account", "invitation", ["renew_invitation"], False, "en", "en").rule == "kb-not-for-decision"
+    assert offer(kb, "zzz qqq", "technical", "bug", ["acknowledge"], False, "en", "en").rule == "kb-no-match"
+    assert offer(None, text, "technical", "access", ["acknowledge"], False, "en", "en").rule == "kb-no-match"
+
+
+@pytest.fixture(scope="module")
+def example() -> Pipeline:
+    return Pipeline(load_config(REPO / "config"))
+
+
+def test_the_acknowledgement_carries_the_matching_article_and_no_other(example):
+    raw = make_email("mikael.berg@nordsteel.se", "borealis@support.localhost", subject="Upload certificate",
+                     body="Hello, how do I upload our ISO 9001 certificate to the company profile? "
+                          "I cannot find the button.\n\nRegards, Mikael", authserv="mx.support.localhost")
+    out = example.run(parse_email(raw, ["borealis@support.localhost"]), 1042, NOW)
+    assert out.reply is not None and "kb-suggested" in out.decision.reasons
+    offered = out.contract()["articles"]
+    assert offered and offered[0]["id"] == "company-documents"
+    for article in offered:
+        assert f"{article['title']}: {article['url']}" in out.reply
+    assert out.reply.count("https://help.borealis.portal.localhost/") == len(offered)
+
+
+def test_a_business_question_gets_no_article(example):
+    raw = make_email("mikael.berg@nordsteel.se", "borealis@support.localhost", subject="RFQ volumes",
+                     body="Hello, what volumes and payment terms apply in RFQ 2211? Can we upload a certificate "
+                          "later?", authserv="mx.support.localhost")
+    out = example.run(parse_email(raw, ["borealis@support.localhost"]), 1043, NOW)
+    assert out.cls.category == "business"
+    assert out.contract()["articles"] == [] and "kb-not-for-category" in out.decision.reasons
+    assert "help.borealis.portal.localhost" not in (out.reply or "")
+
+
+def test_import_from_csv_and_json(tmp_path):
+    csv_file = tmp_path / "export.csv"
+    csv_file.write_text("title,url,language,body,intents\nLogging in,https://h.example/login,en,Use your e-mail.,"
+                        "technical/access\n", "utf-8")
+    [(name, text)] = import_export(csv_file, LANGS)
+    assert name == "logging-in.en.md"
+    article = parse_article(Path(name), text, LANGS)
+    assert article.title == "Logging in" and article.intents == ("technical/access",)
+    json_file = tmp_path / "export.json"
+    json_file.write_text(json.dumps([{"title": "Ohne URL", "language": "de", "body": "x"}]))
+    with pytest.raises(ArticleError, match="article 1 lacks url"):
+        import_export(json_file, LANGS)
+
+
+def test_kb_commands(kb_config, tmp_path):
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "triage.cli", "--config", str(kb_config), "kb", *args],
+                              capture_output=True, text=True, timeout=120)
+
+    listed = run("list", "--tenant", "acme")
+    assert listed.returncode == 0 and "acme: 5 articles" in listed.stdout
+    searched = run("search", "--tenant", "acme", "forgot", "my", "password")
+    assert searched.returncode == 0 and "password-reset" in searched.stdout
+    checked = run("check", "--tenant", "acme")
+    assert checked.returncode == 0 and "OK" in checked.stdout and "untranslated" in checked.stdout
+    assert run("list", "--tenant", "nope").returncode == 2
+    export = tmp_path / "e.json"
+    export.write_text(json.dumps([{"id": "login", "title": "Logging in", "url": "https://h.example/l",
+                                   "language": "en", "body": "Use your e-mail address."}]))
+    imported = run("import", "acme", str(export))
+    assert imported.returncode == 0, imported.stderr
+    assert (kb_config / "tenants" / "acme-kb" / "login.en.md").exists()
