@@ -102,3 +102,29 @@ def test_backup_command(tmp_path):
     again = run("backup", str(tmp_path / "copy.db"))
     assert again.returncode == 2 and "--force" in again.stderr and "Traceback" not in again.stderr
     assert run("backup", "--force", str(tmp_path / "copy.db")).returncode == 0
+
+
+def test_tickets_have_a_header_and_aligned_columns_and_empty_listings_say_so(tmp_path):
+    import shutil
+
+    from triage.config import load_config
+    from triage.store import Store
+
+    folder = tmp_path / "config"
+    shutil.copytree(TEST_CONFIG, folder)
+    store = Store(load_config(folder).database)
+    for n, subject in ((1001, "Cannot log in"), (1002, "A much longer subject line about certificates")):
+        store.create_ticket({"tenant": "acme", "number": n, "status": "new", "priority": "normal",
+                             "category": "technical", "intent": "access", "requester": "external", "trust": "verified",
+                             "language": "en", "channel": "email", "subject": subject,
+                             "requester_address": "tom.user@steelworks.lt", "created_at": "2026-12-01T10:00:00+00:00",
+                             "updated_at": "2026-12-01T10:00:00+00:00"})
+    store.close()
+    run = lambda *a: subprocess.run([sys.executable, "-m", "triage.cli", "--config", str(folder), *a],  # noqa: E731
+                                    capture_output=True, text=True, timeout=120)
+    lines = run("tickets").stdout.splitlines()
+    assert lines[0].split()[:3] == ["TICKET", "TENANT", "STATUS"]
+    columns = [line.index("tom.user@") for line in lines[1:]]
+    assert len(columns) == 2 and len(set(columns)) == 1  # aligned
+    assert run("tickets", "--status", "closed").stdout.strip() == "no tickets with these filters"
+    assert "no outgoing mail with status sent" in run("outbox", "--status", "sent").stdout

@@ -154,3 +154,10 @@ def test_warnings_for_settings_not_fit_for_production(tmp_path):
     assert any("SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not" in w for w in said)
     quiet = config_warnings(config, environ={"TRIAGE_SIGNING_KEY": "k", "BOREALIS_WIDGET_SECRET": "x"})
     assert not [w for w in quiet if "TRIAGE_SIGNING_KEY" in w or "Slack" in w]
+
+
+def test_a_short_widget_secret_is_warned_about(config):
+    from triage.config import config_warnings
+
+    said = config_warnings(config, environ={"TRIAGE_SIGNING_KEY": "k"})
+    assert any("'acme'" in w and "shorter than 32 bytes" in w for w in said)

@@ -53,3 +53,16 @@ def test_readme_set_up_command_exists():
     wrapper = REPO / "bin" / "triage"
     assert wrapper.is_file() and wrapper.stat().st_mode & 0o111
     assert "bin/venv test" in (REPO / "tests" / "run").read_text()
+
+
+def test_every_cli_option_has_help():
+    """`triage X --help` explains every argument: none may be left bare."""
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, __import__("argparse")._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, f"{path} {name}")
+            elif action.dest != "help" and not action.help:
+                yield f"{path} {'/'.join(action.option_strings) or action.dest}"
+    bare = list(walk(build_parser(), "triage"))
+    assert not bare, f"arguments without help: {bare}"

@@ -187,14 +187,24 @@ def _line(*cells: object) -> str:
     return "  ".join(str(c) for c in cells)
 
 
+def _table(header: list[str], rows: list[list[object]], width: int = 60) -> None:
+    """Rows under a header row, each column as wide as its widest cell (cut at ``width``)."""
+    cells = [[str(c) if len(str(c)) <= width else str(c)[:width - 1] + "…" for c in row] for row in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
+    for row in [header, *cells]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
 def cmd_tickets(args: argparse.Namespace, config: Config) -> int:
     rows = _store(config).tickets(_tenant(config, args.tenant, "tickets"), args.status, args.category, args.limit)
-    for t in rows:
-        print(_line(f"#{t['number']}", t["tenant"] or "-", f"{t['status']:<8}", f"{t['priority']:<6}",
-                    f"{t['category']}/{t['intent']}", t["requester"], t["trust"], t["language"],
-                    t["requester_address"] or "-", repr(t["subject"] or ""), t["created_at"][:19]))
     if not rows:
-        print("no tickets")
+        print("no tickets" + (" with these filters" if args.tenant or args.status or args.category else ""))
+        return 0
+    _table(["TICKET", "TENANT", "STATUS", "PRIORITY", "INTENT", "REQUESTER", "TRUST", "LANG", "FROM", "SUBJECT",
+            "CREATED (UTC)"],
+           [[f"#{t['number']}", t["tenant"] or "-", t["status"], t["priority"], f"{t['category']}/{t['intent']}",
+             t["requester"], t["trust"], t["language"], t["requester_address"] or "-", t["subject"] or "",
+             t["created_at"][:16].replace("T", " ")] for t in rows])
     return 0
 
 
@@ -239,11 +249,14 @@ def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
     store = _store(config)
     counts = store.outbox_counts()
     print("outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"))
-    for r in store.outbox_rows(args.status, args.limit):
-        error = f"  last error: {r['last_error']}" if r["last_error"] else ""
-        print(_line(r["id"], f"{r['status']:<10}", r["kind"], f"#{r['number']}", r["tenant"] or "-",
-                    ", ".join(json.loads(r["recipients"])), repr(r["subject"]), f"attempts {r['attempts']}")
-              + error)
+    rows = store.outbox_rows(args.status, args.limit)
+    if not rows:
+        print(f"no outgoing mail with status {args.status}" if args.status else "no outgoing mail")
+        return 0
+    _table(["ID", "STATUS", "KIND", "TICKET", "TENANT", "TO", "SUBJECT", "ATTEMPTS", "LAST ERROR"],
+           [[r["id"], r["status"], r["kind"], f"#{r['number']}", r["tenant"] or "-",
+             ", ".join(json.loads(r["recipients"])), r["subject"], r["attempts"], r["last_error"] or ""]
+            for r in rows])
     return 0
 
 
@@ -418,7 +431,7 @@ def _command(sub: argparse._SubParsersAction, name: str, help: str, func: Callab
              ) -> argparse.ArgumentParser:
     """A sub-command that also takes ``--config`` after its name (``triage classify --config DIR``)."""
     p = sub.add_parser(name, help=help)  # a Parser too: argparse makes sub-parsers of the parent's class
-    p.add_argument("--config", default=argparse.SUPPRESS)
+    p.add_argument("--config", default=argparse.SUPPRESS, help="configuration folder (as before the command)")
     if func is not None:
         p.set_defaults(func=func)
     return p
@@ -429,29 +442,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="configuration folder (default: %(default)s)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = _command(sub, "classify", "dry-run the pipeline on .eml / .jsonl inputs, one JSON line each", cmd_classify)
-    p.add_argument("inputs", nargs="+")
+    p.add_argument("inputs", nargs="+", help=".eml files (one mail each) and .jsonl files (one chat line per line)")
     _command(sub, "train", "rebuild the classification model from the labelled examples", cmd_train)
     _command(sub, "check-config", "validate the configuration and print a summary", cmd_check_config)
     _command(sub, "serve", "run the mail service: SMTP in, tickets in SQLite, replies and relays out", cmd_serve)
     p = _command(sub, "tickets", "list tickets, newest first", cmd_tickets)
-    p.add_argument("--tenant")
-    p.add_argument("--status", choices=STATUSES)
-    p.add_argument("--category")
-    p.add_argument("--limit", type=LIMIT, default=50)
+    p.add_argument("--tenant", help="only this tenant's tickets (its slug)")
+    p.add_argument("--status", choices=STATUSES, help="only tickets with this status")
+    p.add_argument("--category", help="only this category (technical, account, business, feedback, automated, other)")
+    p.add_argument("--limit", type=LIMIT, default=50, help="at most this many (default: %(default)s)")
     p = _command(sub, "ticket", "one ticket: its conversation and audit trail", cmd_ticket)
-    p.add_argument("number", type=TICKET_NUMBER)
-    p.add_argument("--tenant")
+    p.add_argument("number", type=TICKET_NUMBER, help="the ticket number, as in [#1042]")
+    p.add_argument("--tenant", help="the tenant, when several have a ticket with this number")
     p = _command(sub, "search", "full-text search over all messages", cmd_search)
-    p.add_argument("text", nargs="+")
-    p.add_argument("--limit", type=LIMIT, default=20)
+    p.add_argument("text", nargs="+", help="words to find in subjects and texts")
+    p.add_argument("--limit", type=LIMIT, default=20, help="at most this many matches (default: %(default)s)")
     p = _command(sub, "outbox", "outgoing mail and its delivery status", cmd_outbox)
-    p.add_argument("--status", choices=OUTBOX_STATUSES)
-    p.add_argument("--limit", type=LIMIT, default=50)
+    p.add_argument("--status", choices=OUTBOX_STATUSES, help="only mail with this delivery status")
+    p.add_argument("--limit", type=LIMIT, default=50, help="at most this many rows (default: %(default)s)")
     p = _command(sub, "directory", "manage the tenants' user directories")
     d = _command(p.add_subparsers(dest="directory_command", required=True), "import",
                  "replace a tenant's directory with a CSV export of the portal's users", cmd_directory_import)
-    d.add_argument("tenant")
-    d.add_argument("file")
+    d.add_argument("tenant", help="the tenant's slug")
+    d.add_argument("file", help="CSV with the columns email,name,company,role,status,invitation_expires")
     p = _command(sub, "backup", "copy the database consistently, also while the service runs", cmd_backup)
     p.add_argument("path", help="file (or folder) to write the copy to")
     p.add_argument("--force", action="store_true", help="replace an existing file")
@@ -462,19 +475,19 @@ def build_parser() -> argparse.ArgumentParser:
         k = _command(kb, name, text, func)
         k.add_argument("--tenant", help="one tenant (default: all)")
     k = _command(kb, "search", "rank the articles for a text, as a message would be offered them", cmd_kb_search)
-    k.add_argument("text", nargs="+")
+    k.add_argument("text", nargs="+", help="the question, as a message would ask it")
     k.add_argument("--tenant", help="one tenant (default: all)")
     k.add_argument("--intent", default="", help="classified intent to boost, e.g. technical/access")
     k.add_argument("--language", default="", help="the sender's language (default: the tenant's)")
     k.add_argument("--limit", type=int, default=10, help="articles to rank (default: %(default)s)")
     k = _command(kb, "import", "write articles from a CSV or JSON export (title, url, language, body)", cmd_kb_import)
-    k.add_argument("tenant")
-    k.add_argument("file")
+    k.add_argument("tenant", help="the tenant's slug")
+    k.add_argument("file", help="a .csv or .json export with title, url, language and body")
     p = _command(sub, "demo", "send sample messages to the running service and show what it did", cmd_demo)
     p.add_argument("--tenant", help="tenant to write to (default: the first one)")
     p = _command(sub, "imap-check", "connect to a tenant's IMAP mailboxes and say what works and what is wrong",
                  cmd_imap_check)
-    p.add_argument("tenant")
+    p.add_argument("tenant", help="the tenant's slug")
     p.add_argument("--timeout", type=_seconds, default=15.0, help="seconds to wait for each server (default: %(default)s)")
     return parser
 

@@ -477,6 +477,7 @@ def resolve_hosts(config: Config) -> None:
 
 # What the shipped example tenant uses until its operator sets a real one.
 DEMO_WIDGET_SECRET = "demo-widget-secret-change-me"
+MIN_WIDGET_SECRET = 32  # bytes: RFC 7518 §3.2 asks HS256 keys to be at least the hash's size
 SLACK_TOKENS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
 
 
@@ -490,6 +491,9 @@ def config_warnings(config: Config, environ: dict[str, str] | os._Environ[str] =
         if tenant.widget_secret == DEMO_WIDGET_SECRET:
             out.append(f"{tenant.source}: tenant {tenant.slug!r} still uses the demo widget secret: anyone can "
                        "sign a widget identity; set widget_secret_env")
+        elif tenant.widget_secret and len(tenant.widget_secret.encode()) < MIN_WIDGET_SECRET:
+            out.append(f"{tenant.source}: tenant {tenant.slug!r} has a widget secret shorter than "
+                       f"{MIN_WIDGET_SECRET} bytes: a short HMAC key can be guessed")
     slack = [name for name in SLACK_TOKENS if environ.get(name)]
     if len(slack) == 1:
         missing = next(name for name in SLACK_TOKENS if name not in slack)
