@@ -386,3 +386,21 @@ def test_urgent_outside_hours_says_what_really_happens(lang):
     assert "Mon 24 Nov 08:00" in outside
     assert outside.count("Nordvik Industrier AB") > REPLY_RENDERER.reply(
         lang, "en", reply_context(parts=parts, open_now=False, has_contacts=False)).count("Nordvik Industrier AB")
+
+
+@pytest.mark.parametrize("lang, name", [("en", "Nordvik Industrier AB supplier portal support"),
+                                        ("de", "Support des Lieferantenportals von Nordvik Industrier AB"),
+                                        ("sv", "Support för leverantörsportalen, Nordvik Industrier AB"),
+                                        ("ru", "Поддержка портала поставщиков Nordvik Industrier AB"),
+                                        ("uk", "Підтримка порталу постачальників Nordvik Industrier AB")])
+def test_the_sender_name_is_in_the_readers_language(lang, name):
+    assert REPLY_RENDERER.sender_name(lang, "en", "Nordvik Industrier AB") == name
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_transcript_in_every_language(lang):
+    subject, body = REPLY_RENDERER.transcript(lang, "en", {
+        "ticket_tag": "[#1042]", "tenant": "Nordvik Industrier AB",
+        "lines": [{"at": "2026-11-24 10:00", "inbound": True, "text": "Hello?"},
+                  {"at": "2026-11-24 10:01", "inbound": False, "text": "Hi!"}]})
+    assert "[#1042]" in subject and "Hello?" in body and "Hi!" in body and "2026-11-24 10:01 UTC" in body

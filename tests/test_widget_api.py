@@ -216,7 +216,7 @@ async def test_outside_hours_says_when_back_and_mails_transcript_only_when_verif
         [mail] = await rows(service, "SELECT * FROM outbox WHERE kind = 'transcript'")
         assert json.loads(mail["recipients"]) == [ANNA]
         body = parse(mail["raw"]).get_content()
-        assert LOGIN in body and "ticket #1002" in body
+        assert LOGIN in body and "ticket [#1002]" in body
     finally:
         await service.stop()
 

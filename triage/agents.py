@@ -21,7 +21,7 @@ from typing import Any
 from triage.automated import Automation
 from triage.classify import HUMAN_LABELS, URGENT, Classification, Classifier
 from triage.config import Config
-from triage.intake import Intake, support_sender
+from triage.intake import Intake
 from triage.message import Message
 from triage.outbox import Unencodable, compose, envelope_address, reply_subject
 from triage.parse import parse_email
@@ -259,7 +259,7 @@ class Agents:
             raise AgentError(f"[#{ticket['number']}] has no tenant to answer for")
         inbound = self.store.inbound_messages(ticket["id"])
         last = inbound[-1] if inbound else {"message_id": "", "recipients": "[]"}
-        sender = support_sender(tenant, json.loads(last["recipients"] or "[]"))
+        sender = self.intake.sender(tenant, json.loads(last["recipients"] or "[]"), ticket["language"] or tenant.language)
         subject = reply_subject(ticket["subject"] or "", ticket["number"])
         message_id = self.intake.signer.new_id(ticket["id"])
         to = ticket["requester_address"]

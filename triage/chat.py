@@ -137,13 +137,13 @@ class Conversations:
             tenant = self.config.tenants[conversation["tenant"]]
             ticket = self.store.ticket(conversation["ticket"])
             assert ticket is not None
-            lines = [f"{row['at'][:16].replace('T', ' ')} UTC  "
-                     f"{'You' if row['direction'] == 'in' else tenant.name + ' support'}:\n{row['text']}\n"
+            lines = [{"at": row["at"][:16].replace("T", " "), "inbound": row["direction"] == "in", "text": row["text"]}
                      for row in self.store.widget_messages(ticket["id"])]
-            body = (f"Your conversation with {tenant.name} supplier portal support, ticket #{ticket['number']}.\n\n"
-                    + "\n".join(lines))
+            language = ticket["language"] or tenant.language
+            subject, body = self.intake.pipeline.renderer.transcript(
+                language, tenant.language, {"ticket_tag": f"[#{ticket['number']}]", "tenant": tenant.name, "lines": lines})
             return self.intake.mail_requester(ticket["id"], tenant, (conversation["name"], conversation["email"]),
-                                              f"Your support conversation [#{ticket['number']}]", body, now)
+                                              subject, body, language, now)
 
 
 def _line(row: dict[str, Any]) -> dict[str, Any]:

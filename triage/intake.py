@@ -256,14 +256,14 @@ class Intake:
         self.store.add_event(ticket_id, "reply", [], "shown in the widget", at, message=message)
 
     def mail_requester(self, ticket_id: int, tenant: Tenant, to: tuple[str, str], subject: str, body: str,
-                       now: datetime) -> str | None:
+                       language: str, now: datetime) -> str | None:
         """Queue a mail the requester asked for (the widget transcript); the rule id when the loop gate refuses."""
         at = iso(now)
         refused = self.gate.check_relay(to[1], self.store, now)
         if refused:
             self.store.add_event(ticket_id, "mail-suppressed", [refused], "not sent", at, detail={"to": to[1]})
             return refused
-        sender = support_sender(tenant, [])
+        sender = self.sender(tenant, [], language)
         message_id = self.signer.new_id(ticket_id)
         try:
             rcpt = envelope_address(to[1])
@@ -278,8 +278,11 @@ class Intake:
 
     # -- outgoing mail ------------------------------------------------------------------
 
-    def _from(self, tenant: Tenant, msg: Message) -> tuple[str, str]:
-        return support_sender(tenant, msg.recipients)
+    def sender(self, tenant: Tenant, recipients: list[str], language: str) -> tuple[str, str]:
+        """(name, address) of mail from support: the support address the person wrote to (so
+        their answer threads back), else the tenant's first one; the name in ``language``."""
+        address = next((r for r in recipients if r in tenant.support_addresses), tenant.support_addresses[0])
+        return self.pipeline.renderer.sender_name(language, tenant.language, tenant.name), address
 
     def queue(self, ticket_id: int, kind: str, recipients: list[str], subject: str, message_id: str,
               raw: bytes, body: str, sender: str, at: str) -> None:
@@ -310,7 +313,7 @@ class Intake:
                                  detail={"to": msg.sender})
             return 0
         assert outcome.reply is not None
-        sender = self._from(tenant, msg)
+        sender = self.sender(tenant, msg.recipients, outcome.cls.language)
         subject = reply_subject(msg.subject, number)
         message_id = self.signer.new_id(ticket_id)
         try:
@@ -343,7 +346,7 @@ class Intake:
         if not contacts:
             return 0
         assert outcome.relay is not None and outcome.relay_subject is not None
-        sender = self._from(tenant, msg)
+        sender = self.sender(tenant, msg.recipients, tenant.language)  # the relay is read by the company
         try:  # contacts answer the supplier directly, when the supplier's address can be written
             reply_to: tuple[str, str] | None = (msg.sender_name, envelope_address(msg.sender))
         except Unencodable:
@@ -366,13 +369,6 @@ class Intake:
                        outcome.relay, sender[1], at)
             queued += 0 if self.hold_local else 1
         return queued
-
-
-def support_sender(tenant: Tenant, recipients: list[str]) -> tuple[str, str]:
-    """(name, address) of mail from support: the support address the person wrote to (so
-    their answer threads back), else the tenant's first one."""
-    address = next((r for r in recipients if r in tenant.support_addresses), tenant.support_addresses[0])
-    return f"{tenant.name} supplier portal support", address
 
 
 def _decision_detail(outcome: Outcome) -> dict[str, Any]:

@@ -33,6 +33,8 @@ DECLINE_REASONS = ("confidential", "deadline", "special_access", "account_creati
 REPLY_KEYS = ("ticket", "ticket_tag", "tenant", "sender_name", "channel", "portal_url",
               "hours", "open_now", "reply_by", "parts", "guide", "decline_reason", "has_contacts",
               "articles")
+# The context of transcript.txt.j2 and transcript_subject.txt.j2: a visitor's own conversation.
+TRANSCRIPT_KEYS = ("ticket_tag", "tenant", "lines")
 # The whole render context of relay.txt.j2 and relay_subject.txt.j2 (internal readers).
 RELAY_KEYS = ("ticket_tag", "tenant", "sender_name", "sender_email", "sender_company",
               "requester", "verified", "trust_evidence", "category", "intent", "channel",
@@ -186,6 +188,21 @@ class Renderer:
         subject = _one_line(self._render(f"{used}/relay_subject.txt.j2", ctx))
         body = tidy(self._render(f"{used}/relay.txt.j2", ctx))
         return subject, body
+
+
+    def sender_name(self, lang: str, fallback: str, tenant: str) -> str:
+        """The display name of mail from support, in the reader's language (a German supplier
+        reads "Support des Lieferantenportals von …", not an English name)."""
+        used = self._pick(lang, fallback, "sender_name.txt.j2")
+        return _one_line(self._render(f"{used}/sender_name.txt.j2", {"tenant": tenant, "lang": used}))
+
+    def transcript(self, lang: str, fallback: str, context: dict) -> tuple[str, str]:
+        """(subject, body) of a widget conversation mailed to its visitor."""
+        used = self._pick(lang, fallback, "transcript.txt.j2")
+        ctx = self._context(context, TRANSCRIPT_KEYS, "transcript")
+        ctx["lang"] = used
+        return (_one_line(self._render(f"{used}/transcript_subject.txt.j2", ctx)),
+                tidy(self._render(f"{used}/transcript.txt.j2", ctx)))
 
 
 # -- localised dates and hours for the reply context (``reply_by`` and ``hours``) --------
