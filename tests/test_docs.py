@@ -8,7 +8,7 @@ from tests.conftest import REPO
 from triage.cli import build_parser
 from triage.config import SERVICE_KEYS, TENANT_KEYS
 from channels import imap, slack, widget
-from triage import agents, chat, intake, knowledge, loops, notifier, outbox, threading, trust, widget_identity
+from triage import agents, intake, knowledge, loops, notifier, outbox, threading, trust, widget_identity
 from triage.policy import ACTIONS, RULES
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -16,7 +16,7 @@ README = (REPO / "README.md").read_text(encoding="utf-8")
 
 def test_rule_ids_documented():
     ids = [r.id for r in RULES]
-    for module in (threading, intake, loops, outbox, agents, notifier, imap, chat, widget, trust, widget_identity,
+    for module in (threading, intake, loops, outbox, agents, notifier, imap, widget, trust, widget_identity,
                    slack, knowledge):
         ids += list(module.RULES)
     missing = [i for i in ids if f"`{i}`" not in README]

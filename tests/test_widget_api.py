@@ -156,7 +156,7 @@ async def test_conversation_joins_one_ticket_and_a_retry_is_stored_once(service,
     assert len(await rows(service, "SELECT id FROM tickets")) == 1
     assert len(await rows(service, "SELECT id FROM messages WHERE direction = 'in'")) == 2
     thread = await rows(service, "SELECT rules FROM events WHERE kind = 'thread' ORDER BY id")
-    assert [json.loads(r["rules"]) for r in thread] == [["thread-new-ticket"], ["widget-conversation"]]
+    assert [json.loads(r["rules"]) for r in thread] == [["thread-new-ticket"], ["thread-widget-conversation"]]
     # A reload: the history comes back by token; another tenant's API does not know the token.
     async with session.get(f"{client.base}/conversation", params={"token": client.token}) as response:
         history = await response.json()

@@ -15,32 +15,15 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from triage import trust
 from triage.config import Config
+from triage.intake import Intake
 from triage.parse import parse_chat
 from triage.store import Store, iso
-from triage.threading import Thread
-
-if TYPE_CHECKING:  # intake imports this module for chat_thread
-    from triage.intake import Intake
-
-RULES = {
-    "widget-conversation": "a later line of a widget conversation joins the conversation's ticket",
-}
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-
-
-def chat_thread(store: Store, ticket_id: int | None) -> Thread:
-    """The conversation's ticket, unless there is none yet or it was closed (then a new one)."""
-    row = store.ticket(ticket_id) if ticket_id is not None else None
-    if row is None:
-        return Thread(None, ["thread-new-ticket"])
-    if row["status"] == "closed":
-        return Thread(None, ["thread-closed-new-ticket", "thread-new-ticket"])
-    return Thread(row, ["widget-conversation"])
 
 
 def token_hash(token: str) -> str:

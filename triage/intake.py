@@ -25,8 +25,7 @@ from triage.outbox import Unencodable, compose, envelope_address, reply_subject
 from triage.parse import parse_email
 from triage.pipeline import Outcome, Pipeline
 from triage.store import Store, iso
-from triage.chat import chat_thread
-from triage.threading import Signer, Thread, find_thread, returned_ids
+from triage.threading import Signer, Thread, chat_thread, find_thread, returned_ids
 
 RULES = {
     "intake-duplicate-message-id": "a Message-ID already stored: the delivery is ignored (no second ticket)",

@@ -32,6 +32,7 @@ RULES = {
     "thread-tag-not-participant": "a [#N] tag from someone who is not a participant does not join (hijack)",
     "thread-forward-not-joined": "forwarded or re-sent mail from a non-participant opens a new ticket",
     "thread-closed-new-ticket": "a closed ticket is not reopened: the message opens a new ticket",
+    "thread-widget-conversation": "a later line of a widget conversation joins the conversation's ticket",
 }
 
 _BOT_ID = re.compile(r"^<t(\d+)\.([0-9a-f]{12})\.([0-9a-f]{8})@([^<>\s]+)>$")
@@ -92,6 +93,17 @@ class Thread:
     ticket: dict[str, Any] | None
     rules: list[str] = field(default_factory=list)
     add_participant: bool = False  # the sender joins the ticket's participants
+
+
+def chat_thread(tickets: Tickets, ticket_id: int | None) -> Thread:
+    """A widget line's ticket: its conversation's, unless there is none yet or it was closed
+    (then a new one). Chat lines have no headers to thread by: the conversation decides."""
+    row = tickets.ticket(ticket_id) if ticket_id is not None else None
+    if row is None:
+        return Thread(None, ["thread-new-ticket"])
+    if row["status"] == "closed":
+        return Thread(None, ["thread-closed-new-ticket", "thread-new-ticket"])
+    return Thread(row, ["thread-widget-conversation"])
 
 
 def is_forward(msg: Message) -> bool:
