@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import logging
 import re
 import time
 from collections import deque
@@ -39,6 +40,7 @@ from channels.widget_limits import Refusals, Streams
 from triage import hours
 from triage.chat import ChatLine
 from triage.config import Tenant
+from triage.logs import event
 from triage.loops import Window
 from triage.render import format_hours, format_moment
 from triage.store import iso
@@ -54,6 +56,7 @@ RULES = {
     "widget-streams-limited": "too many open event streams from one IP address: refused with 429 and Retry-After",
 }
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 TENANT = web.RequestKey("tenant", Tenant)
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies keep the stream open
@@ -192,6 +195,10 @@ class WidgetChannel:
             self.service.last_error = f"widget audit: {type(e).__name__}: {e}"
 
     async def _write_refusal(self, kind: str, rules: list[str], detail: dict[str, Any]) -> int:
+        """The first refusal of a source in its window: one audit event and one log line (the
+        rest of the window only counts, so a flood fills neither)."""
+        event(log, logging.INFO, "widget request refused", rule=",".join(rules), kind=kind,
+              source=detail.get("source"), tenant=detail.get("tenant"))
         store = self.service.store
         at = iso(self.service.clock())
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from triage.config import Config, ConfigError, config_warnings, load_config, resolve_hosts
+from triage.logs import FORMATS, LEVELS
 from triage.message import Message
 from triage.parse import parse_chat, parse_email
 from triage.store import OUTBOX_STATUSES, STATUSES, Store
@@ -162,8 +163,10 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     import asyncio
 
+    from triage.logs import configure
     from triage.service import serve
 
+    configure(args.log_level, args.log_format)
     try:
         resolve_hosts(config)
     except ConfigError as e:
@@ -445,7 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help=".eml files (one mail each) and .jsonl files (one chat line per line)")
     _command(sub, "train", "rebuild the classification model from the labelled examples", cmd_train)
     _command(sub, "check-config", "validate the configuration and print a summary", cmd_check_config)
-    _command(sub, "serve", "run the mail service: SMTP in, tickets in SQLite, replies and relays out", cmd_serve)
+    p = _command(sub, "serve", "run the mail service: SMTP in, tickets in SQLite, replies and relays out", cmd_serve)
+    p.add_argument("--log-level", choices=LEVELS, default="info",
+                   help="least important log lines shown on stderr; debug also shows full addresses (default: %(default)s)")
+    p.add_argument("--log-format", choices=FORMATS, default="text",
+                   help="text for people, json (one object per line) for log shippers (default: %(default)s)")
     p = _command(sub, "tickets", "list tickets, newest first", cmd_tickets)
     p.add_argument("--tenant", help="only this tenant's tickets (its slug)")
     p.add_argument("--status", choices=STATUSES, help="only tickets with this status")

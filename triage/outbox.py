@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import re
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit
 import aiosmtplib
 import idna
 
+from triage.logs import event, redact
 from triage.store import Store, iso, utcnow
 from triage.subjects import strip_prefixes
 
@@ -42,6 +44,7 @@ RULES = {
                                   "no host name, a non-ASCII local part and a relay without SMTPUTF8): not sent",
 }
 RunDb = Callable[..., Awaitable[Any]]
+log = logging.getLogger(__name__)
 
 
 # -- composing -----------------------------------------------------------------------------
@@ -368,6 +371,9 @@ class Outbox:
 
     def _sent(self, row: dict[str, Any], refused: dict[str, Any]) -> None:
         at = iso(self.clock())
+        event(log, logging.INFO, "mail delivered", outbox=row["id"], ticket=row["ticket"], kind=row["kind"],
+              to=",".join(redact(a) for a in json.loads(row["recipients"])), rule="outbox-delivered",
+              refused=",".join(redact(a) for a in refused) or None)
         with self.store.transaction():
             self.store.mark_sent(row["id"], at)
             self.store.add_event(row["ticket"], "delivered", ["outbox-delivered"], "sent", at,
@@ -394,6 +400,8 @@ class Outbox:
             return
         now = self.clock()
         next_at = iso(now + self.backoff(attempts))
+        event(log, logging.WARNING, "mail delivery failed, will retry", outbox=row["id"], ticket=row["ticket"],
+              rule="outbox-retry", attempts=attempts, retry_at=next_at, error=str(error))
         with self.store.transaction():
             self.store.mark_retry(row["id"], str(error), next_at)
             self.store.add_event(row["ticket"], "delivery-retry", ["outbox-retry"], f"retry at {next_at}",
@@ -402,6 +410,8 @@ class Outbox:
 
     def _fail(self, row: dict[str, Any], rule: str, error: str) -> None:
         self.last_error = f"outbox #{row['id']}: {error}"
+        event(log, logging.ERROR, "mail not delivered", outbox=row["id"], ticket=row["ticket"], rule=rule,
+              error=error)
         with self.store.transaction():
             self.store.mark_failed(row["id"], error)
             self.store.add_event(row["ticket"], "delivery-failed", [rule], "failed", iso(self.clock()),
