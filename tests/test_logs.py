@@ -5,7 +5,20 @@ import io
 import json
 import logging
 
+import pytest
+
 from triage.logs import configure, event, redact
+
+
+@pytest.fixture(autouse=True)
+def _restore_loggers():
+    """configure() is for a process; give the next test back the loggers pytest expects."""
+    yield
+    for name in ("triage", "channels"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.setLevel(logging.NOTSET)
+        logger.propagate = True
 
 
 def _lines(fmt: str, level: str = "info") -> tuple[io.StringIO, logging.Logger]:
