@@ -45,3 +45,11 @@ async def test_datasette_serves_the_metadata_and_labels_tickets_by_number(tmp_pa
     assert row["ticket"] == {"value": ticket, "label": 1042}
     tables = (await ds.client.get("/triage.json")).json()["tables"]
     assert any(t["name"] == "tickets" for t in tables)
+
+
+def test_every_reference_is_a_foreign_key(tmp_path):
+    store = Store(tmp_path / "triage.db")
+    keys = {(fk.table, fk.column): fk.other_table for t in store.db.table_names() if "_fts" not in t
+            for fk in store.db[t].foreign_keys}
+    assert keys[("sent_log", "ticket")] == "tickets"
+    assert keys[("slack_threads", "last_message")] == "messages"

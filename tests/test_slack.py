@@ -398,11 +398,11 @@ async def test_thread_reply_on_a_widget_ticket_is_shown_in_the_widget(env: Env):
                                        "category": "technical", "intent": "access", "channel": "widget",
                                        "subject": "", "requester_address": TOM, "created_at": "2024-01-01T00:00:00+00:00",
                                        "updated_at": "2024-01-01T00:00:00+00:00"})
-            store.add_message({"ticket": tid, "direction": "in", "message_id": "<w1@widget>", "channel": "widget",
-                               "sender": TOM, "recipients": "[]", "subject": "", "text": "I cannot log in",
-                               "at": "2024-01-01T00:00:00+00:00"})
+            shown = store.add_message({"ticket": tid, "direction": "in", "message_id": "<w1@widget>",
+                                       "channel": "widget", "sender": TOM, "recipients": "[]", "subject": "",
+                                       "text": "I cannot log in", "at": "2024-01-01T00:00:00+00:00"})
             store.db["slack_threads"].insert({"ticket": tid, "channel": sk.CHANNEL, "ts": "1.5", "posted_at": "x",
-                                              "last_message": 10**9})
+                                              "last_message": shown})  # already shown in the thread
         return tid
 
     tid = await env.service.run_db(widget_ticket)

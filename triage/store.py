@@ -140,6 +140,14 @@ def m004_slack(db: Database) -> None:
 
 
 
+@migrations()
+def m005_foreign_keys(db: Database) -> None:
+    """The references the first schemas left implicit, so Datasette links them and SQLite
+    checks them: a rate-limit row names its ticket, a Slack thread its last message shown."""
+    db["sent_log"].add_foreign_key("ticket", "tickets", "id")
+    db["slack_threads"].add_foreign_key("last_message", "messages", "id")
+
+
 def connect(path: Path | str) -> Database:
     """Open (and create or migrate) the database with the durability settings of the service."""
     path = Path(path)
