@@ -27,7 +27,7 @@ class Message:
     (quoted history and signature removed), which is what classification reads.
     """
 
-    channel: str  # "email", "widget" or "slack"
+    channel: str  # "email", "widget", "slack" or "phone" (an agent typed it in)
     id: str  # Message-ID for email, the chat line's id otherwise
     sender: str  # lower-cased address, "" when there is none (null Return-Path bounces)
     sender_name: str = ""
@@ -42,6 +42,7 @@ class Message:
     references: list[str] = field(default_factory=list)
     tenant_hint: str | None = None  # chat lines name their tenant
     user_hash: str = ""  # widget identity proof
+    verified_by: str = ""  # phone tickets: the agent who checked the caller's identity
     mime: EmailMessage | None = None  # the parsed email, for header and MIME checks
     defects: list[str] = field(default_factory=list)  # what the parser had to tolerate
     error: str = ""  # set when the input could not be read as a message at all

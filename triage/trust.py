@@ -5,7 +5,8 @@ receiving hosts counts, and only its ``dmarc=pass`` for the very domain of the F
 address. Anyone can write such a header into a message, so foreign ones are ignored and
 only the topmost trusted one is read (the receiving MX prepends it above anything the
 sender forged; RFC 8601 §5). Widget: an HMAC of the address keyed with the tenant's
-secret, compared in constant time. Slack: the workspace vouches for its users.
+secret, compared in constant time. Slack: the workspace vouches for its users. Phone (a
+ticket an agent typed in): only the agent's explicit check of the caller counts.
 """
 from __future__ import annotations
 
@@ -73,6 +74,10 @@ def assess(msg: Message, widget_secret: str, trusted_authserv_ids: list[str]) ->
     """Trust of one message on its channel."""
     if msg.channel == "slack":
         return Trust(True, "trust-slack-workspace", "sent by a member of the Slack workspace")
+    if msg.channel == "phone":
+        if msg.verified_by:
+            return Trust(True, "trust-agent-verified", f"caller's identity checked by {msg.verified_by}")
+        return Trust(False, "trust-agent-unverified", "taken by phone or in person without an identity check")
     if msg.channel == "widget":
         if not msg.user_hash:
             return Trust(False, "trust-widget-anonymous", "widget visitor without a signed identity")
