@@ -51,6 +51,7 @@ MAX_TEXT = 100_000  # characters of a reply or note
 ACTIONS = ("reply", "note", "approve", "reclassify", "escalate", "assign", "resolve", "close", "reopen")
 AGENT = web.RequestKey("agent", Agent)
 SID = web.RequestKey("sid", str)
+FORM = web.RequestKey("form", dict)
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -129,15 +130,15 @@ class ConsoleChannel:
 
     async def _form(self, request: web.Request) -> dict[str, str]:
         """The posted form, read once and bounded (a JSON 413 would not help a browser)."""
-        if "form" not in request:
+        if FORM not in request:
             if (request.content_length or 0) > MAX_FORM:
                 raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM, actual_size=request.content_length or 0)
             try:
                 data = await request.post()
             except ValueError:
                 data = {}  # type: ignore[assignment]
-            request["form"] = {k: v for k, v in data.items() if isinstance(v, str)}
-        return request["form"]
+            request[FORM] = {k: v for k, v in data.items() if isinstance(v, str)}
+        return request[FORM]
 
     def visible(self, request: web.Request) -> list[str]:
         return request[AGENT].visible(self.tenants)
@@ -156,7 +157,7 @@ class ConsoleChannel:
         if fresh:
             sid = secrets.token_urlsafe(24)
         request[SID] = sid
-        nxt = request.query.get("next", "") or (request.get("form") or {}).get("next", "")
+        nxt = request.query.get("next", "") or (request.get(FORM) or {}).get("next", "")
         response = self.page(request, "login.html", status, error=error, email=email,
                              next=nxt if _local(nxt) else "")
         response.headers.update(headers or {})
