@@ -285,8 +285,9 @@ class ConsoleChannel:
         for e in events:
             detail = json.loads(e["detail"] or "{}")
             if e["kind"] == "note":
-                timeline.append({"type": "note", "kind": "note", "sender": detail.get("agent", ""),
-                                 "text": detail.get("text", ""), "at": e["at"], "attachments": []})
+                timeline.append({"type": "note", "kind": "note", "channel": "internal",
+                                 "sender": detail.get("agent", ""), "text": detail.get("text", ""), "at": e["at"],
+                                 "attachments": []})
             if e["kind"] in ("decision", "reclassified") and detail.get("evidence"):
                 evidence = detail["evidence"]
             trail.append({"at": e["at"], "kind": e["kind"], "rules": json.loads(e["rules"] or "[]"),
@@ -358,46 +359,62 @@ class ConsoleChannel:
 
     # -- reports ------------------------------------------------------------------------------------
 
-    def _report_args(self, request: web.Request) -> tuple[list[str] | None, str | None, str | None, str]:
+    def _report_args(self, request: web.Request) -> tuple[list[str] | None, str | None, str | None]:
+        """The report's tenants (None: every tenant, for an agent of all tenants) and dates;
+        raises 404 for a tenant the agent may not see (never an empty list that could mean "all")."""
         agent: Agent = request[AGENT]
         tenant = request.query.get("tenant", "")
         tenants: list[str] | None = None if agent.tenants is None else self.visible(request)
         if tenant:
-            tenants = [tenant] if agent.may_see(tenant) and tenant in self.tenants else []
+            if not (agent.may_see(tenant) and tenant in self.tenants):
+                raise web.HTTPNotFound(text="no such tenant")
+            tenants = [tenant]
+        if tenants == []:
+            raise web.HTTPNotFound(text="you have no tenants")
         dates = []
         for name in ("since", "until"):
             value = request.query.get(name, "")
             if value and not (_DATE.match(value) and _valid_date(value)):
-                return tenants, None, None, f"{name} must be a date as YYYY-MM-DD"
+                raise ReportError(f"{name} must be a date as YYYY-MM-DD")
             dates.append(value or None)
-        return tenants, dates[0], dates[1], ""
+        return tenants, dates[0], dates[1]
 
-    async def _build_report(self, request: web.Request) -> tuple[Any, str]:
+    async def _build_report(self, request: web.Request) -> Any:
         try:
             from triage import reports
         except ImportError:
-            return None, "Reports are not part of this installation (the triage.reports module is missing)."
-        tenants, since, until, error = self._report_args(request)
-        if error:
-            return None, error
-        return await self.db(reports.build, self.service.store, tenants, since, until), ""
+            raise ReportError("Reports are not part of this installation (the triage.reports module is missing).",
+                              404) from None
+        tenants, since, until = self._report_args(request)
+        return await self.db(reports.build, self.service.store, tenants, since, until)
 
     async def _reports(self, request: web.Request) -> web.Response:
-        report, error = await self._build_report(request)
         query = {k: request.query[k] for k in ("tenant", "since", "until") if request.query.get(k)}
-        return self.page(request, "reports.html", 400 if error and report is None and "date" in error else 200,
-                         report=report, error=error, tenants=self.visible(request), query=query,
-                         qs=urlencode(query))
+        try:
+            report, error, status = await self._build_report(request), "", 200
+        except ReportError as e:
+            report, error, status = None, str(e), e.status
+        return self.page(request, "reports.html", status, report=report, error=error, tenants=self.visible(request),
+                         query=query, qs=urlencode(query))
 
     async def _report_csv(self, request: web.Request) -> web.Response:
-        report, error = await self._build_report(request)
-        if report is None:
-            return web.Response(status=400 if "date" in error else 404, text=error)
+        try:
+            report = await self._build_report(request)
+        except ReportError as e:
+            return web.Response(status=e.status, text=str(e))
         chart = next((c for c in report.charts if c.name == request.match_info["name"]), None)
         if chart is None:
             raise web.HTTPNotFound(text="no such chart")
         return web.Response(text=chart.csv(), content_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="{chart.name}.csv"'})
+
+
+class ReportError(ValueError):
+    """A report that cannot be shown: the message and the HTTP status say why."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
 
 
 def _redirect(location: str) -> web.Response:
