@@ -4,12 +4,11 @@ replies (the reply reaches the relay sink threaded), approves a held reply, recl
 resolves and closes; a phone ticket; tenant isolation; CSRF; the login rate limit."""
 from __future__ import annotations
 
-import asyncio
 import re
 
 import pytest
 
-from tests.servicekit import BUSINESS, CONTACT, Sink, mail
+from tests.servicekit import BUSINESS, CONTACT, mail
 from tests.test_console_http import KIM, PASSWORD, ZED, base, console, relay  # noqa: F401 - shared fixtures
 from tests.test_service_e2e import rows, send, until
 from tests.test_widget_browser import ARGS, CHROMIUM
@@ -163,4 +162,3 @@ async def test_ten_wrong_passwords_in_a_row_are_rate_limited(console, relay, bro
         statuses.append((await info.value).status)
     assert statuses[0] == 401 and statuses[-1] == 429, statuses
     assert "Too many sign-in attempts" in await page.content()
-    await asyncio.sleep(0)

@@ -322,6 +322,11 @@ def cmd_act(args: argparse.Namespace, config: Config) -> int:
     from triage.threading import Signer, signing_key
 
     store = _store(config)
+    try:
+        ticket_id = _only_ticket(store, args.number, args.tenant)
+    except AgentError as e:
+        print(f"triage {args.command}: {e}", file=sys.stderr)
+        return 1
     key = signing_key(config.signing_key_env, store)
     domain = config.support_domain or config.email["from_address"].rpartition("@")[2]
     gate = Gate(config.own_addresses, parse_limits(config.email["reply_limits"]), config.email["bounce_quiet_hours"])
@@ -330,13 +335,6 @@ def cmd_act(args: argparse.Namespace, config: Config) -> int:
     agents = Agents(config, store, pipeline, intake)
     agent = args.agent or f"cli:{getpass.getuser()}"
     now = datetime.now(timezone.utc)
-    found = store.find_tickets(args.number, args.tenant)
-    if len(found) != 1:
-        tenants = ", ".join(t["tenant"] or "-" for t in found)
-        print(f"triage {args.command}: {'no ticket' if not found else 'several tickets'} #{args.number}"
-              + (f" (tenants: {tenants}; use --tenant)" if found else ""), file=sys.stderr)
-        return 1
-    ticket_id = found[0]["id"]
     try:
         if args.command in ("reply", "note"):
             text = " ".join(args.text)
@@ -350,6 +348,18 @@ def cmd_act(args: argparse.Namespace, config: Config) -> int:
         return 1
     print(f"#{args.number}: {said}")
     return 0
+
+
+def _only_ticket(store: Store, number: int, tenant: str | None) -> int:
+    """The id of the one ticket with this number; an AgentError says why there is not exactly one."""
+    from triage.agents import AgentError
+
+    found = store.find_tickets(number, tenant)
+    if not found:
+        raise AgentError(f"no ticket #{number}" + (f" for tenant {tenant}" if tenant else ""))
+    if len(found) > 1:
+        raise AgentError(f"#{number} exists for {', '.join(t['tenant'] or '-' for t in found)}: use --tenant")
+    return found[0]["id"]
 
 
 def _command(sub: argparse._SubParsersAction, name: str, help: str, func: Callable[..., int] | None = None

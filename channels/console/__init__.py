@@ -203,12 +203,11 @@ class ConsoleChannel:
         result = await self.db(inbox.search, self.service.store, self.config, query, tenants, now)
         if request.headers.get("HX-Request") and request.query.get("partial"):
             return self.page(request, "_rows.html", result=result, query=query, now=now)
-        labels = await self.db(inbox.labels, self.service.store, tenants)
-        languages = await self.db(inbox.languages, self.service.store, tenants)
+        menus = await self.db(inbox.choices, self.service.store, tenants)
         agents = await self.db(self.accounts.list)
-        return self.page(request, "inbox.html", result=result, query=query, tenants=tenants, labels=labels,
-                         languages=languages, statuses=inbox.STATUSES, priorities=inbox.PRIORITIES,
-                         channels=inbox.CHANNELS, agents=agents, now=now,
+        return self.page(request, "inbox.html", result=result, query=query, tenants=tenants, **menus,
+                         statuses=inbox.STATUSES, priorities=inbox.PRIORITIES, channels=inbox.CHANNELS,
+                         agents=agents, now=now,
                          live=("/tickets?" + urlencode({**query.values, "partial": "1"})))
 
     async def _events(self, request: web.Request) -> web.StreamResponse:

@@ -123,21 +123,17 @@ def search(store: Store, config: Config, query: Query, tenants: list[str], now: 
     return Result(out[:LIMIT])
 
 
-def labels(store: Store, tenants: list[str]) -> list[str]:
-    """category/intent pairs in use, for the filter menu."""
+def choices(store: Store, tenants: list[str]) -> dict[str, list[str]]:
+    """The category/intent pairs and languages in use, for the filter menus."""
     if not tenants:
-        return []
+        return {"labels": [], "languages": []}
     marks = ", ".join("?" * len(tenants))
-    return [r[0] for r in store.db.execute(
-        f"SELECT DISTINCT category || '/' || intent FROM tickets WHERE tenant IN ({marks}) ORDER BY 1", tenants)]
-
-
-def languages(store: Store, tenants: list[str]) -> list[str]:
-    if not tenants:
-        return []
-    marks = ", ".join("?" * len(tenants))
-    return [r[0] for r in store.db.execute(
-        f"SELECT DISTINCT language FROM tickets WHERE tenant IN ({marks}) AND language != '' ORDER BY 1", tenants)]
+    out = {}
+    for name, expression in (("labels", "category || '/' || intent"), ("languages", "language")):
+        out[name] = [r[0] for r in store.db.execute(
+            f"SELECT DISTINCT {expression} FROM tickets WHERE tenant IN ({marks}) AND coalesce({expression}, '') != '' "
+            "ORDER BY 1", tenants)]
+    return out
 
 
 def version(store: Store, tenants: list[str]) -> str:
