@@ -190,3 +190,49 @@ async def test_malformed_input_never_gives_a_500(console, client):
     async with client.session.post(client.base + "/tickets/new", data=b"\xff\xfe" * 10,
                                    headers={"Content-Type": "multipart/form-data; boundary=zz"}) as r:
         assert r.status < 500
+
+
+async def test_inbox_filters_held_overdue_and_search(console, client):
+    from tests.servicekit import BUSINESS, CONTACT, OTHER_SUPPORT
+
+    await send(console, mail(subject="Cannot log in"))
+    await send(console, mail(sender=CONTACT, name="Eva Strand", **BUSINESS))  # held for review
+    await send(console, mail(subject="Zenith portal down", to=OTHER_SUPPORT,
+                             body="Hello,\n\nThe portal shows error 500 on every page.\n\nTom"), [OTHER_SUPPORT])
+    # #1001 of acme was filed five hours ago: past acme's 4 working hours (support all day)
+    await console.run_db(lambda: console.store.db.execute(
+        "UPDATE tickets SET created_at = datetime('now', '-5 hours') || '+00:00' WHERE number = 1001 "
+        "AND tenant = 'acme'"))
+    await client.login()
+
+    async def subjects(query: str) -> list[str]:
+        status, page, _ = await client.get("/tickets?" + query)
+        assert status == 200
+        return re.findall(r'<span class="subject">([^<]*)</span>', page)
+
+    assert await subjects("") == ["Zenith portal down", "Question about RFQ 2024-117", "Cannot log in"]
+    assert await subjects("tenant=zenith") == ["Zenith portal down"]
+    assert await subjects("held=1") == ["Question about RFQ 2024-117"]
+    assert await subjects("overdue=1") == ["Cannot log in"]
+    assert await subjects("label=business/question") == ["Question about RFQ 2024-117"]
+    assert await subjects("status=closed") == []
+    assert await subjects("q=%22reset+link%22") == ["Cannot log in"]
+    assert await subjects("q=volumes+OR+expired") == ["Question about RFQ 2024-117", "Cannot log in"]
+    assert await subjects("channel=widget") == []
+    assert await subjects("assignee=none&sort=urgent") != []
+    status, page, _ = await client.post("/tickets/acme/1001/reply", {"csrf": client.csrf, "text": "On it."})
+    assert await subjects("overdue=1") == []  # answered
+
+
+async def test_a_reply_to_a_widget_ticket_goes_into_the_conversation(console, client):
+    line = {"text": "I cannot log in to the supplier portal, the reset link expired.",
+            "email": "anna@steelworks.example", "name": "Anna", "client_id": "abcdefgh1234", "token": "", "user_hash": ""}
+    async with client.session.post(client.base + "/widget/api/acme/messages", json=line) as r:
+        assert r.status == 200
+        token = (await r.json())["token"]
+    await client.login()
+    status, _, _ = await client.post("/tickets/acme/1001/reply", {"csrf": client.csrf, "text": "Hi Anna, done."})
+    assert status == 303
+    async with client.session.get(client.base + "/widget/api/acme/conversation", params={"token": token}) as r:
+        lines = (await r.json())["messages"]
+    assert lines[-1]["text"] == "Hi Anna, done." and lines[-1]["author"] == "agent"

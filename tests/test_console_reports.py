@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("triage.reports") is No
 
 async def test_reports_page_charts_and_csv_limited_to_the_agents_tenants(console, client):
     await send(console, mail(subject="Acme question"))
-    await send(console, mail(subject="Zenith question", to=OTHER_SUPPORT))
+    await send(console, mail(subject="Zenith question", to=OTHER_SUPPORT), [OTHER_SUPPORT])
     await client.login(ZED)
     status, page, _ = await client.get("/reports?since=2020-01-01&until=2100-01-01")
     assert status == 200 and "<svg" in page and "Download CSV" in page
