@@ -27,6 +27,7 @@ from triage.message import Message
 from triage.outbox import compose, reply_subject
 from triage.parse import parse_email
 from triage.pipeline import Outcome, Pipeline
+from triage.search import QueryError
 from triage.store import Store, iso
 from triage.train import Example
 
@@ -156,7 +157,11 @@ class Agents:
         return held and not self.store.has_event(ticket_id, ("approved",))
 
     def search(self, text: str) -> list[dict[str, Any]]:
-        return self.store.search(text, limit=10)
+        """Full-text search in the syntax of triage/search.py; a malformed query is said back."""
+        try:
+            return self.store.search(text, limit=10)
+        except QueryError as e:
+            raise AgentError(f"search: {e}") from None
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Open work per tenant and status: what ``/triage stats`` shows."""
