@@ -331,6 +331,7 @@ async def test_slash_commands(env: Env):
 
     assert "[#1001]" in await run("1001") and "technical/access" in await run("1001")
     assert "[#1002]" in await run("search call back")
+    assert "not done: search: a phrase is missing its closing quote" in await run('search "call back')
     assert "new 2" in await run("stats")
     assert "status new → resolved" in await run("resolve 1001")
     assert "assignee - → @bob" in await run("assign 1002 @bob")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ from triage.message import Message
 from triage.outbox import Unencodable, compose, envelope_address, reply_subject
 from triage.parse import parse_email
 from triage.pipeline import Outcome, Pipeline
+from triage.search import QueryError
 from triage.store import Store, iso
 from triage.train import Example
 
@@ -37,10 +39,13 @@ RULES = {
     "agent-resolved": "an agent resolved the ticket",
     "agent-assigned": "an agent assigned the ticket to an agent",
     "agent-reply": "an agent's message in the ticket's thread goes to the requester on the ticket's channel",
-    "agent-note": "a thread message starting with note: stays internal (an event, never sent)",
+    "agent-note": "an internal note (in Slack a thread message starting with note:): an event, never sent",
+    "agent-reopened": "an agent reopened a resolved or closed ticket",
+    "agent-created": "an agent filed a ticket taken by phone or in person (channel phone)",
 }
 NOTE_PREFIX = "note:"
 OPEN_STATUSES = ("new", "open")
+DONE_STATUSES = ("resolved", "closed")
 
 
 class AgentError(ValueError):
@@ -153,7 +158,11 @@ class Agents:
         return held and not self.store.has_event(ticket_id, ("approved",))
 
     def search(self, text: str) -> list[dict[str, Any]]:
-        return self.store.search(text, limit=10)
+        """Full-text search in the syntax of triage/search.py; a malformed query is said back."""
+        try:
+            return self.store.search(text, limit=10)
+        except QueryError as e:
+            raise AgentError(f"search: {e}") from None
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Open work per tenant and status: what ``/triage stats`` shows."""
@@ -210,18 +219,54 @@ class Agents:
     def assign(self, ticket_id: int, assignee: str, agent: str, now: datetime) -> str:
         return self._change(ticket_id, {"assignee": assignee}, "assigned", "agent-assigned", agent, now)
 
+    def reopen(self, ticket_id: int, agent: str, now: datetime) -> str:
+        if self.ticket(ticket_id)["status"] not in DONE_STATUSES:
+            raise AgentError("only a resolved or closed ticket can be reopened")
+        return self._change(ticket_id, {"status": "open"}, "status", "agent-reopened", agent, now)
+
+    def note(self, ticket_id: int, text: str, agent: str, now: datetime) -> str:
+        """An internal note: in the audit trail for agents, never sent to anybody."""
+        if not text.strip():
+            raise AgentError("the note is empty")
+        with self.store.transaction():
+            self.ticket(ticket_id)
+            self._event(ticket_id, "note", "agent-note", "internal", now, agent, text=text.strip())
+        return "note kept internal"
+
     def reply(self, ticket_id: int, text: str, agent: str, now: datetime) -> str:
         """A thread message: ``note: …`` stays internal, anything else reaches the requester."""
+        if text.strip().lower().startswith(NOTE_PREFIX):
+            return self.note(ticket_id, text, agent, now)
+        if not text.strip():
+            raise AgentError("the reply is empty")
         with self.store.transaction():
             ticket = self.ticket(ticket_id)
-            if text.strip().lower().startswith(NOTE_PREFIX):
-                self._event(ticket_id, "note", "agent-note", "internal", now, agent, text=text.strip())
-                return "note kept internal"
             where = self._send(ticket, text.strip(), agent, now)
             self._event(ticket_id, "agent-reply", "agent-reply", f"sent {where}", now, agent)
             if ticket["status"] in OPEN_STATUSES:
                 self.store.update_ticket(ticket_id, {"status": "pending"})
         return f"sent to the requester ({where})"
+
+    def create(self, tenant: str, address: str, subject: str, text: str, verified: bool, agent: str,
+               now: datetime) -> dict[str, Any]:
+        """A ticket taken by phone or in person: classified and decided like any message, on
+        channel ``phone``; trusted only when the agent says they verified the caller."""
+        address = address.strip().lower()
+        if tenant not in self.config.tenants:
+            raise AgentError(f"unknown tenant {tenant!r}")
+        if "@" not in address or len(address) > 254 or any(c.isspace() for c in address):
+            raise AgentError("the requester's email address is needed, so support can answer")
+        if not text.strip():
+            raise AgentError("write down what the caller asked")
+        key = f"<phone.{secrets.token_hex(12)}@triage.invalid>"
+        msg = Message(channel="phone", id=key, sender=address, subject=subject.strip()[:300], text=text.strip(),
+                      new_text=text.strip(), tenant_hint=tenant, verified_by=agent if verified else "")
+        with self.store.transaction():
+            result = self.intake.process_chat(msg, key, None, now)
+            assert result.ticket is not None
+            self._event(result.ticket, "created", "agent-created", "verified by agent" if verified else "unverified",
+                        now, agent)
+        return self.ticket(result.ticket)
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -246,7 +291,7 @@ class Agents:
         if ticket["channel"] == "widget":
             self.store.add_widget_reply(ticket["id"], body, agent, iso(now))
             return "widget"
-        if ticket["channel"] != "email" or not ticket["requester_address"]:
+        if ticket["channel"] not in ("email", "phone") or not ticket["requester_address"]:
             raise AgentError(f"[#{ticket['number']}] has no address to answer on {ticket['channel']}")
         self._email(ticket, body, now)
         return f"email to {ticket['requester_address']}"
@@ -285,6 +330,8 @@ def _message(ticket: dict[str, Any], row: dict[str, Any]) -> Message:
     if row.get("raw"):
         return parse_email(row["raw"], json.loads(row["recipients"] or "[]"))
     text = row["text"] or ""
-    return Message(channel=row["channel"] or ticket["channel"], id=row["message_id"], sender=row["sender"] or "",
+    channel = row["channel"] or ticket["channel"]
+    vouched = channel == "phone" and ticket["trust"] == "verified"  # the agent's check, kept in the ticket
+    return Message(channel=channel, id=row["message_id"], sender=row["sender"] or "",
                    recipients=json.loads(row["recipients"] or "[]"), subject=row["subject"] or "", text=text,
-                   new_text=text, tenant_hint=ticket["tenant"])
+                   new_text=text, tenant_hint=ticket["tenant"], verified_by="agent" if vouched else "")

@@ -239,7 +239,14 @@ def cmd_ticket(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_search(args: argparse.Namespace, config: Config) -> int:
-    rows = _store(config).search(" ".join(args.text), args.limit)
+    from triage.search import QueryError
+
+    try:
+        rows = _store(config).search(" ".join(args.text), args.limit)
+    except QueryError as e:
+        print(f"triage search: {e} (syntax: words, \"a phrase\", prefix*, AND, OR, NOT, parentheses)",
+              file=sys.stderr)
+        return 2
     for r in rows:
         print(_line(f"#{r['number']}", r["tenant"] or "-", r["direction"], r["sender"], repr(r["subject"]),
                     r["snippet"].replace("\n", " ")))
@@ -430,6 +437,112 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     return run_demo(config, _tenant(config, args.tenant, "demo"))
 
 
+def _accounts(config: Config):  # noqa: ANN202 - triage.accounts.Accounts, imported lazily (argon2)
+    from triage.accounts import Accounts
+
+    return Accounts(_store(config), sorted(config.tenants))
+
+
+def _password(prompt: str) -> str:
+    """TRIAGE_AGENT_PASSWORD for scripts, else asked twice on the terminal."""
+    import getpass
+    import os
+
+    from triage.accounts import AccountError
+
+    value = os.environ.get("TRIAGE_AGENT_PASSWORD", "")
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        raise AccountError("set TRIAGE_AGENT_PASSWORD or run this on a terminal to be asked for the password")
+    first = getpass.getpass(prompt)
+    if getpass.getpass("again: ") != first:
+        raise AccountError("the two passwords differ")
+    return first
+
+
+def cmd_agents(args: argparse.Namespace, config: Config) -> int:
+    from datetime import datetime, timezone
+
+    from triage.accounts import AccountError
+
+    accounts = _accounts(config)
+    try:
+        if args.agents_command == "add":
+            agent = accounts.add(args.email, args.name, _password(f"password for {args.email}: "),
+                                 args.tenant or None, datetime.now(timezone.utc))
+            print(f"added {agent.email} ({agent.name}), tenants: {', '.join(agent.tenants or ['all'])}")
+        elif args.agents_command == "list":
+            agents = accounts.list()
+            for agent in agents:
+                print(_line(agent.email, repr(agent.name), "tenants: " + ", ".join(agent.tenants or ["all"])))
+            if not agents:
+                print("no agents (add one with: triage agents add EMAIL --name NAME)")
+        elif args.agents_command == "remove":
+            accounts.remove(args.email)
+            print(f"removed {args.email} (their sessions have ended)")
+        else:
+            accounts.set_password(args.email, _password(f"new password for {args.email}: "))
+            print(f"password of {args.email} changed (their other sessions have ended)")
+    except AccountError as e:
+        print(f"triage agents {args.agents_command}: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_act(args: argparse.Namespace, config: Config) -> int:
+    """reply, note, approve, resolve, close, assign: through triage/agents.py, straight into the
+    database; the running service's outbox picks the queued mail up (see the README)."""
+    import getpass
+    from datetime import datetime, timezone
+
+    from triage.agents import AgentError, Agents
+    from triage.intake import Intake
+    from triage.loops import Gate, parse_limits
+    from triage.pipeline import Pipeline
+    from triage.threading import Signer, signing_key
+
+    store = _store(config)
+    try:
+        ticket_id = _only_ticket(store, args.number, args.tenant)
+    except AgentError as e:
+        print(f"triage {args.command}: {e}", file=sys.stderr)
+        return 1
+    key = signing_key(config.signing_key_env, store)
+    domain = config.support_domain or config.email["from_address"].rpartition("@")[2]
+    gate = Gate(config.own_addresses, parse_limits(config.email["reply_limits"]), config.email["bounce_quiet_hours"])
+    pipeline = Pipeline(config)
+    intake = Intake(config, store, pipeline, Signer(key, domain), gate, hold_local=not config.email["relay_url"])
+    agents = Agents(config, store, pipeline, intake)
+    agent = args.agent or f"cli:{getpass.getuser()}"
+    now = datetime.now(timezone.utc)
+    try:
+        if args.command in ("reply", "note"):
+            text = " ".join(args.text)
+            said = (agents.note if args.command == "note" else agents.reply)(ticket_id, text, agent, now)
+        elif args.command == "assign":
+            said = agents.assign(ticket_id, args.email, agent, now)
+        else:
+            said = getattr(agents, args.command)(ticket_id, agent, now)
+    except AgentError as e:
+        print(f"triage {args.command}: {e}", file=sys.stderr)
+        return 1
+    print(f"#{args.number}: {said}")
+    return 0
+
+
+def _only_ticket(store: Store, number: int, tenant: str | None) -> int:
+    """The id of the one ticket with this number; an AgentError says why there is not exactly one."""
+    from triage.agents import AgentError
+
+    found = store.find_tickets(number, tenant)
+    if not found:
+        raise AgentError(f"no ticket #{number}" + (f" for tenant {tenant}" if tenant else ""))
+    if len(found) > 1:
+        raise AgentError(f"#{number} exists for {', '.join(t['tenant'] or '-' for t in found)}: use --tenant")
+    return found[0]["id"]
+
+
 def _command(sub: argparse._SubParsersAction, name: str, help: str, func: Callable[..., int] | None = None
              ) -> argparse.ArgumentParser:
     """A sub-command that also takes ``--config`` after its name (``triage classify --config DIR``)."""
@@ -492,6 +605,30 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("file", help="a .csv or .json export with title, url, language and body")
     p = _command(sub, "demo", "send sample messages to the running service and show what it did", cmd_demo)
     p.add_argument("--tenant", help="tenant to write to (default: the first one)")
+    p = _command(sub, "agents", "manage the agents who sign in to the web console")
+    a = p.add_subparsers(dest="agents_command", required=True)
+    q = _command(a, "add", "add an agent (password from TRIAGE_AGENT_PASSWORD or asked)", cmd_agents)
+    q.add_argument("email", help="the address the agent signs in with")
+    q.add_argument("--name", required=True, help="the name shown in the console and the audit trail")
+    q.add_argument("--tenant", action="append", help="a tenant the agent may see (repeat; none: all tenants)")
+    _command(a, "list", "list the agents and their tenants", cmd_agents)
+    q = _command(a, "remove", "remove an agent (their sessions end)", cmd_agents)
+    q.add_argument("email", help="the agent's sign-in address")
+    q = _command(a, "password", "set an agent's password (TRIAGE_AGENT_PASSWORD or asked)", cmd_agents)
+    q.add_argument("email", help="the agent's sign-in address")
+    for name, help_text in (("reply", "answer the requester on the ticket's channel (mail via the outbox)"),
+                            ("note", "add an internal note to a ticket"),
+                            ("approve", "send the drafted reply of a ticket held for review"),
+                            ("resolve", "resolve a ticket"), ("close", "close a ticket"),
+                            ("assign", "assign a ticket to an agent")):
+        q = _command(sub, name, help_text, cmd_act)
+        q.add_argument("number", type=TICKET_NUMBER, help="the ticket number, as in [#1042]")
+        if name in ("reply", "note"):
+            q.add_argument("text", nargs="+", help="the text (words are joined with spaces)")
+        if name == "assign":
+            q.add_argument("email", help="the agent to assign it to")
+        q.add_argument("--tenant", help="the ticket's tenant, when the number exists for several")
+        q.add_argument("--agent", help="who acts, for the audit trail (default: cli:$USER)")
     p = _command(sub, "imap-check", "connect to a tenant's IMAP mailboxes and say what works and what is wrong",
                  cmd_imap_check)
     p.add_argument("tenant", help="the tenant's slug")

@@ -27,7 +27,7 @@ class Message:
     (quoted history and signature removed), which is what classification reads.
     """
 
-    channel: str  # "email", "widget" or "slack"
+    channel: str  # "email", "widget", "slack" or "phone" (an agent typed it in)
     id: str  # Message-ID for email, the chat line's id otherwise
     sender: str  # lower-cased address, "" when there is none (null Return-Path bounces)
     sender_name: str = ""
@@ -43,6 +43,7 @@ class Message:
     tenant_hint: str | None = None  # chat lines name their tenant
     user_hash: str = ""  # widget identity proof: HMAC of the address
     user_token: str = ""  # widget identity proof: a short-lived JWT (preferred when present)
+    verified_by: str = ""  # phone tickets: the agent who checked the caller's identity
     mime: EmailMessage | None = None  # the parsed email, for header and MIME checks
     defects: list[str] = field(default_factory=list)  # what the parser had to tolerate
     error: str = ""  # set when the input could not be read as a message at all

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from channels.console import ConsoleChannel
 from channels.imap import Poller
 from channels.smtp import SmtpHandler, smtp_factory
 from channels.widget import WidgetChannel
@@ -292,6 +293,7 @@ class Service:
         if self.slack is not None:
             app.router.add_post("/slack/events", self.slack.handle)
         self.widget.mount(app)
+        ConsoleChannel(self).mount(app)  # the agents' web console: /login, /tickets, /reports
         return app
 
     async def _healthz(self, request: web.Request) -> web.Response:

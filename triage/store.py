@@ -24,6 +24,7 @@ from typing import Any
 from sqlite_utils import Database, Migrations
 
 from triage.directory import User
+from triage.search import fts_query
 
 STATUSES = ("new", "open", "pending", "resolved", "closed")
 OUTBOX_STATUSES = ("queued", "sending", "sent", "failed", "held_local")
@@ -139,9 +140,16 @@ def m004_slack(db: Database) -> None:
     db["tickets"].add_column("assignee", str)
 
 
+@migrations()
+def m005_console_agents(db: Database) -> None:
+    """Agents of the web console: an argon2 hash of the password (never the password), and
+    the tenants they may see (a JSON list; ``null`` means every tenant)."""
+    db["agents"].create({"email": str, "name": str, "password_hash": str, "tenants": str, "created_at": str},
+                        pk="email", not_null=["name", "password_hash", "created_at"])
+
 
 @migrations()
-def m005_foreign_keys(db: Database) -> None:
+def m006_foreign_keys(db: Database) -> None:
     """The references the first schemas left implicit, so Datasette links them and SQLite
     checks them: a rate-limit row names its ticket, a Slack thread its last message shown."""
     db["sent_log"].add_foreign_key("ticket", "tickets", "id")
@@ -360,7 +368,7 @@ class Store:
             "messages.sender, messages.subject, snippet(messages_fts, 1, '[', ']', '…', 12) AS snippet "
             "FROM messages_fts JOIN messages ON messages.id = messages_fts.rowid "
             "LEFT JOIN tickets ON tickets.id = messages.ticket "
-            "WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?", [_fts_query(text), limit]))
+            "WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?", [fts_query(text), limit]))
 
     # -- widget conversations -------------------------------------------------------------
 
@@ -554,8 +562,3 @@ class Store:
                      date.fromisoformat(r["invitation_expires"]) if r["invitation_expires"] else None)
                 for r in self.db.query("SELECT * FROM directory WHERE tenant = ? ORDER BY email", [tenant])]
 
-
-def _fts_query(text: str) -> str:
-    """Words as quoted FTS5 terms: user input never becomes FTS syntax (no errors on '"' or '-')."""
-    words = [w.replace('"', '""') for w in text.split()]
-    return " ".join(f'"{w}"' for w in words) or '""'

@@ -22,8 +22,9 @@ it says, and headers above it with other ids (later hops) are ignored too.
   header: a sender address taken from Sender or Reply-To (From without an address) or
   from one of several From headers is never verified.
 
-Widget: an HMAC of the address keyed with the tenant's secret, compared in constant time.
-Slack: the workspace vouches for its users.
+Widget: an HMAC of the address keyed with the tenant's secret, compared in constant time,
+or a short-lived JWT (triage/widget_identity.py). Slack: the workspace vouches for its users.
+Phone (a ticket an agent typed in): only the agent's explicit check of the caller counts.
 """
 from __future__ import annotations
 
@@ -58,6 +59,8 @@ RULES = {
     "trust-widget-anonymous": "a widget visitor without a signed identity: unverified",
     "trust-widget-bad-hash": "the widget identity signature does not match: unverified",
     "trust-slack-workspace": "sent by a member of the Slack workspace: verified",
+    "trust-agent-verified": "a ticket an agent took by phone or in person, the caller's identity checked by the agent",
+    "trust-agent-unverified": "a ticket an agent took by phone or in person, the caller's identity not checked",
 }
 _KNOWN_RESULTS = {"pass", "fail", "none", "temperror", "permerror"}
 _AUTHSERV = re.compile(r"^([^\s;=()\"\\]+)(?:\s+\d+)?$")  # authserv-id [CFWS version]
@@ -193,6 +196,10 @@ def assess(msg: Message, widget_secret: str, trusted_authserv_ids: list[str]) ->
     """Trust of one message on its channel."""
     if msg.channel == "slack":
         return Trust(True, "trust-slack-workspace", "sent by a member of the Slack workspace")
+    if msg.channel == "phone":
+        if msg.verified_by:
+            return Trust(True, "trust-agent-verified", f"caller's identity checked by {msg.verified_by}")
+        return Trust(False, "trust-agent-unverified", "taken by phone or in person without an identity check")
     if msg.channel == "widget":
         if msg.user_token:  # a short-lived JWT, preferred over the hash (triage/widget_identity.py)
             return Trust(*widget_identity.verify(widget_secret, msg.sender, msg.user_token))
