@@ -243,6 +243,18 @@ def cmd_imap_check(args: argparse.Namespace, config: Config) -> int:
     return 1 if failed else 0
 
 
+def cmd_report(args: argparse.Namespace, config: Config) -> int:
+    from triage.reports import ReportError, build
+
+    try:
+        report = build(_store(config), args.tenant, args.since, args.until, config=config)
+    except ReportError as e:
+        print(f"triage report: {e}", file=sys.stderr)
+        return 2
+    sys.stdout.write(report.csv() if args.format == "csv" else report.text())
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     from triage.demo import run_demo
 
@@ -293,6 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
                  cmd_imap_check)
     p.add_argument("tenant")
     p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for each server (default: %(default)s)")
+    p = _command(sub, "report", "the support desk's figures: volume, response times, automation, corrections",
+                 cmd_report)
+    p.add_argument("--tenant", action="append", help="only this tenant (repeat for several; default: all)")
+    p.add_argument("--since", help="first day, YYYY-MM-DD (UTC), inclusive")
+    p.add_argument("--until", help="last day, YYYY-MM-DD (UTC), inclusive")
+    p.add_argument("--format", choices=("text", "csv"), default="text")
     return parser
 
 

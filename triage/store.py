@@ -139,6 +139,16 @@ def m004_slack(db: Database) -> None:
     db["tickets"].add_column("assignee", str)
 
 
+@migrations()
+def m005_report_indexes(db: Database) -> None:
+    """Reports (``triage/reports.py``) select tickets by creation time, optionally per tenant,
+    and look up each ticket's first event of a kind (its decision, first answer, resolution):
+    without these a report on a million tickets scans tables instead of ranges."""
+    db["tickets"].create_index(["created_at"], if_not_exists=True)
+    db["tickets"].create_index(["tenant", "created_at"], if_not_exists=True)
+    db["events"].create_index(["ticket", "kind", "at"], if_not_exists=True)
+
+
 
 def connect(path: Path | str) -> Database:
     """Open (and create or migrate) the database with the durability settings of the service."""
