@@ -59,28 +59,29 @@ def generate(store: Store, tenants: list[str], count: int, seed: int = 7) -> Non
                         rnd.choice(["internal", "internal", "internal", "external", "unknown"]), "verified",
                         rnd.choice(["en", "en", "sv", "de", "uk", "ru"]), rnd.choice(["email", "email", "widget"]),
                         "subject", "x@y.example", at, at))
-        events.append((ticket_id, "thread", '["thread-new-ticket"]', "new ticket", at))
-        events.append((ticket_id, "decision", f'["requester-external", "{rule}"]', actions, at))
+        events.append((ticket_id, "thread", '["thread-new-ticket"]', "new ticket", at, "{}"))
+        events.append((ticket_id, "decision", f'["requester-external", "{rule}"]', actions, at, "{}"))
         if automated:
             continue
-        events.append((ticket_id, "reply", "[]", "queued", at))
+        events.append((ticket_id, "reply", "[]", "queued", at, "{}"))
         later = created + timedelta(minutes=rnd.randrange(10, 3 * 24 * 60))
         if rnd.random() < 0.05:
-            events.append((ticket_id, "reclassified", '["agent-reclassified"]', actions, iso(later)))
+            events.append((ticket_id, "reclassified", '["agent-reclassified"]', actions, iso(later),
+                           f'{{"from": "{label}", "to": "{rnd.choice(LABELS)}"}}'))
         if rnd.random() < 0.7:
             kind, event_rule = ("approved", "agent-approved") if held else ("agent-reply", "agent-reply")
-            events.append((ticket_id, "reply", "[]", "queued", iso(later)))
-            events.append((ticket_id, kind, f'["{event_rule}"]', "sent", iso(later)))
+            events.append((ticket_id, "reply", "[]", "queued", iso(later), "{}"))
+            events.append((ticket_id, kind, f'["{event_rule}"]', "sent", iso(later), "{}"))
         if rnd.random() < 0.5:
-            events.append((ticket_id, "status", '["agent-resolved"]', "resolved", iso(later + timedelta(hours=2))))
+            events.append((ticket_id, "status", '["agent-resolved"]', "resolved", iso(later + timedelta(hours=2)), "{}"))
         if rnd.random() < 0.05:
-            events.append((ticket_id, "reply-suppressed", '["loop-rate-limit"]', "not sent", iso(later)))
+            events.append((ticket_id, "reply-suppressed", '["loop-rate-limit"]', "not sent", iso(later), "{}"))
     with store.transaction():
         store.db.conn.executemany(
             "INSERT INTO tickets (id, tenant, number, status, priority, category, intent, requester, trust, language, "
             "channel, subject, requester_address, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             tickets)
-        store.db.conn.executemany("INSERT INTO events (ticket, kind, rules, outcome, at) VALUES (?,?,?,?,?)", events)
+        store.db.conn.executemany("INSERT INTO events (ticket, kind, rules, outcome, at, detail) VALUES (?,?,?,?,?,?)", events)
 
 
 def timed(label: str, run) -> float:  # noqa: ANN001 - a callable
@@ -102,7 +103,7 @@ def render(report: reports.Report, folder: Path) -> None:
             for width in (1000, 390):
                 page = browser.new_page(viewport={"width": width, "height": 800})
                 for chart in report.charts:
-                    page.set_content(f"<!doctype html><body style='margin:8px'>{chart.svg()}</body>")
+                    page.set_content(f"<!doctype html><body style='margin:8px'><div style='overflow-x:auto'>{chart.svg()}</div></body>")
                     page.locator("svg").screenshot(path=str(folder / f"{chart.name}-{width}.png"))
                 page.close()
         finally:

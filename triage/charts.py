@@ -59,7 +59,7 @@ def _svg(slug: str, title: str, desc: str, width: float, height: float, body: li
     ids = f"chart-{escape(slug)}"
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
             f'aria-labelledby="{ids}-title {ids}-desc" font-family="system-ui, sans-serif" '
-            f'style="max-width:100%;height:auto">'
+            f'style="width:100%;height:auto;min-width:{width / 28:.0f}em">'
             f'<title id="{ids}-title">{escape(title)}</title><desc id="{ids}-desc">{escape(desc)}</desc>'
             f'<rect width="100%" height="100%" fill="#ffffff"/>'
             + _text(12, 24, title, size=FONT + 3, weight="bold") + "".join(body) + "</svg>")
@@ -96,8 +96,9 @@ def columns(slug: str, title: str, categories: Sequence[str], series: Sequence[S
     """Vertical columns per category (periods, tenants): stacked with the total on top, or grouped."""
     if not categories or not series:
         return _empty(slug, title)
-    slot = max(44.0, 24.0 * (1 if stacked else len(series)) + 12)
     left, right = 64.0, 16.0
+    slot = max(44.0, 24.0 * (1 if stacked else len(series)) + 12,
+               min(140.0, (WIDTH - left - right) / len(categories)))
     width = max(WIDTH, left + slot * len(categories) + right)
     parts, legend_bottom = _legend(series, 50, width)
     top = legend_bottom + 22
@@ -120,9 +121,9 @@ def columns(slug: str, title: str, categories: Sequence[str], series: Sequence[S
                      f'stroke="#d0d0d0" stroke-width="1"/>')
         parts.append(_text(left - 6, y + 5, fmt(value), anchor="end", size=FONT - 2, fill="#555555"))
     parts.append(_text(16, top + plot_h / 2, y_label, anchor="middle", size=FONT - 1, rotate=-90))
-    bar_w = slot - 12 if stacked else (slot - 12) / len(series)
+    bar_w = min(slot - 12, 72.0) if stacked else min(slot - 12, 48.0 * len(series)) / len(series)
     for i, category in enumerate(categories):
-        x0 = left + i * slot + 6
+        x0 = left + i * slot + (slot - (bar_w if stacked else bar_w * len(series))) / 2
         base = bottom
         for j, (name, values) in enumerate(series):
             value = values[i]
@@ -156,34 +157,33 @@ def columns(slug: str, title: str, categories: Sequence[str], series: Sequence[S
 def bars(slug: str, title: str, labels: Sequence[str], series: Sequence[Series], *, x_label: str,
          fmt: Format = number, notes: Sequence[str] = ()) -> str:
     """Horizontal bars, one row per label (long names fit), grouped when there are several series;
-    ``notes`` add a text after each row's bars (say "3 of 12")."""
+    ``notes`` are a line under each row's bars (say "3 of 12")."""
     if not labels or not series:
         return _empty(slug, title)
     label_w = min(260.0, 8.0 * max(len(label) for label in labels) + 16)
     width = WIDTH + max(0.0, label_w - 160)
     parts, legend_bottom = _legend(series, 50, width) if len(series) > 1 else ([], 40.0)
     top = legend_bottom + 16
-    bar_h = 20.0
-    row_h = bar_h * len(series) + 12
-    plot_w = width - label_w - 150
-    height = top + row_h * len(labels) + 44
-    peak = max(max(values) for _name, values in series)
-    axis_max = _nice_max(peak)
+    bar_h = 22.0
+    note_h = 18.0 if notes else 0.0
+    row_h = bar_h * len(series) + note_h + 14
+    plot_w = width - label_w - 70
+    height = top + row_h * len(labels) + 40
+    axis_max = _nice_max(max(max(values) for _name, values in series))
     scale = plot_w / axis_max
     x0 = label_w
     for i, label in enumerate(labels):
         y0 = top + i * row_h + 6
-        parts.append(_text(x0 - 8, y0 + row_h / 2, label, anchor="end", size=FONT - 1))
-        end = x0
+        parts.append(_text(x0 - 8, y0 + bar_h * len(series) / 2 + 5, label, anchor="end", size=FONT - 1))
         for j, (name, values) in enumerate(series):
             value = values[i]
-            w = value * scale
             y = y0 + j * bar_h
-            parts.append(_rect(x0, y, w, bar_h - 2, PALETTE[j % len(PALETTE)], f"{label}, {name}: {fmt(value)}"))
-            parts.append(_text(x0 + w + 6, y + bar_h - 6, fmt(value), size=FONT - 2))
-            end = max(end, x0 + w + 6 + 8 * len(fmt(value)))
+            parts.append(_rect(x0, y, value * scale, bar_h - 3, PALETTE[j % len(PALETTE)],
+                               f"{label}, {name}: {fmt(value)}"))
+            parts.append(_text(x0 + value * scale + 6, y + bar_h - 8, fmt(value), size=FONT - 2))
         if notes and notes[i]:
-            parts.append(_text(end + 8, y0 + row_h / 2, notes[i], size=FONT - 3, fill="#555555"))
+            parts.append(_text(x0 + 2, y0 + bar_h * len(series) + note_h - 4, notes[i], size=FONT - 3,
+                               fill="#555555"))
     bottom = top + row_h * len(labels)
     parts.append(f'<line x1="{x0:.1f}" x2="{x0:.1f}" y1="{top:.1f}" y2="{bottom:.1f}" stroke="#1b1b1b"/>')
     parts.append(_text(x0 + plot_w / 2, height - 12, x_label, anchor="middle", size=FONT - 1))

@@ -314,28 +314,28 @@ class _TicketFacts:
         self.due_hours = float(config.slack.get("first_response_hours", DEFAULT_DUE_HOURS)) if config \
             else DEFAULT_DUE_HOURS
         self.drop()
-        kinds = _kinds(sorted({"decision", "reply", "status", "reclassified", *AGENT_ANSWER, *AGENT_TOUCH}))
-        # One pass over the selected tickets' events (the events(ticket, kind, at) index). ``min(at ||
+        # One pass over the selected tickets' events (a few each: one range of the events(ticket, …) index). ``min(at ||
         # US || x)`` is the x of the earliest such event; the first automatic reply is the first
         # outgoing reply before any agent's answer (an agent's mail is an outbox 'reply' too).
         self.db.execute(f"""
             CREATE TABLE {RAW_TMP} AS SELECT t.id AS id, coalesce(t.tenant, '') AS tenant,
               coalesce(t.category, '') || '/' || coalesce(t.intent, '') AS label, t.created_at AS created,
-              min(CASE WHEN e.kind = 'decision' THEN e.at || char(31) || e.outcome END) AS decision,
+              min(CASE WHEN e.kind = 'decision' THEN e.at || char(31) || coalesce(e.outcome, '') END) AS decision,
               min(CASE WHEN e.kind = 'reply' THEN e.at END) AS reply,
               min(CASE WHEN e.kind IN ({_kinds(AGENT_ANSWER)}) THEN e.at END) AS answered,
               min(CASE WHEN e.kind = 'status' AND (instr(e.rules, '"agent-resolved"') > 0
                        OR instr(e.rules, '"agent-closed"') > 0) THEN e.at END) AS resolved,
               min(CASE WHEN e.kind IN ({_kinds(AGENT_TOUCH)}) THEN e.at END) AS touched,
-              min(CASE WHEN e.kind = 'reclassified' THEN e.at || char(31) || e.detail END) AS corrected
-            FROM tickets t LEFT JOIN events e ON e.ticket = t.id AND e.kind IN ({kinds}){where}
+              min(CASE WHEN e.kind = 'reclassified' THEN e.at || char(31) || coalesce(e.detail, '') END) AS corrected
+            FROM tickets t LEFT JOIN events e ON e.ticket = t.id{where}
             GROUP BY t.id""", params)
         self.db.execute(f"""
             CREATE TABLE {TICKETS_TMP} AS SELECT id, tenant, label, unixepoch(created) AS created,
               substr(decision, instr(decision, char(31)) + 1) AS decision,
               unixepoch(CASE WHEN answered IS NULL OR reply < answered THEN reply END) AS ack,
               unixepoch(answered) AS answered, unixepoch(resolved) AS resolved, unixepoch(touched) AS touched,
-              json_extract(substr(corrected, instr(corrected, char(31)) + 1), '$.from') AS corrected_from,
+              CASE WHEN corrected IS NOT NULL THEN coalesce(json_extract(
+                nullif(substr(corrected, instr(corrected, char(31)) + 1), ''), '$.from'), label) END AS corrected_from,
               NULL AS staffed, NULL AS ack_s, NULL AS answered_s, NULL AS resolved_s
             FROM {RAW_TMP}""")
         self.db.execute(f"DROP TABLE {RAW_TMP}")
@@ -377,11 +377,11 @@ class _TicketFacts:
     # -- aggregation ---------------------------------------------------------------------------
 
     def _per_tenant(self, select: str, where: str = "") -> dict[str, tuple[Any, ...]]:
-        """``select`` aggregated per tenant and over all of them (key ALL)."""
-        sql = f"SELECT {{key}}, {select} FROM {TICKETS_TMP}{' WHERE ' + where if where else ''}"
-        out = {_tenant_label(r[0]): tuple(r[1:]) for r in self.db.execute(sql.format(key="tenant") + " GROUP BY 1")}
+        """Counts (``select`` is sums and counts only) per tenant, and their sums over all (key ALL)."""
+        sql = f"SELECT tenant, {select} FROM {TICKETS_TMP}{' WHERE ' + where if where else ''} GROUP BY 1"
+        out = {_tenant_label(r[0]): tuple(r[1:]) for r in self.db.execute(sql)}
         if out:
-            out[ALL] = tuple(self.db.execute(sql.format(key="''")).fetchone()[1:])
+            out[ALL] = tuple(sum(column) for column in zip(*out.values()))
         return out
 
     def _quantiles(self, column: str) -> dict[str, tuple[float | None, float | None]]:
