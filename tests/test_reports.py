@@ -312,3 +312,50 @@ def test_rule_kinds_the_report_reads_are_the_ones_written():
     for kind in {*reports.AGENT_ANSWER, *reports.AGENT_TOUCH, *reports.REFUSED_MAIL, "reply", "decision", "status"}:
         assert f'"{kind}"' in source, kind
     assert '"agent-resolved"' in source and '"agent-closed"' in source
+
+
+# -- the charts in a real browser -------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--no-first-run", "--disable-sync", "--disable-quic"]
+XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (Debian package chromium)")
+def test_charts_render_in_chromium_with_every_text_inside_and_no_script_run(filled, cfg, tmp_path):
+    """All charts inline in one page, as the console shows them, at a laptop's and a phone's width:
+    each has a size, no upright text runs out of its frame, and a hostile tenant name stays text."""
+    from playwright.sync_api import sync_playwright
+
+    with filled.transaction():
+        ticket(filled, XSS, "2026-11-24 09:00", "email", "technical/bug", "external", "en", DECIDE, "technical-help",
+               [("agent-reply", "agent-reply", "2026-11-24 10:00")])
+    report = reports.build(filled, None, None, None, config=cfg)
+    page_html = "<!doctype html><meta charset=utf-8><body>" + "".join(
+        f"<div style='overflow-x:auto'>{c.svg()}</div>" for c in report.charts) + "</body>"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS, timeout=30_000)
+        try:
+            for width in (1000, 390):
+                page = browser.new_page(viewport={"width": width, "height": 800})
+                page.set_content(page_html)
+                page.wait_for_timeout(200)  # a broken image's onerror would have fired
+                assert page.evaluate("window.__xss") is None
+                assert page.locator("svg img, svg script").count() == 0
+                boxes = page.evaluate("""() => [...document.querySelectorAll('svg')].map(svg => {
+                    const [, , w, h] = svg.getAttribute('viewBox').split(' ').map(Number);
+                    const out = [...svg.querySelectorAll('text:not([transform])')].filter(t => {
+                        const b = t.getBBox();
+                        return b.x < -1 || b.y < -1 || b.x + b.width > w + 1 || b.y + b.height > h + 1;
+                    }).map(t => t.textContent);
+                    const r = svg.getBoundingClientRect();
+                    return {width: r.width, height: r.height, outside: out};
+                })""")
+                assert len(boxes) == len(report.charts)
+                for chart, box in zip(report.charts, boxes):
+                    assert box["width"] > 300 and box["height"] > 60, (chart.name, box)
+                    assert box["outside"] == [], (chart.name, width, box["outside"])
+                page.close()
+        finally:
+            browser.close()

@@ -20,6 +20,7 @@ from html import escape
 PALETTE = ("#2f4858", "#86a0b6", "#4f6d7a", "#c9d6df", "#6b6b6b", "#a6a6a6", "#1b1b1b", "#dedede")
 FONT = 14
 WIDTH = 640
+LABEL_CHARS = 30  # longer names are cut on the chart (rows and CSV keep them)
 EMPTY = "No tickets in this range"
 Series = tuple[str, Sequence[float]]
 Format = Callable[[float], str]
@@ -32,6 +33,11 @@ def number(value: float) -> str:
 
 def percent(value: float) -> str:
     return f"{value * 100:.0f}%"
+
+
+def _fit(text: str, chars: int) -> str:
+    """A label cut to ``chars`` with an ellipsis (the bar's tooltip keeps it whole)."""
+    return text if len(text) <= chars else text[:chars - 1] + "…"
 
 
 def _text(x: float, y: float, text: str, *, anchor: str = "start", size: int = FONT, weight: str = "",
@@ -80,7 +86,8 @@ def _nice_max(value: float) -> float:
 def _legend(series: Sequence[Series], y: float, width: float) -> tuple[list[str], float]:
     """Swatches and names in rows that fit ``width``; returns the parts and the height used."""
     parts, x = [], 12.0
-    for i, (name, _values) in enumerate(series):
+    for i, (full, _values) in enumerate(series):
+        name = _fit(full, LABEL_CHARS)
         span = 22 + 8 * len(name) + 18
         if x + span > width and x > 12:
             x, y = 12.0, y + 22
@@ -103,7 +110,8 @@ def columns(slug: str, title: str, categories: Sequence[str], series: Sequence[S
     parts, legend_bottom = _legend(series, 50, width)
     top = legend_bottom + 22
     plot_h = 260.0
-    longest = max(len(c) for c in categories)
+    shown = [_fit(c, LABEL_CHARS) for c in categories]
+    longest = max(len(c) for c in shown)
     rotate = longest * 8 > slot - 4
     label_h = (longest * 6 + 10) if rotate else 22
     height = top + plot_h + label_h + 34
@@ -144,9 +152,9 @@ def columns(slug: str, title: str, categories: Sequence[str], series: Sequence[S
             parts.append(_text(x0 + bar_w / 2, base - 4, fmt(total), anchor="middle", size=FONT - 2, weight="bold"))
         cx = left + i * slot + slot / 2
         if rotate:
-            parts.append(_text(cx + 4, bottom + 14, category, anchor="end", size=FONT - 2, rotate=-45))
+            parts.append(_text(cx + 4, bottom + 14, shown[i], anchor="end", size=FONT - 2, rotate=-45))
         else:
-            parts.append(_text(cx, bottom + 18, category, anchor="middle", size=FONT - 2))
+            parts.append(_text(cx, bottom + 18, shown[i], anchor="middle", size=FONT - 2))
     parts.append(f'<line x1="{left:.1f}" x2="{width - right:.1f}" y1="{bottom:.1f}" y2="{bottom:.1f}" '
                  f'stroke="#1b1b1b" stroke-width="1"/>')
     parts.append(_text(left + (width - left - right) / 2, height - 10, x_label, anchor="middle", size=FONT - 1))
@@ -160,7 +168,7 @@ def bars(slug: str, title: str, labels: Sequence[str], series: Sequence[Series],
     ``notes`` are a line under each row's bars (say "3 of 12")."""
     if not labels or not series:
         return _empty(slug, title)
-    label_w = min(260.0, 8.0 * max(len(label) for label in labels) + 16)
+    label_w = 8.0 * max(len(_fit(label, LABEL_CHARS)) for label in labels) + 16
     width = WIDTH + max(0.0, label_w - 160)
     parts, legend_bottom = _legend(series, 50, width) if len(series) > 1 else ([], 40.0)
     top = legend_bottom + 16
@@ -174,7 +182,8 @@ def bars(slug: str, title: str, labels: Sequence[str], series: Sequence[Series],
     x0 = label_w
     for i, label in enumerate(labels):
         y0 = top + i * row_h + 6
-        parts.append(_text(x0 - 8, y0 + bar_h * len(series) / 2 + 5, label, anchor="end", size=FONT - 1))
+        parts.append(_text(x0 - 8, y0 + bar_h * len(series) / 2 + 5, _fit(label, LABEL_CHARS), anchor="end",
+                           size=FONT - 1))
         for j, (name, values) in enumerate(series):
             value = values[i]
             y = y0 + j * bar_h
@@ -197,7 +206,7 @@ def heatmap(slug: str, title: str, rows: Sequence[str], cols: Sequence[str], val
     time without a legend of fifteen colours."""
     if not rows or not cols:
         return _empty(slug, title)
-    label_w = min(300.0, 8.0 * max(len(r) for r in rows) + 16)
+    label_w = 8.0 * max(len(_fit(r, LABEL_CHARS)) for r in rows) + 16
     cell_w, cell_h = 44.0, 26.0
     longest = max(len(c) for c in cols)
     head_h = longest * 6 + 16
@@ -212,7 +221,7 @@ def heatmap(slug: str, title: str, rows: Sequence[str], cols: Sequence[str], val
                            weight="bold" if j == len(cols) else ""))
     for i, row in enumerate(rows):
         y = top + i * cell_h
-        parts.append(_text(label_w - 8, y + cell_h / 2 + 5, row, anchor="end", size=FONT - 1))
+        parts.append(_text(label_w - 8, y + cell_h / 2 + 5, _fit(row, LABEL_CHARS), anchor="end", size=FONT - 1))
         for j, value in enumerate(values[i]):
             shade = 255 - int(200 * value / peak)
             fill = f"#{shade:02x}{shade:02x}{min(255, shade + 10):02x}"
