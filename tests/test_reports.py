@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_CONFIG
+from tests.test_widget_browser import ARGS as BROWSER_ARGS, CHROMIUM
 from triage import reports
 from triage.config import load_config
 from triage.store import Store
@@ -227,6 +228,24 @@ def test_an_empty_database_gives_empty_charts(store, cfg):
     assert all(c.rows == [] for c in dated.charts)
 
 
+@pytest.mark.parametrize("tenants, since, until", [(["acme"], "2026-11-23", "2026-11-29"),
+                                                    (None, "2026-11-23", "2026-11-29"), (["zenith"], None, None)])
+def test_report_queries_search_the_indexes_instead_of_scanning_tickets(filled, cfg, tenants, since, until):
+    """Every statement that reads tickets seeks them by an index on created_at or tenant, none scans."""
+    seen: list[str] = []
+    filled.db.conn.set_trace_callback(seen.append)
+    try:
+        reports.build(filled, tenants, since, until, config=cfg)
+    finally:
+        filled.db.conn.set_trace_callback(None)
+    reading = [sql for sql in seen if "FROM tickets t" in sql]
+    assert len(reading) == 3  # the range, the volumes, the per-ticket facts
+    for sql in reading:
+        query = sql[sql.index(" AS ") + 4:] if sql.lstrip().startswith("CREATE") else sql
+        plan = [row[3] for row in filled.db.execute("EXPLAIN QUERY PLAN " + query)]
+        assert any(step.startswith("SEARCH t USING") for step in plan), (query, plan)
+
+
 def test_report_reads_what_intake_and_agents_write(tmp_path, cfg):
     """A real mail through intake, an agent's answer and resolution through Agents."""
     from tests.conftest import make_email
@@ -316,9 +335,6 @@ def test_rule_kinds_the_report_reads_are_the_ones_written():
 
 # -- the charts in a real browser -------------------------------------------------------------
 
-CHROMIUM = Path("/usr/bin/chromium")
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--no-first-run", "--disable-sync", "--disable-quic"]
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 
 

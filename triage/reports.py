@@ -314,11 +314,14 @@ class _TicketFacts:
         self.due_hours = float(config.slack.get("first_response_hours", DEFAULT_DUE_HOURS)) if config \
             else DEFAULT_DUE_HOURS
         self.drop()
-        # One pass over the selected tickets' events (a few each: one range of the events(ticket, …) index). ``min(at ||
+        # The selected tickets first (by the created_at or tenant index, not a scan in id order), then
+        # one pass over their events (a few each: one range of the events(ticket, …) index). ``min(at ||
         # US || x)`` is the x of the earliest such event; the first automatic reply is the first
         # outgoing reply before any agent's answer (an agent's mail is an outbox 'reply' too).
         self.db.execute(f"""
-            CREATE TABLE {RAW_TMP} AS SELECT t.id AS id, coalesce(t.tenant, '') AS tenant,
+            CREATE TABLE {RAW_TMP} AS WITH t AS MATERIALIZED (
+              SELECT t.id, t.tenant, t.category, t.intent, t.created_at FROM tickets t{where})
+            SELECT t.id AS id, coalesce(t.tenant, '') AS tenant,
               coalesce(t.category, '') || '/' || coalesce(t.intent, '') AS label, t.created_at AS created,
               min(CASE WHEN e.kind = 'decision' THEN e.at || char(31) || coalesce(e.outcome, '') END) AS decision,
               min(CASE WHEN e.kind = 'reply' THEN e.at END) AS reply,
@@ -327,7 +330,7 @@ class _TicketFacts:
                        OR instr(e.rules, '"agent-closed"') > 0) THEN e.at END) AS resolved,
               min(CASE WHEN e.kind IN ({_kinds(AGENT_TOUCH)}) THEN e.at END) AS touched,
               min(CASE WHEN e.kind = 'reclassified' THEN e.at || char(31) || coalesce(e.detail, '') END) AS corrected
-            FROM tickets t LEFT JOIN events e ON e.ticket = t.id{where}
+            FROM t LEFT JOIN events e ON e.ticket = t.id
             GROUP BY t.id""", params)
         self.db.execute(f"""
             CREATE TABLE {TICKETS_TMP} AS SELECT id, tenant, label, unixepoch(created) AS created,
