@@ -42,11 +42,12 @@ def generate(store: Store, tenants: list[str], count: int, seed: int = 7) -> Non
     tickets, events = [], []
     numbers = {t: 1000 for t in tenants}
     ticket_id = 0
-    for _ in range(count):
+    # Tickets are numbered as they arrive, so ids grow with created_at (as in a real database).
+    for offset in sorted(rnd.randrange(365 * 86400) for _ in range(count)):
         ticket_id += 1
         tenant = rnd.choice(tenants)
         numbers[tenant] += 1
-        created = START + timedelta(seconds=rnd.randrange(365 * 86400))
+        created = START + timedelta(seconds=offset)
         label = rnd.choice(LABELS)
         category, intent = label.split("/")
         automated = category == "automated"
@@ -73,7 +74,8 @@ def generate(store: Store, tenants: list[str], count: int, seed: int = 7) -> Non
             events.append((ticket_id, "reply", "[]", "queued", iso(later), "{}"))
             events.append((ticket_id, kind, f'["{event_rule}"]', "sent", iso(later), "{}"))
         if rnd.random() < 0.5:
-            events.append((ticket_id, "status", '["agent-resolved"]', "resolved", iso(later + timedelta(hours=2)), "{}"))
+            resolved = iso(later + timedelta(hours=2))
+            events.append((ticket_id, "status", '["agent-resolved"]', "resolved", resolved, "{}"))
         if rnd.random() < 0.05:
             events.append((ticket_id, "reply-suppressed", '["loop-rate-limit"]', "not sent", iso(later), "{}"))
     with store.transaction():
@@ -81,7 +83,8 @@ def generate(store: Store, tenants: list[str], count: int, seed: int = 7) -> Non
             "INSERT INTO tickets (id, tenant, number, status, priority, category, intent, requester, trust, language, "
             "channel, subject, requester_address, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             tickets)
-        store.db.conn.executemany("INSERT INTO events (ticket, kind, rules, outcome, at, detail) VALUES (?,?,?,?,?,?)", events)
+        store.db.conn.executemany(
+            "INSERT INTO events (ticket, kind, rules, outcome, at, detail) VALUES (?,?,?,?,?,?)", events)
 
 
 def timed(label: str, run) -> float:  # noqa: ANN001 - a callable
@@ -103,7 +106,8 @@ def render(report: reports.Report, folder: Path) -> None:
             for width in (1000, 390):
                 page = browser.new_page(viewport={"width": width, "height": 800})
                 for chart in report.charts:
-                    page.set_content(f"<!doctype html><body style='margin:8px'><div style='overflow-x:auto'>{chart.svg()}</div></body>")
+                    page.set_content("<!doctype html><body style='margin:8px'><div style='overflow-x:auto'>"
+                                     f"{chart.svg()}</div></body>")
                     page.locator("svg").screenshot(path=str(folder / f"{chart.name}-{width}.png"))
                 page.close()
         finally:

@@ -178,7 +178,8 @@ def test_csv_equals_the_rows_and_svg_is_wellformed(filled, cfg):
 def test_labels_are_escaped(store):
     evil = "<script>alert(1)</script>"
     with store.transaction():
-        ticket(store, evil, "2026-11-23 08:00", "email", f"technical/{evil}", "external", "en", DECIDE, "technical-help")
+        ticket(store, evil, "2026-11-23 08:00", "email", f"technical/{evil}", "external", "en", DECIDE,
+               "technical-help")
     r = reports.build(store)
     for chart in r.charts:
         svg = chart.svg()
@@ -192,7 +193,8 @@ def test_labels_are_escaped(store):
 def test_filters_by_tenant_and_date(filled, cfg):
     r = reports.build(filled, ["zenith"], "2026-11-24", "2026-11-26", config=cfg)
     assert rows(r, "volume-tenant") == [("2026-11-24", 0, 0), ("2026-11-25", 1, 1), ("2026-11-26", 1, 1)]
-    assert rows(r, "first-response") == [("zenith", 2, 2, 0.0, 0.0, 1, 9.5, 9.5), ("all tenants", 2, 2, 0.0, 0.0, 1, 9.5, 9.5)]
+    assert rows(r, "first-response") == [("zenith", 2, 2, 0.0, 0.0, 1, 9.5, 9.5),
+                                         ("all tenants", 2, 2, 0.0, 0.0, 1, 9.5, 9.5)]
     assert rows(r, "language") == [("en", 2, 1.0)]
     both = reports.build(filled, ["acme", "zenith"], "2026-11-23", "2026-11-23", config=cfg)
     assert rows(both, "volume-tenant") == [("2026-11-23", 1, 1, 2)]
@@ -307,7 +309,8 @@ def test_cli_text_and_csv(cli_config):
     due = next(b for b in blocks if b.startswith("# due-share"))
     assert list(csv.reader(io.StringIO(due)))[1:] == [
         ["tenant", "needing_agent", "within_due", "share", "due_hours"],
-        ["acme", "3", "2", "0.6667", "4.0"], ["zenith", "3", "1", "0.3333", "4.0"], ["all tenants", "6", "3", "0.5", "4.0"]]
+        ["acme", "3", "2", "0.6667", "4.0"], ["zenith", "3", "1", "0.3333", "4.0"],
+        ["all tenants", "6", "3", "0.5", "4.0"]]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,4 +1,4 @@
-"""Server-side SVG charts for the reports: columns (stacked or grouped), horizontal bars, a heatmap.
+"""Server-side SVG charts for the reports: stacked columns, horizontal bars, a heatmap.
 
 Why our own ~250 lines and not a charting library: the reports need exactly three shapes,
 each with a ``<title>``/``<desc>`` for screen readers, every value written as text (a chart
@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from html import escape
 
-PALETTE = ("#2f4858", "#86a0b6", "#4f6d7a", "#c9d6df", "#6b6b6b", "#a6a6a6", "#1b1b1b", "#dedede")
+PALETTE = ("#243b4a", "#9db3c4", "#5f7f92", "#d0d9e0", "#6b6b6b", "#b0b0b0", "#1b1b1b", "#7f9aab")
 FONT = 14
 WIDTH = 640
 LABEL_CHARS = 30  # longer names are cut on the chart (rows and CSV keep them)
@@ -51,7 +51,8 @@ def _text(x: float, y: float, text: str, *, anchor: str = "start", size: int = F
 
 def _rect(x: float, y: float, w: float, h: float, fill: str, tip: str) -> str:
     """A bar with its value as a native tooltip too (no script needed)."""
-    return (f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w, 0):.1f}" height="{max(h, 0):.1f}" fill="{fill}">'
+    return (f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w, 0):.1f}" height="{max(h, 0):.1f}" fill="{fill}" '
+            f'stroke="#ffffff" stroke-width="0.75">'
             f'<title>{escape(tip)}</title></rect>')
 
 
@@ -98,14 +99,14 @@ def _legend(series: Sequence[Series], y: float, width: float) -> tuple[list[str]
     return parts, (y + 10)
 
 
-def columns(slug: str, title: str, categories: Sequence[str], series: Sequence[Series], *, stacked: bool,
-            x_label: str, y_label: str, fmt: Format = number) -> str:
-    """Vertical columns per category (periods, tenants): stacked with the total on top, or grouped."""
+def stacked_columns(slug: str, title: str, categories: Sequence[str], series: Sequence[Series], *,
+                    x_label: str, y_label: str, fmt: Format = number) -> str:
+    """Vertical columns per category (periods, tenants), stacked by series, each part's value
+    inside it where it fits and the column's total on top."""
     if not categories or not series:
         return _empty(slug, title)
     left, right = 64.0, 16.0
-    slot = max(44.0, 24.0 * (1 if stacked else len(series)) + 12,
-               min(140.0, (WIDTH - left - right) / len(categories)))
+    slot = max(44.0, min(140.0, (WIDTH - left - right) / len(categories)))
     width = max(WIDTH, left + slot * len(categories) + right)
     parts, legend_bottom = _legend(series, 50, width)
     top = legend_bottom + 22
@@ -115,11 +116,8 @@ def columns(slug: str, title: str, categories: Sequence[str], series: Sequence[S
     rotate = longest * 8 > slot - 4
     label_h = (longest * 6 + 10) if rotate else 22
     height = top + plot_h + label_h + 34
-    if stacked:
-        peak = max(sum(values[i] for _name, values in series) for i in range(len(categories)))
-    else:
-        peak = max(max(values) for _name, values in series)
-    axis_max = _nice_max(peak)
+    totals = [sum(values[i] for _name, values in series) for i in range(len(categories))]
+    axis_max = _nice_max(max(totals))
     scale = plot_h / axis_max
     bottom = top + plot_h
     for k in range(5):  # gridlines and their values
@@ -129,27 +127,20 @@ def columns(slug: str, title: str, categories: Sequence[str], series: Sequence[S
                      f'stroke="#d0d0d0" stroke-width="1"/>')
         parts.append(_text(left - 6, y + 5, fmt(value), anchor="end", size=FONT - 2, fill="#555555"))
     parts.append(_text(16, top + plot_h / 2, y_label, anchor="middle", size=FONT - 1, rotate=-90))
-    bar_w = min(slot - 12, 72.0) if stacked else min(slot - 12, 48.0 * len(series)) / len(series)
+    bar_w = min(slot - 12, 72.0)
     for i, category in enumerate(categories):
-        x0 = left + i * slot + (slot - (bar_w if stacked else bar_w * len(series))) / 2
+        x = left + i * slot + (slot - bar_w) / 2
         base = bottom
         for j, (name, values) in enumerate(series):
             value = values[i]
             fill = PALETTE[j % len(PALETTE)]
             h = value * scale
-            x = x0 if stacked else x0 + j * bar_w
-            y = base - h if stacked else bottom - h
-            parts.append(_rect(x, y, bar_w, h, fill, f"{category}, {name}: {fmt(value)}"))
-            if stacked and value and h >= FONT + 2:
-                parts.append(_text(x + bar_w / 2, y + h / 2 + 5, fmt(value), anchor="middle", size=FONT - 2,
+            parts.append(_rect(x, base - h, bar_w, h, fill, f"{category}, {name}: {fmt(value)}"))
+            if value and h >= FONT + 2:
+                parts.append(_text(x + bar_w / 2, base - h / 2 + 5, fmt(value), anchor="middle", size=FONT - 2,
                                    fill=_ink(fill)))
-            if not stacked:
-                parts.append(_text(x + bar_w / 2, y - 4, fmt(value), anchor="middle", size=FONT - 3))
-            if stacked:
-                base -= h
-        if stacked:
-            total = sum(values[i] for _name, values in series)
-            parts.append(_text(x0 + bar_w / 2, base - 4, fmt(total), anchor="middle", size=FONT - 2, weight="bold"))
+            base -= h
+        parts.append(_text(x + bar_w / 2, base - 4, fmt(totals[i]), anchor="middle", size=FONT - 2, weight="bold"))
         cx = left + i * slot + slot / 2
         if rotate:
             parts.append(_text(cx + 4, bottom + 14, shown[i], anchor="end", size=FONT - 2, rotate=-45))

@@ -243,8 +243,8 @@ def _draw_volume(period: str) -> Callable[[Chart], str]:
     def draw(c: Chart) -> str:
         names = c.columns[1:-1]
         series = [(n, [r[1 + i] for r in c.rows]) for i, n in enumerate(names)]
-        return charts.columns(c.name, c.title, [r[0] for r in c.rows], _fold(series), stacked=True,
-                              x_label=period.capitalize() + " (UTC)", y_label="tickets")
+        return charts.stacked_columns(c.name, c.title, [r[0] for r in c.rows], _fold(series),
+                                      x_label=period.capitalize() + " (UTC)", y_label="tickets")
     return draw
 
 
@@ -449,11 +449,11 @@ class _TicketFacts:
         rows = [(t, n, auto, agent, hold, round(auto / n, 4)) for t, (n, auto, agent, hold) in _ordered(counts)]
         return Chart("handling", "Decided automatically, by an agent, or held for review",
                      ["tenant", "tickets", "automated", "agent_handled", "held_for_review", "automation_rate"], rows,
-                     lambda c: charts.columns(c.name, c.title, [r[0] for r in c.rows],
-                                              [("automated", [r[2] for r in c.rows]),
-                                               ("agent handled", [r[3] for r in c.rows]),
-                                               ("held for review", [r[4] for r in c.rows])],
-                                              stacked=True, x_label="tenant", y_label="tickets"))
+                     lambda c: charts.stacked_columns(c.name, c.title, [r[0] for r in c.rows],
+                                                      [("automated", [r[2] for r in c.rows]),
+                                                       ("agent handled", [r[3] for r in c.rows]),
+                                                       ("held for review", [r[4] for r in c.rows])],
+                                                      x_label="tenant", y_label="tickets"))
 
     def _suppressed(self) -> Chart:
         rows = list(self.db.execute(f"""
