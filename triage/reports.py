@@ -4,12 +4,12 @@ suppressed mail, agents' corrections and languages, for a date range and some te
 Everything is counted in SQL, in one read transaction (one snapshot: the charts agree with
 each other): one grouped scan of ``tickets`` for the volumes, and one temporary table of
 per-ticket facts (its first decision, first automatic acknowledgement, first agent
-response, resolution, first agent intervention) found through the ``events(ticket, kind,
-at)`` index. Times are counted in support hours: a temporary calendar of each tenant's
-staffed periods (``triage/hours.py``, in its time zone) with the staffed seconds before
-each, so "working seconds until t" is one indexed lookup and a difference of two is the
-working time between them. Medians and 90th percentiles are nearest-rank, by window
-functions. README's "Reports" section defines every figure.
+response, resolution, first agent intervention) read through the ``events(ticket)``
+index. Times are counted in support hours: a temporary calendar of each tenant's staffed
+periods (``triage/hours.py``, in its time zone) with the staffed seconds before each, so
+"working seconds until t" is one indexed lookup and a difference of two is the working
+time between them. Medians and 90th percentiles are nearest-rank, read from one sorted
+column (SQLite has no percentile aggregate). README's "Reports" section defines every figure.
 """
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ class Report:
 
     def text(self) -> str:
         scope = ", ".join(self.tenants) if self.tenants else "all tenants"
-        head = (f"Support report: {self.since or 'start'} to {self.until or 'now'} (UTC days), {scope}, "
+        head = (f"Support report: {self.since or 'first ticket'} to {self.until or 'last ticket'} (UTC days), {scope}, "
                 f"per {self.period}")
         return "\n\n".join([head] + [c.text() for c in self.charts]) + "\n"
 
@@ -315,7 +315,7 @@ class _TicketFacts:
             else DEFAULT_DUE_HOURS
         self.drop()
         # The selected tickets first (by the created_at or tenant index, not a scan in id order), then
-        # one pass over their events (a few each: one range of the events(ticket, …) index). ``min(at ||
+        # one pass over their events (a few each: one range of the events(ticket) index). ``min(at ||
         # US || x)`` is the x of the earliest such event; the first automatic reply is the first
         # outgoing reply before any agent's answer (an agent's mail is an outbox 'reply' too).
         self.db.execute(f"""
