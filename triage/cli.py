@@ -428,6 +428,15 @@ def cmd_kb_import(args: argparse.Namespace, config: Config) -> int:
         bar.update(n)
     bar.done()
     print(f"imported {len(rows)} articles into {folder} (triage serve reads them at its next start)")
+def cmd_report(args: argparse.Namespace, config: Config) -> int:
+    from triage.reports import ReportError, build
+
+    try:
+        report = build(_store(config), args.tenant, args.since, args.until, config=config)
+    except ReportError as e:
+        print(f"triage report: {e}", file=sys.stderr)
+        return 2
+    sys.stdout.write(report.csv() if args.format == "csv" else report.text())
     return 0
 
 
@@ -633,6 +642,13 @@ def build_parser() -> argparse.ArgumentParser:
                  cmd_imap_check)
     p.add_argument("tenant", help="the tenant's slug")
     p.add_argument("--timeout", type=_seconds, default=15.0, help="seconds to wait for each server (default: %(default)s)")
+    p = _command(sub, "report", "the support desk's figures: volume, response times, automation, corrections",
+                 cmd_report)
+    p.add_argument("--tenant", action="append", help="only this tenant (repeat for several; default: all)")
+    p.add_argument("--since", help="first day, YYYY-MM-DD (UTC), inclusive")
+    p.add_argument("--until", help="last day, YYYY-MM-DD (UTC), inclusive")
+    p.add_argument("--format", choices=("text", "csv"), default="text",
+                   help="aligned tables, or one CSV block per chart (default: %(default)s)")
     return parser
 
 

@@ -5,7 +5,7 @@ Acknowledgements promise an answer within the tenant's support hours, so the rep
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from triage.config import SupportHours
@@ -31,3 +31,18 @@ def next_open(hours: SupportHours, timezone: str, now: datetime) -> datetime:
             return start
     return local  # no staffed day configured: promise nothing better than now
 
+
+def staffed_intervals(hours: SupportHours, timezone: str, first: date, last: date) -> list[tuple[datetime, datetime]]:
+    """The staffed periods of the local days ``first``..``last`` as (start, end) in the tenant's
+    time zone: what reports count response times in ("4 working hours", not "4 hours")."""
+    zone = ZoneInfo(timezone)
+    out = []
+    day = first
+    while day <= last:
+        if day.weekday() in hours.days:
+            start = datetime.combine(day, hours.start, tzinfo=zone)
+            end = datetime.combine(day, hours.end, tzinfo=zone)
+            if end > start:
+                out.append((start, end))
+        day += timedelta(days=1)
+    return out

@@ -156,6 +156,15 @@ def m006_foreign_keys(db: Database) -> None:
     db["slack_threads"].add_foreign_key("last_message", "messages", "id")
 
 
+@migrations()
+def m007_report_indexes(db: Database) -> None:
+    """Reports (``triage/reports.py``) select tickets by creation time, optionally per tenant:
+    without these a report on a month of a million tickets scans the whole table. (Each
+    ticket's events are then read through the existing ``events(ticket)`` index.)"""
+    db["tickets"].create_index(["created_at"], if_not_exists=True)
+    db["tickets"].create_index(["tenant", "created_at"], if_not_exists=True)
+
+
 def connect(path: Path | str) -> Database:
     """Open (and create or migrate) the database with the durability settings of the service."""
     path = Path(path)
