@@ -15,11 +15,13 @@ from functools import lru_cache
 
 from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
 
+from triage import translit
 from triage.automated import Automation
 from triage.lexicon import Hit, Lexicon
 from triage.message import Message
 from triage.model import Model
 from triage.subjects import TAG, strip_prefixes
+from triage.translit import CYRILLIC
 
 INTENTS = {
     "technical": ("access", "bug", "howto", "bidding_urgent"),
@@ -129,6 +131,9 @@ class Classifier:
         text = reading_text(msg)
         language_text = msg.new_text if len(msg.new_text.strip()) >= 20 else text
         language = detect_language(language_text, self.languages, default_language)
+        if self.model is not None and language not in CYRILLIC:
+            slavic, text = translit.reading(text, self.model.vocabulary, self.languages)
+            language = slavic or language  # Russian or Ukrainian in Latin letters
         hits = self.lexicon.scan(text)
         signals = self.signals(hits)
         if automation.kind:
@@ -169,12 +174,13 @@ class Classifier:
         if self.model is None:
             human = {label: value for label, value in cues.items() if label in HUMAN_LABELS}
             return combine(human, {}, 1.0, 1.0, NO_MODEL_UNKNOWN_BONUS), evidence
-        raw, used = self.model.log_scores(self.model.featurize(text))
-        strongest = sorted(used, key=lambda u: -u[2])[:6]
-        evidence += [f"{self.model.labels[i]} {'chars' if feat.startswith('~') else 'word'} "
-                     f"'{feat.removeprefix('~').strip()}' ({value:+.2f})" for feat, i, value in strongest]
-        return combine(cues, dict(zip(self.model.labels, raw)), self.model.lexicon_weight,
-                       self.model.temperature, self.model.unknown_bonus), evidence
+        raw, known = self.model.log_scores(self.model.featurize(text))
+        scores = combine(cues, dict(zip(self.model.labels, raw)), self.model.lexicon_weight,
+                         self.model.temperature, self.model.unknown_bonus)
+        top = max(scores, key=scores.__getitem__)
+        evidence += [f"{top} {'chars' if feat.startswith('~') else 'word'} '{feat.removeprefix('~').strip()}' "
+                     f"({value:+.2f})" for feat, value in self.model.strongest(known, top, 6)]
+        return scores, evidence
 
 
 def combine(cues: dict[str, float], model: dict[str, float], weight: float, temperature: float,

@@ -14,13 +14,13 @@ import json
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MODEL_PATH = Path(__file__).resolve().parent / "data" / "model.json"
 _WORD = re.compile(r"[^\W\d_]{2,}|\d+", re.U)
 STEM = 6  # a crude stem that works across the inflected languages: the word's first letters
-CHAR_TEXT = 1500  # characters read for character n-grams: the opening says what a mail is about
+CHAR_TEXT = 800  # characters read for character n-grams: the opening says what a mail is about
 
 
 def features(text: str) -> set[str]:
@@ -55,6 +55,7 @@ class Model:
     chars: tuple[int, int] | None = None  # character n-gram sizes, None for stems only
     normalise: bool = False  # a linear model sees each feature as 1/sqrt(feature count)
     calibration: float = 1.0  # divides the mixed scores before the softmax (fit on held-out data)
+    vocabulary: dict[str, set[str]] = field(default_factory=dict)  # word beginnings per language
 
     def featurize(self, text: str) -> set[str]:
         """The features this model was trained on."""
@@ -63,27 +64,29 @@ class Model:
             feats |= char_grams(text, *self.chars)
         return feats
 
-    def log_scores(self, feats: set[str]) -> tuple[list[float], list[tuple[str, int, float]]]:
-        """Per-label log scores (untempered) and the features that contributed
-        (feature, label index, value)."""
+    def log_scores(self, feats: set[str]) -> tuple[list[float], list[tuple[str, list[float]]]]:
+        """Per-label log scores (untempered) and the known features with their weight rows."""
         weights = self.weights
         known = [(feat, weights[feat]) for feat in feats if feat in weights]
         scale = 1.0 / math.sqrt(len(feats)) if self.normalise and feats else 1.0
         scores = list(self.prior)
         if known:  # summing column-wise in C: this is the hot path of classification
-            sums = map(sum, zip(*(row for _, row in known)))
+            sums = map(sum, zip(*[row for _, row in known]))
             scores = [p + scale * total for p, total in zip(scores, sums)]
-        used = []
-        for feat, row in known:
-            best = max(range(len(row)), key=row.__getitem__)
-            used.append((feat, best, row[best] * scale))
-        return scores, used
+        return scores, known
+
+    def strongest(self, known: list[tuple[str, list[float]]], label: str, n: int) -> list[tuple[str, float]]:
+        """The n features that pull hardest towards ``label``: the evidence an agent reads."""
+        i = self.labels.index(label) if label in self.labels else 0
+        top = sorted(known, key=lambda fr: -fr[1][i])[:n]
+        return [(feat, row[i]) for feat, row in top if row[i] > 0]
 
     def save(self, path: Path = MODEL_PATH) -> None:
         data = {"kind": self.kind, "labels": self.labels, "prior": self.prior,
                 "temperature": self.temperature, "lexicon_weight": self.lexicon_weight,
                 "unknown_bonus": self.unknown_bonus, "calibration": self.calibration,
                 "chars": list(self.chars) if self.chars else None, "normalise": self.normalise,
+                "vocabulary": {lang: sorted(words) for lang, words in sorted(self.vocabulary.items())},
                 "weights": {k: [round(v, 3) for v in row] for k, row in sorted(self.weights.items())}}
         path.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n", "utf-8")
 
@@ -96,7 +99,8 @@ class Model:
         return cls(data["labels"], data["prior"], data["weights"], data["temperature"],
                    data["lexicon_weight"], data.get("unknown_bonus", 0.0), data.get("kind", "naive_bayes"),
                    tuple(chars) if chars else None, data.get("normalise", False),
-                   data.get("calibration", 1.0))
+                   data.get("calibration", 1.0),
+                   {lang: set(words) for lang, words in data.get("vocabulary", {}).items()})
 
 
 def fit(samples: list[tuple[set[str], str]], min_count: int = 2, alpha: float = 0.5) -> Model:

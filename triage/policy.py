@@ -39,6 +39,8 @@ MARGINS: dict[str, tuple[str, float]] = {  # action -> (what, confidence needed)
     "redirect_business": ("relay", 0.70),
 }
 CHEAP_FALLBACK = ("acknowledge", "hold_for_review", "notify_agents")
+# Mail that may be automatic is held without an acknowledgement: a reply to a machine loops.
+FALLBACKS = {"low-confidence-suppress": ("hold_for_review", "notify_agents")}
 
 
 @dataclass
@@ -280,7 +282,7 @@ def decide(ctx: Context) -> Decision:
         if rule.applies(ctx):
             unsure = short_of_margin(rule, ctx.cls.confidence)
             if unsure:
-                return Decision(list(CHEAP_FALLBACK), reasons + [rule.id, unsure])
+                return Decision(list(FALLBACKS.get(unsure, CHEAP_FALLBACK)), reasons + [rule.id, unsure])
             topic = "business" if ctx.cls.category == "business" else "account"
             return Decision(list(rule.actions), reasons + [rule.id], rule.guide, rule.decline,
                             topic if "relay_to_company" in rule.actions else "")

@@ -22,6 +22,8 @@ from pathlib import Path
 from triage.classify import HUMAN_LABELS, MODEL_LABELS, Classifier, combine, softmax
 from triage.lexicon import load_lexicon
 from triage.model import MODEL_PATH, Model, char_grams, features, fit
+from triage import translit
+from triage.translit import CYRILLIC, prefixes
 
 EXAMPLES = Path(__file__).resolve().parent / "data" / "examples"
 TEMPERATURES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
@@ -53,7 +55,7 @@ class Variant:
 
 VARIANTS = (Variant("naive_bayes_stems", "naive_bayes"),
             Variant("logistic_stems", "logistic"),
-            Variant("logistic_stems_chars_3_5", "logistic", (3, 5)))
+            Variant("logistic_stems_chars_3_4", "logistic", (3, 4)))
 
 
 def load_examples(folder: Path = EXAMPLES, extra: list[Example] | None = None) -> list[Example]:
@@ -77,6 +79,19 @@ def load_examples(folder: Path = EXAMPLES, extra: list[Example] | None = None) -
 
 def _text(e: Example) -> str:
     return f"{e.subject}\n{e.text}"
+
+
+def vocabulary(examples: list[Example]) -> dict[str, set[str]]:
+    """Word beginnings per language, in its own script: what tells transliterated Russian
+    and Ukrainian from the Latin-script languages (``triage/translit.py``)."""
+    return {lang: set(prefixes([_text(e) for e in examples if e.language == lang], cyrillic=lang in CYRILLIC))
+            for lang in sorted({e.language for e in examples})}
+
+
+def readings(examples: list[Example], words: dict[str, set[str]], languages: list[str]) -> list[Example]:
+    """The examples as the classifier reads them (transliterated ones with their Cyrillic reading)."""
+    return [Example(e.label, "", translit.reading(_text(e), words, tuple(languages))[1], e.channel, e.language)
+            for e in examples]
 
 
 def _cues(classifier: Classifier, text: str) -> dict[str, float]:
@@ -199,6 +214,8 @@ def train(languages: list[str], corrections: list[Example] | None = None,
           path: Path = MODEL_PATH, variants: tuple[Variant, ...] = VARIANTS) -> dict:
     """Compare the variants by cross-validation, refit the best on every example, save, report."""
     examples = load_examples(extra=corrections)
+    words = vocabulary(examples)
+    examples = readings(examples, words, languages)
     classifier = Classifier(load_lexicon(languages), None, languages)
     results = [(cross_validate(examples, classifier, v), v) for v in variants]
     cv, variant = max(results, key=lambda rv: (rv[0]["accuracy"], -rv[0]["log_loss"]))
@@ -206,6 +223,7 @@ def train(languages: list[str], corrections: list[Example] | None = None,
     model = fit_variant(variant, [(featurize(_text(e)), e.label) for e in examples])
     model.temperature, model.lexicon_weight = cv["temperature"], cv["lexicon_weight"]
     model.unknown_bonus, model.calibration = cv["unknown_bonus"], cv["calibration"]
+    model.vocabulary = words
     model.save(path)
     return {"examples": len(examples),
             "per_language": {lang: sum(e.language == lang for e in examples)
