@@ -19,6 +19,7 @@ DATA = Path(__file__).resolve().parent / "data" / "translit.toml"
 PREFIX = 4  # word beginnings compared: endings are where transliterations differ most
 CYRILLIC = ("ru", "uk")  # the languages whose examples' vocabulary is read in Cyrillic
 MIN_WORDS = 2
+SAMPLE_WORDS = 40  # the opening words decide: transliterating all of a long mail costs time
 MIN_SHARE = 0.5  # of the words, known in the Cyrillic reading
 LEAD = 0.15  # how much better the Cyrillic reading must do than the best Latin language
 _WORD = re.compile(r"[^\W\d_]{3,}")
@@ -76,11 +77,13 @@ def detect(text: str, vocabulary: dict[str, set[str]]) -> str:
     """"ru" or "uk" when a Latin-letter text reads as that language transliterated, else ""."""
     if _CYRILLIC.search(text):
         return ""
-    words = [w for w in _WORD.findall(text.lower()) if _LATIN.match(w)]
+    words = [w for w in _WORD.findall(text.lower()) if _LATIN.match(w)][:SAMPLE_WORDS]
     if len(words) < MIN_WORDS:
         return ""
     latin = max((_share(words, known) for lang, known in vocabulary.items() if lang not in _tables()),
                 default=0.0)
+    if latin + LEAD > 1.0:  # no Cyrillic reading could win: spare the transliteration
+        return ""
     best, best_share = "", 0.0
     for lang in _tables():
         known = vocabulary.get(lang)
