@@ -92,3 +92,25 @@ def test_automated_facts_outrank_words():
 
 def test_short_chat_line_without_content_is_unknown():
     assert _cls("hello? anybody here", channel="widget").label == "other/unknown"
+
+
+@pytest.mark.parametrize("text", [
+    "Exclusive offer for your business! Our agency doubles your online sales in 30 days. "
+    "Reply YES to book a free consultation, limited places.",
+    "Grattis! Du har vunnit ett presentkort värt 3000 kr. Klicka på länken för att hämta din vinst idag.",
+    "Sonderangebot nur diese Woche: 40 % Rabatt auf alle Druckerpatronen! Jetzt bestellen und sparen.",
+    "Поздравляем! Вы выиграли денежный приз. Перейдите по ссылке, чтобы получить выигрыш сегодня.",
+    "Знижка 50% на всі курси англійської тільки до неділі! Реєструйтеся за посиланням.",
+])
+def test_marketing_without_headers_is_bulk(text):
+    cls = _cls(text)
+    assert cls.label == "automated/bulk" and cls.priority == "low", (cls.label, cls.scores)
+
+
+@pytest.mark.parametrize("text", [
+    "Back from holiday today and now I can't log in, the password is rejected.",
+    "Jag är tillbaka från semestern och kan inte logga in längre, lösenordet fungerar inte.",
+    "Ich bin aus dem Urlaub zurück und kann mich nicht mehr anmelden.",
+])
+def test_a_person_back_from_holiday_is_no_auto_reply(text):
+    assert _cls(text).category != "automated"

@@ -160,3 +160,19 @@ def test_zammad_bounces_are_suppressed(name, kind, pipeline):
     outcome = pipeline.run(parse_email(path.read_bytes()), 1001)
     assert (outcome.cls.category, outcome.cls.intent) == ("automated", kind)
     assert outcome.decision.actions == ["suppress"] and outcome.reply is None and outcome.relay is None
+
+
+# Zammad mails that are bulk by their wording alone (no header says so): suppressing them
+# is right. Every other mail of the corpus is a person's or a system's mail that must reach
+# an agent: none may be suppressed for its wording. Exact: a change in either direction fails.
+BULK_BY_WORDING: dict[str, str] = {}
+
+
+def test_no_person_is_suppressed_for_the_wording(pipeline):
+    root = need_shared("corpora", "zammad")
+    by_wording = set()
+    for n, path in enumerate(_raw_mails(root)):
+        outcome = pipeline.run(parse_email(path.read_bytes()), 2001 + n)
+        if "automated-by-content" in outcome.decision.reasons and outcome.decision.suppressed:
+            by_wording.add(path.name)
+    assert by_wording == set(BULK_BY_WORDING)

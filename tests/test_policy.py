@@ -13,7 +13,7 @@ from triage.automated import Automation
 from triage.classify import Classification
 from triage.identify import identify
 from triage.parse import parse_chat, parse_email
-from triage.policy import ACTIONS, RULES, Context, decide
+from triage.policy import ACTIONS, CHEAP_FALLBACK, FALLBACKS, MARGINS, RULES, Context, decide
 from triage.trust import assess
 
 REPLYING = {"acknowledge", "redirect_business", "relay_to_company", "renew_invitation",
@@ -154,3 +154,40 @@ def test_confidential_declined(config):
 def test_deadline_relayed_and_declined(config):
     d = _decide(config, make_email(), "business/deadline")
     assert {"relay_to_company", "decline"} <= set(d.actions)
+
+
+# --- cost-aware decisions: expensive actions need their own confidence margin -------------
+
+@pytest.mark.parametrize("label, sender, rule, fallback", [
+    ("business/question", "tom.user@steelworks.lt", "business-question-from-supplier", "low-confidence-relay"),
+    ("business/confidential", "tom.user@steelworks.lt", "confidential-declined", "low-confidence-decline"),
+    ("account/invitation", "iva.new@cablecorp.com.ua", "invitation-renew-own-address", "low-confidence-account"),
+    ("automated/bulk", "tom.user@steelworks.lt", "automated-by-content", "low-confidence-suppress"),
+])
+def test_expensive_actions_below_their_margin_are_held(config, label, sender, rule, fallback):
+    margin = min(needed for _, needed in MARGINS.values())
+    d = _decide(config, make_email(sender), label, confidence=margin - 0.01)
+    assert d.actions == list(FALLBACKS.get(fallback, CHEAP_FALLBACK)) and d.reasons[-2:] == [rule, fallback]
+    assert "hold_for_review" in d.actions
+    assert not d.relay_topic and not d.decline
+    sure = _decide(config, make_email(sender), label, confidence=0.99)
+    assert rule == sure.reasons[-1] and "hold_for_review" not in sure.actions
+
+
+def test_automatic_mail_by_content_is_suppressed_when_sure(config):
+    d = _decide(config, make_email(), "automated/bulk", confidence=0.95)
+    assert d.actions == ["suppress"] and d.suppressed
+
+
+def test_header_facts_need_no_margin(config):
+    auto = Automation()
+    auto.add("auto-header-list-id", "bulk")
+    d = _decide(config, make_email(), "automated/bulk", automation=auto, confidence=0.1)
+    assert d.actions == ["suppress"] and "automated-mail" in d.reasons
+    d = _decide(config, make_email(to="noreply@support.test"), "business/question", confidence=0.5)
+    assert d.actions == ["suppress"]
+
+
+def test_cheap_actions_need_no_margin(config):
+    d = _decide(config, make_email(), "technical/bug", confidence=0.5)
+    assert d.actions == ["acknowledge", "notify_agents"] and d.reasons[-1] == "technical-help"

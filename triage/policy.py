@@ -24,6 +24,24 @@ ACTIONS = ("acknowledge", "redirect_business", "relay_to_company", "renew_invita
            "hold_for_review", "suppress", "notify_agents")
 _ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 
+# Cost-aware decisions: the confidence (calibrated, ``triage train``) an action needs when the
+# classifier's reading of the words chose it. Relaying to the company, declining, suppressing
+# and account actions are expensive when wrong; acknowledging and holding for an agent are
+# cheap. Below its margin a rule's decision becomes acknowledge + hold_for_review with the
+# rule id ``low-confidence-<what>``. Checked in this order: the first action that misses
+# its margin names the fallback.
+MARGINS: dict[str, tuple[str, float]] = {  # action -> (what, confidence needed)
+    "suppress": ("suppress", 0.85),
+    "renew_invitation": ("account", 0.80),
+    "guide_self_service": ("account", 0.60),
+    "decline": ("decline", 0.80),
+    "relay_to_company": ("relay", 0.80),
+    "redirect_business": ("relay", 0.80),
+}
+CHEAP_FALLBACK = ("acknowledge", "hold_for_review", "notify_agents")
+# Mail that may be automatic is held without an acknowledgement: a reply to a machine loops.
+FALLBACKS = {"low-confidence-suppress": ("hold_for_review", "notify_agents")}
+
 
 @dataclass
 class Context:
@@ -63,6 +81,7 @@ class Rule:
     actions: tuple[str, ...]
     guide: str = ""  # which self-service explanation the reply gives
     decline: str = ""  # which refusal the reply gives
+    worded: bool = True  # decided by the classifier's reading of the words: MARGINS apply
 
 
 @dataclass
@@ -129,15 +148,17 @@ def _colleague_admin_can_add(c: Context) -> bool:
 RULES: list[Rule] = [
     # --- machine mail and non-standard channels: never answered ---------------------------
     Rule("automated-mail", "out-of-office, bounce or bulk mail gets no reply",
-         lambda c: bool(c.automation.kind), ("suppress",)),
+         lambda c: bool(c.automation.kind), ("suppress",), worded=False),
     Rule("sent-to-noreply-address", "mail to a no-reply address is not a support channel",
-         _only_noreply, ("suppress",)),
+         _only_noreply, ("suppress",), worded=False),
     Rule("from-own-address", "mail from the bot's own addresses (or a +subaddress of one) would loop",
-         lambda c: c.config.is_own_address(c.msg.sender), ("suppress",)),
+         lambda c: c.config.is_own_address(c.msg.sender), ("suppress",), worded=False),
     Rule("no-sender-address", "nobody to answer: an agent looks at it",
-         lambda c: not c.msg.sender, ("hold_for_review", "notify_agents")),
+         lambda c: not c.msg.sender, ("hold_for_review", "notify_agents"), worded=False),
+    Rule("automated-by-content", "newsletters, marketing and automatic replies known by their wording",
+         _category("automated"), ("suppress",)),
     Rule("tenant-unknown", "no tenant owns the recipient: an agent routes it",
-         lambda c: c.who.tenant is None, ("hold_for_review", "notify_agents")),
+         lambda c: c.who.tenant is None, ("hold_for_review", "notify_agents"), worded=False),
     # --- emergencies first, before any doubt about the wording ----------------------------
     Rule("bidding-urgent", "a live auction closing in minutes: alert agents at once",
          _is(URGENT), ("escalate", "acknowledge", "notify_agents")),
@@ -165,7 +186,7 @@ RULES: list[Rule] = [
     # --- invitations: renewed only for the invited, verified address itself -------------------
     Rule("invitation-unverified-channel", "an unverified sender cannot have an invitation renewed",
          lambda c: c.label == "account/invitation" and not c.trust.verified,
-         ("request_verified_channel", "hold_for_review", "notify_agents")),
+         ("request_verified_channel", "notify_agents")),
     Rule("invitation-deactivated-account", "a deactivated account is the company's decision",
          lambda c: c.label == "account/invitation" and c.who.user is not None
          and c.who.user.status == "deactivated", ("relay_to_company", "notify_agents")),
@@ -174,7 +195,7 @@ RULES: list[Rule] = [
          ("renew_invitation", "notify_agents")),
     Rule("invitation-from-unregistered-address", "ask the invited person to write from the invited address",
          lambda c: c.label == "account/invitation" and c.who.requester == "unknown",
-         ("request_verified_channel", "hold_for_review", "notify_agents")),
+         ("request_verified_channel", "notify_agents")),
     Rule("invitation-for-someone-else", "a request for another person's invitation goes to the company",
          _is("account/invitation"), ("relay_to_company", "hold_for_review", "notify_agents")),
     # --- new users: nobody gets an account just by asking ------------------------------------
@@ -237,11 +258,30 @@ RULE_IDS = [r.id for r in RULES]
 assert len(set(RULE_IDS)) == len(RULE_IDS), "rule ids must be unique"
 
 
+def short_of_margin(rule: Rule, confidence: float) -> str:
+    """``low-confidence-<what>`` when an expensive action of a worded rule lacks its
+    margin (see MARGINS), else ""."""
+    if not rule.worded:
+        return ""
+    for action, (what, needed) in MARGINS.items():
+        if action in rule.actions and confidence < needed:
+            return f"low-confidence-{what}"
+    return ""
+
+
+MARGIN_RULE_IDS = sorted({f"low-confidence-{what}" for what, _ in MARGINS.values()})
+
+
 def decide(ctx: Context) -> Decision:
-    """Apply the first matching rule; the reasons list every fact and rule that led there."""
+    """Apply the first matching rule; the reasons list every fact and rule that led there.
+    A worded rule whose expensive action lacks its confidence margin falls back to the
+    cheap acknowledge + hold, and both rule ids are in the reasons."""
     reasons = list(ctx.who.reasons) + [ctx.trust.reason] + ctx.automation.reasons
     for rule in RULES:
         if rule.applies(ctx):
+            unsure = short_of_margin(rule, ctx.cls.confidence)
+            if unsure:
+                return Decision(list(FALLBACKS.get(unsure, CHEAP_FALLBACK)), reasons + [rule.id, unsure])
             topic = "business" if ctx.cls.category == "business" else "account"
             return Decision(list(rule.actions), reasons + [rule.id], rule.guide, rule.decline,
                             topic if "relay_to_company" in rule.actions else "")
