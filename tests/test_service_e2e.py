@@ -288,7 +288,7 @@ async def test_operator_commands(tmp_path, capsys):
 
     assert main(config + ["tickets", "--tenant", "acme", "--limit", "3"]) == 0
     listing = capsys.readouterr().out.splitlines()
-    assert len(listing) == 3 and listing[0].startswith("#1006")
+    assert len(listing) == 4 and listing[0].startswith("TICKET") and listing[1].startswith("#1006")
     assert main(config + ["tickets", "--category", "business"]) == 0
     assert "business/question" in capsys.readouterr().out
 
