@@ -247,7 +247,7 @@ class WidgetChannel:
             self.service.last_error = f"widget: {type(e).__name__}: {e}"
             return _error(503, "the message could not be saved; please send it again in a moment")
         return web.json_response({"token": posted.token, "ticket": posted.number, "verified": posted.verified,
-                                  "duplicate": posted.duplicate})
+                                  "duplicate": posted.duplicate, "queued": posted.queued})
 
     @staticmethod
     def _line(tenant: Tenant, data: dict[str, Any]) -> tuple[ChatLine | None, str]:
@@ -272,7 +272,7 @@ class WidgetChannel:
 
     async def _state(self, request: web.Request, after: int) -> dict[str, Any] | None:
         token = request.query.get("token", "")
-        state = await self.service.run_db(self.service.conversations.state, token, after)
+        state = await self.service.conversation_state(token, after)
         if state is None or state["tenant"] != request[TENANT].slug:
             return None
         return state
@@ -314,8 +314,8 @@ class WidgetChannel:
             token = str(data.get("token", ""))
         except (ValueError, AttributeError):
             return _error(400, "the request must be a JSON object with the conversation's token")
-        state = await self.service.run_db(self.service.conversations.state, token, 0)
-        if state is None or state["tenant"] != request[TENANT].slug:
+        state = await self.service.conversation_state(token)
+        if state is None or state["tenant"] != request[TENANT].slug or state["ticket"] is None:
             return _error(404, "this conversation is not known (any more)")
         try:
             refused = await self.service.mail_transcript(token)

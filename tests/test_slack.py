@@ -17,7 +17,7 @@ import aiosmtplib
 import pytest
 
 from tests import slackkit as sk
-from tests.servicekit import OTHER_SUPPORT, SUPPORT, Sink, mail, write_config
+from tests.servicekit import OTHER_SUPPORT, SUPPORT, Sink, drained, mail, write_config
 from triage.config import SupportHours, load_config
 from triage.notifier import first_response_due
 from triage.service import Service
@@ -44,6 +44,7 @@ class Env:
     async def send(self, raw: bytes, sender: str = TOM, to: str = SUPPORT) -> None:
         host, port = self.service.smtp_address
         await aiosmtplib.send(raw, sender=sender, recipients=[to], hostname=host, port=port, timeout=30)
+        await drained(self.service)  # 250 means queued: wait until the writer filed it
 
     async def rows(self, sql: str, params: list | None = None) -> list[dict]:
         return await self.service.run_db(lambda: list(self.service.store.db.query(sql, params or [])))

@@ -5,7 +5,7 @@ stores: the service does that with the :class:`Outcome`, and ``triage classify``
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from triage import automated, hours, trust
@@ -39,6 +39,16 @@ class Outcome:
     relay_subject: str | None
     relay: str | None
 
+    def portable(self) -> Outcome:
+        """A copy that crosses a process boundary cheaply: no MIME tree, no tenant object (its
+        directory is large; the receiver binds its own with :meth:`bind`)."""
+        return replace(self, msg=self.msg.detached(), who=replace(self.who, tenant=None, colleagues=[]))
+
+    def bind(self, config: Config, tenant: str | None) -> Outcome:
+        """The portable outcome with the receiver's own tenant object for ``tenant`` (a slug)."""
+        self.who.tenant = config.tenants.get(tenant) if tenant else None
+        return self
+
     def contract(self) -> dict:
         """The JSON line of ``triage classify`` (see CONTRACT.md)."""
         line = {
@@ -58,30 +68,23 @@ class Outcome:
         return line
 
 
-class Pipeline:
-    """Built once per configuration: the lexicon, model and templates are loaded here."""
+class Drafts:
+    """The render stage alone (templates, no classifier): the service's writer renders with it
+    once it knows the ticket number, and only for a decision that gets a reply or a relay."""
 
-    def __init__(self, config: Config, renderer: Renderer | None = None):
-        self.config = config
-        self.lexicon = load_lexicon(config.languages)
-        self.classifier = Classifier(self.lexicon, Model.load(), config.languages)
+    def __init__(self, renderer: Renderer | None = None):
         self.renderer = renderer or Renderer()
 
-    def run(self, msg: Message, ticket: int, now: datetime | None = None) -> Outcome:
-        now = now or datetime.now(timezone.utc)
-        who = identify(msg, self.config)
-        tenant = who.tenant
-        proof = trust.assess(msg, tenant.widget_secret if tenant else "",
-                             self.config.email["trusted_authserv_ids"])
-        auto = automated.detect(msg, self.lexicon)
-        cls = self.classifier.classify(msg, auto, tenant.language if tenant else "en")
-        decision = decide(Context(msg, who, proof, auto, cls, self.config))
-        reply = relay_subject = relay = None
-        if tenant and not decision.suppressed:
-            reply = self.draft_reply(msg, who, cls, decision, ticket, now)
+    def complete(self, outcome: Outcome, ticket: int, now: datetime) -> Outcome:
+        """The assessed outcome with its reply and relay drafted for ticket number ``ticket``."""
+        who, decision = outcome.who, outcome.decision
+        outcome.ticket = ticket
+        if who.tenant and not decision.suppressed:
+            outcome.reply = self.draft_reply(outcome.msg, who, outcome.cls, decision, ticket, now)
             if decision.relay_topic:
-                relay_subject, relay = self._relay(msg, who, proof, cls, decision, ticket)
-        return Outcome(msg, who, proof, auto, cls, decision, ticket, reply, relay_subject, relay)
+                outcome.relay_subject, outcome.relay = self._relay(outcome.msg, who, outcome.trust, outcome.cls,
+                                                                   decision, ticket)
+        return outcome
 
     def draft_reply(self, msg: Message, who: Identity, cls: Classification, decision: Decision,
                     ticket: int, now: datetime) -> str | None:
@@ -115,3 +118,29 @@ class Pipeline:
             "text": msg.text or msg.new_text, "reasons": decision.reasons,
         }
         return self.renderer.relay(tenant.language, tenant.language, context)
+
+
+class Pipeline(Drafts):
+    """Built once per configuration: the lexicon, model and templates are loaded here."""
+
+    def __init__(self, config: Config, renderer: Renderer | None = None):
+        super().__init__(renderer)
+        self.config = config
+        self.lexicon = load_lexicon(config.languages)
+        self.classifier = Classifier(self.lexicon, Model.load(), config.languages)
+
+    def assess(self, msg: Message, now: datetime | None = None) -> Outcome:
+        """Everything up to the decision (the expensive part, run in the service's worker
+        processes); nothing is rendered, since the ticket number is not known yet."""
+        who = identify(msg, self.config)
+        tenant = who.tenant
+        proof = trust.assess(msg, tenant.widget_secret if tenant else "",
+                             self.config.email["trusted_authserv_ids"])
+        auto = automated.detect(msg, self.lexicon)
+        cls = self.classifier.classify(msg, auto, tenant.language if tenant else "en")
+        decision = decide(Context(msg, who, proof, auto, cls, self.config))
+        return Outcome(msg, who, proof, auto, cls, decision, 0, None, None, None)
+
+    def run(self, msg: Message, ticket: int, now: datetime | None = None) -> Outcome:
+        now = now or datetime.now(timezone.utc)
+        return self.complete(self.assess(msg, now), ticket, now)
