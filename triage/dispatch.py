@@ -25,7 +25,7 @@ from triage.chat import Conversations, Posted
 from triage.inbound import MAX_ATTEMPTS, Inbound, Queued
 from triage.intake import Intake, Result
 from triage.store import iso
-from triage.workers import Assessed, Job, WorkerDied, WorkerFailed, Workers
+from triage.workers import Assessed, Job, NotRun, WorkerDied, WorkerFailed, Workers
 
 RunIn = Callable[..., Awaitable[Any]]
 
@@ -49,6 +49,8 @@ def file_batch(intake: Intake, conversations: Conversations, rows: list[Queued],
     with store.transaction():
         intake.prepare(now)
         for row, item in zip(rows, assessed):
+            if isinstance(item, NotRun):
+                continue  # stays queued as it was: the next pass takes it again
             try:
                 if isinstance(item, Exception):
                     raise item
@@ -123,18 +125,13 @@ class Dispatcher:
                     continue
                 self.inflight.update(row.id for row in rows)
                 version = self.intake.directory_version
-                assessed = await asyncio.gather(*(self._assess(row, version) for row in rows))
-                await batches.put((rows, list(assessed)))
+                jobs = [Job(row.kind, row.raw, row.mail_from, row.recipients,
+                            datetime.fromisoformat(row.received_at), version) for row in rows]
+                parts = await asyncio.gather(*(self.workers.assess(chunk) for chunk in self.workers.chunks(jobs)))
+                await batches.put((rows, [result for part in parts for result in part]))
         finally:
             await batches.put(None)
             await writer
-
-    async def _assess(self, row: Queued, version: int) -> Assessed | Exception:
-        job = Job(row.kind, row.raw, row.mail_from, row.recipients, datetime.fromisoformat(row.received_at), version)
-        try:
-            return await self.workers.assess(job)
-        except (WorkerFailed, WorkerDied) as e:
-            return e
 
     async def _file_loop(self, batches: asyncio.Queue[tuple[list[Queued], list[Assessed | Exception]] | None]) -> None:
         while (item := await batches.get()) is not None:

@@ -47,6 +47,10 @@ class WorkerDied(Exception):
     """The worker process ended while it held this mail (killed, crashed, out of memory)."""
 
 
+class NotRun(Exception):
+    """The worker died before it reached this mail: not an attempt, it is simply tried again."""
+
+
 @dataclass
 class Job:
     """One queued mail or chat line, as a worker needs it."""
@@ -102,12 +106,12 @@ def _refresh_directories(pipeline: Pipeline, database: Path, version: int) -> No
         conn.close()
 
 
-def _serve(conn: Connection, config_root: str, database: str, factory: Callable[..., Pipeline]) -> None:
+def _serve(conn: Connection, config_root: str, database: str, factory: Callable[..., Pipeline], nice: int) -> None:
     """The worker process: load once, then answer jobs until the pipe closes."""
     from triage.config import load_config
 
     try:
-        os.nice(NICE)
+        os.nice(nice)
     except OSError:  # not allowed here: run at normal priority
         pass
     pipeline = factory(load_config(config_root))
@@ -115,16 +119,17 @@ def _serve(conn: Connection, config_root: str, database: str, factory: Callable[
     conn.send(("ready", os.getpid()))
     while True:
         try:
-            job: Job = conn.recv()
+            jobs: list[Job] = conn.recv()
         except (EOFError, OSError):
             return
-        try:
-            if job.directory_version != version:
-                _refresh_directories(pipeline, Path(database), job.directory_version)
-                version = job.directory_version
-            conn.send(("ok", assess(pipeline, job)))
-        except Exception as e:  # the mail's own failure: the writer retries and then quarantines it
-            conn.send(("error", f"{type(e).__name__}: {e}"))
+        for job in jobs:  # each answer as soon as it is ready: a death is charged to one mail
+            try:
+                if job.directory_version != version:
+                    _refresh_directories(pipeline, Path(database), job.directory_version)
+                    version = job.directory_version
+                conn.send(("ok", assess(pipeline, job)))
+            except Exception as e:  # the mail's own failure: the writer retries and then quarantines it
+                conn.send(("error", f"{type(e).__name__}: {e}"))
 
 
 class _Worker:
@@ -134,7 +139,7 @@ class _Worker:
         self.pool = pool
         self.conn, child = pool.context.Pipe()
         self.process = pool.context.Process(target=_serve, daemon=True, name="triage-worker",
-                                            args=(child, pool.config_root, pool.database, pool.factory))
+                                            args=(child, pool.config_root, pool.database, pool.factory, pool.nice))
         self.process.start()
         child.close()
         self.jobs = 0
@@ -153,17 +158,24 @@ class _Worker:
         self.process.join(5)
         raise WorkerDied(f"worker process {self.process.pid} died (exit code {self.process.exitcode})")
 
-    def call(self, job: Job) -> Assessed:
-        """Blocking: send the job, wait for the answer or the process's death."""
+    def call(self, jobs: list[Job]) -> list[Assessed | Exception]:
+        """Blocking: send a chunk of jobs in one message (one wake-up of the worker for all of
+        them), collect an answer per job; after a death, the job it held is WorkerDied and
+        the ones after it NotRun."""
         try:
-            self.conn.send(job)
+            self.conn.send(jobs)
         except (BrokenPipeError, OSError):
             pass  # it died before reading: _receive says so
-        kind, value = self._receive()
-        self.jobs += 1
-        if kind == "error":
-            raise WorkerFailed(value)
-        return value
+        results: list[Assessed | Exception] = []
+        for _ in jobs:
+            try:
+                kind, value = self._receive()
+            except WorkerDied as e:
+                results.append(e)
+                break
+            self.jobs += 1
+            results.append(WorkerFailed(value) if kind == "error" else value)
+        return results + [NotRun("the worker died before this mail")] * (len(jobs) - len(results))
 
     def stop(self) -> None:
         self.conn.close()
@@ -176,8 +188,10 @@ class _Worker:
 class Workers:
     """``count`` worker processes; :meth:`assess` runs one job on the next free one."""
 
-    def __init__(self, config_root: Path, database: Path, count: int, factory: Callable[..., Pipeline] = Pipeline):
+    def __init__(self, config_root: Path, database: Path, count: int, factory: Callable[..., Pipeline] = Pipeline,
+                 nice: int = NICE):
         self.config_root = str(config_root)
+        self.nice = nice
         self.database = str(database)
         self.count = count
         self.factory = factory  # a module-level callable (tests give a pipeline that fails on purpose)
@@ -201,17 +215,24 @@ class Workers:
         with self._lock:
             return [{"pid": w.pid, "jobs": w.jobs} for w in self._all]
 
-    async def assess(self, job: Job) -> Assessed:
+    async def assess(self, jobs: list[Job]) -> list[Assessed | Exception]:
+        """A chunk of jobs on the next free worker: per job its Assessed, or WorkerFailed,
+        WorkerDied or NotRun. A dead worker is replaced before it takes work again."""
         worker = await self._idle.get()
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._threads, worker.call, job)
-        except WorkerDied:
-            self.deaths += 1
-            worker = await loop.run_in_executor(self._threads, self._replace, worker)
-            raise
+            results = await loop.run_in_executor(self._threads, worker.call, jobs)
+            if any(isinstance(r, WorkerDied) for r in results):
+                self.deaths += 1
+                worker = await loop.run_in_executor(self._threads, self._replace, worker)
+            return results
         finally:
             self._idle.put_nowait(worker)
+
+    def chunks(self, jobs: list[Any]) -> list[list[Any]]:
+        """``jobs`` split evenly over the workers, in order (one message to each worker)."""
+        size = max(1, -(-len(jobs) // self.count))
+        return [jobs[i:i + size] for i in range(0, len(jobs), size)]
 
     def _replace(self, dead: _Worker) -> _Worker:
         dead.stop()
