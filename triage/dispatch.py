@@ -15,7 +15,6 @@ agents alerted). The sender heard 250 when the row was queued and is never asked
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -110,6 +109,7 @@ class Dispatcher:
         future = self._waiters.get(row_id)
         if future is None:
             future = self._waiters[row_id] = asyncio.get_running_loop().create_future()
+            future.add_done_callback(_retrieved)
         return future
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -154,8 +154,14 @@ class Dispatcher:
                     else:
                         future.set_result(result)
             if filed.failed:
-                self.last_error = "intake: " + json.dumps(list(filed.failed.values())[-1])[1:-1]
+                self.last_error = "intake: " + list(filed.failed.values())[-1]
             self.on_filed(filed)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """A waiter nobody awaits any more (the widget answered "queued") must not log its exception."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def _first(*waits: Awaitable[Any], timeout: float) -> None:
