@@ -7,6 +7,11 @@ renders and files the whole batch in one transaction of the main database. Only 
 are the rows deleted from the queue. While one batch is being filed the next is being
 assessed, so neither the workers nor the writer wait for the other.
 
+Taking mail comes first: while mail is arriving (``busy()``) and the queue is not near its
+limit, the writer pauses after each batch for three times as long as the batch took, so
+the SMTP sessions in the same process get most of the interpreter; the queue absorbs the
+burst and is filed at full speed as soon as it calms down (or fills up).
+
 A row whose pipeline raised, whose worker died, or whose filing failed is tried again
 after ``retry_delay`` × attempts seconds; the third failure quarantines it (its raw mail,
 envelope and error in the ``quarantine`` table, an ``intake-quarantined`` event, the
@@ -84,7 +89,8 @@ class Dispatcher:
 
     def __init__(self, inbound: Inbound, run_queue: RunIn, run_db: RunIn, workers: Workers, intake: Intake,
                  conversations: Conversations, clock: Callable[[], datetime],
-                 on_filed: Callable[[Filed], None], *, batch: int = 32, retry_delay: float = 2.0):
+                 on_filed: Callable[[Filed], None], *, busy: Callable[[], bool] = lambda: False,
+                 batch: int = 32, retry_delay: float = 2.0):
         self.inbound = inbound
         self.run_queue = run_queue
         self.run_db = run_db
@@ -93,6 +99,7 @@ class Dispatcher:
         self.conversations = conversations
         self.clock = clock
         self.on_filed = on_filed
+        self.busy = busy
         self.batch = batch
         self.retry_delay = retry_delay
         self.inflight: set[int] = set()
@@ -137,6 +144,7 @@ class Dispatcher:
         while (item := await batches.get()) is not None:
             rows, assessed = item
             now = self.clock()
+            started = asyncio.get_running_loop().time()
             try:
                 filed = await self.run_db(file_batch, self.intake, self.conversations, rows, assessed, now)
                 await self.run_queue(self.inbound.finish, filed.done, filed.failed, now, self.retry_delay)
@@ -156,6 +164,8 @@ class Dispatcher:
             if filed.failed:
                 self.last_error = "intake: " + list(filed.failed.values())[-1]
             self.on_filed(filed)
+            if self.busy():  # mail is arriving: let the sessions have the interpreter (see above)
+                await asyncio.sleep(3 * (asyncio.get_running_loop().time() - started))
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

@@ -89,6 +89,7 @@ class Service:
         self._queue_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-queue")
         self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[int]] | None] = asyncio.Queue()
         self.depth = 0  # rows in the inbound queue, committed or being committed (back-pressure)
+        self._accepted_at = 0.0  # loop time of the last commit to the queue
         self._stop = asyncio.Event()
         self._sessions: set[Any] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -126,7 +127,8 @@ class Service:
         self.workers = Workers(self.config.root, self.config.database, self.config.workers, self.pipeline_factory)
         await self.workers.start()
         self.dispatcher = Dispatcher(self.inbound, self.run_queue, self.run_db, self.workers, self.intake,
-                                     self.conversations, self.clock, self._filed, retry_delay=self.intake_retry)
+                                     self.conversations, self.clock, self._filed, busy=self._busy,
+                                     retry_delay=self.intake_retry)
         self._start_slack()
         loop = asyncio.get_running_loop()
         host, port = split_listen(self.config.email["listen"])
@@ -352,7 +354,13 @@ class Service:
         for (_, future), row_id in zip(batch, ids):
             if not future.done():
                 future.set_result(row_id)
+        self._accepted_at = asyncio.get_running_loop().time()
         self.dispatcher.wake()
+
+    def _busy(self) -> bool:
+        """Mail arrived in the last 0.2 s and the queue is under half its limit: accepting comes first."""
+        recent = asyncio.get_running_loop().time() - self._accepted_at < 0.2
+        return recent and self.depth < self.config.queue_limit // 2
 
     def _filed(self, filed: Filed) -> None:
         """After the writer's commit: the queue shrank; the outbox, Slack and the widget may have news."""
