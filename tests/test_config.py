@@ -89,3 +89,14 @@ def test_widget_secret_from_environment(tmp_path, monkeypatch):
                                              'widget_secret_env = "ACME_WIDGET_SECRET"'))
     monkeypatch.setenv("ACME_WIDGET_SECRET", "from-env")
     assert load_config(folder).tenants["acme"].widget_secret == "from-env"
+
+
+def test_workers_and_queue_limit_are_validated(tmp_path):
+    from tests.servicekit import write_config
+
+    assert load_config(write_config(tmp_path / "ok", workers=0)).workers >= 1  # 0: one per core
+    assert load_config(write_config(tmp_path / "two", workers=2, queue_limit=50)).queue_limit == 50
+    with pytest.raises(ConfigError, match=r"triage\.toml.*service\.workers"):
+        load_config(write_config(tmp_path / "neg", workers=-1))
+    with pytest.raises(ConfigError, match=r"triage\.toml.*service\.queue_limit"):
+        load_config(write_config(tmp_path / "zero", queue_limit=0))
