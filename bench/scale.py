@@ -183,8 +183,10 @@ def main() -> None:
             rates["empty"].append(ingest(config, empty, items, tag))
             rates["big"].append(ingest(config, big, items, tag))
         best = {name: max(values) for name, values in rates.items()}
+        median = {name: statistics.median(values) for name, values in rates.items()}
         print(f"ingest (writer, assessed mail, best of 3): empty {best['empty']:.0f} msg/s, at {args.tickets:,} "
               f"tickets {best['big']:.0f} msg/s, ratio {best['big'] / best['empty']:.2f} "
+              f"(of the medians {median['big'] / median['empty']:.2f}) "
               f"(all runs: empty {', '.join(f'{r:.0f}' for r in rates['empty'])}; "
               f"big {', '.join(f'{r:.0f}' for r in rates['big'])})")
         small, large = queries(empty, args.runs), queries(big, args.runs)

@@ -90,6 +90,7 @@ class Service:
         self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[int]] | None] = asyncio.Queue()
         self.depth = 0  # rows in the inbound queue, committed or being committed (back-pressure)
         self._accepted_at = 0.0  # loop time of the last commit to the queue
+        self._group = 0.0  # mails per queue commit, moving average: above 1, sessions wait on each other
         self._stop = asyncio.Event()
         self._sessions: set[Any] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -156,7 +157,7 @@ class Service:
         self.out(f"triage serve: http http://{self.web_address[0]}:{self.web_address[1]}/healthz")
         self.out(f"triage serve: database {self.config.database.resolve()}")
         self.out(f"triage serve: queue {queue_path(self.config.database).resolve()} ({self.depth} waiting), "
-                 f"{self.config.workers} worker process(es) {', '.join(str(w['pid']) for w in self.workers.describe())}")
+                 f"{self.config.workers} worker process(es) {','.join(str(w['pid']) for w in self.workers.describe())}")
         self.out("triage serve: relay " + (self.relay.describe() if self.relay
                                            else "none (relay_url is empty: mail is held in the outbox)"))
         self.out(f"triage serve: tenants {', '.join(sorted(self.config.tenants))}")
@@ -355,12 +356,15 @@ class Service:
             if not future.done():
                 future.set_result(row_id)
         self._accepted_at = asyncio.get_running_loop().time()
+        self._group = 0.8 * self._group + 0.2 * len(batch)
         self.dispatcher.wake()
 
     def _busy(self) -> bool:
-        """Mail arrived in the last 0.2 s and the queue is under half its limit: accepting comes first."""
+        """A flood: mail arrived in the last 0.2 s, several sessions per queue commit (under a
+        steady moderate load each commit carries one), and the queue under half its limit.
+        Then accepting comes first and the writer yields (see triage.dispatch)."""
         recent = asyncio.get_running_loop().time() - self._accepted_at < 0.2
-        return recent and self.depth < self.config.queue_limit // 2
+        return recent and self._group >= 3 and self.depth < self.config.queue_limit // 2
 
     def _filed(self, filed: Filed) -> None:
         """After the writer's commit: the queue shrank; the outbox, Slack and the widget may have news."""
