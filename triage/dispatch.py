@@ -7,8 +7,8 @@ renders and files the whole batch in one transaction of the main database. Only 
 are the rows deleted from the queue. While one batch is being filed the next is being
 assessed, so neither the workers nor the writer wait for the other.
 
-Taking mail comes first: during a flood (``busy()``: many sessions at once, the queue not
-near its limit), the writer pauses after each batch for nine times as long as the batch
+Taking mail comes first: during a flood (``busy()``: hundreds of mails a second, the queue
+not near its limit), the writer pauses after each batch for nine times as long as the batch
 took, so the SMTP sessions in the same process get most of the interpreter; the queue
 absorbs the burst and is filed at full speed as soon as it calms down (or fills up).
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import deque
 import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,8 @@ from triage.threading import Signer, signing_key
 from triage.workers import Workers
 
 DRAIN_GRACE = 10.0  # seconds a clean stop waits for the queue to be filed (the rest waits for the restart)
+FLOOD_RATE = 200  # mails a second above which accepting is a flood and the writer yields
+FLOOD_WINDOW = 0.5  # seconds over which the arrival rate is counted
 CHAT_WAIT = 3.0  # seconds the widget waits for its line's ticket before answering "queued"
 
 
@@ -89,8 +92,7 @@ class Service:
         self._queue_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-queue")
         self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[int]] | None] = asyncio.Queue()
         self.depth = 0  # rows in the inbound queue, committed or being committed (back-pressure)
-        self._accepted_at = 0.0  # loop time of the last commit to the queue
-        self._group = 0.0  # mails per queue commit, moving average: above 1, sessions wait on each other
+        self._recent: deque[tuple[float, int]] = deque()  # (loop time, mails) of the queue commits of the last FLOOD_WINDOW s
         self._stop = asyncio.Event()
         self._sessions: set[Any] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -355,16 +357,18 @@ class Service:
         for (_, future), row_id in zip(batch, ids):
             if not future.done():
                 future.set_result(row_id)
-        self._accepted_at = asyncio.get_running_loop().time()
-        self._group = 0.8 * self._group + 0.2 * len(batch)
+        self._recent.append((asyncio.get_running_loop().time(), len(batch)))
         self.dispatcher.wake()
 
     def _busy(self) -> bool:
-        """A flood: mail arrived in the last 0.2 s, several sessions per queue commit (under a
-        steady moderate load each commit carries one), and the queue under half its limit.
-        Then accepting comes first and the writer yields (see triage.dispatch)."""
-        recent = asyncio.get_running_loop().time() - self._accepted_at < 0.2
-        return recent and self._group >= 3 and self.depth < self.config.queue_limit // 2
+        """A flood: more than FLOOD_RATE mails a second arriving (a steady load below it the
+        writer files as it comes) and the queue under half its limit. Then accepting comes
+        first and the writer yields the interpreter (see triage.dispatch)."""
+        now = asyncio.get_running_loop().time()
+        while self._recent and self._recent[0][0] < now - FLOOD_WINDOW:
+            self._recent.popleft()
+        rate = sum(n for _, n in self._recent) / FLOOD_WINDOW
+        return rate > FLOOD_RATE and self.depth < self.config.queue_limit // 2
 
     def _filed(self, filed: Filed) -> None:
         """After the writer's commit: the queue shrank; the outbox, Slack and the widget may have news."""
