@@ -7,13 +7,18 @@ labelled examples. The baseline is the standard library alone parsing the same b
 (``email.message_from_bytes`` with ``policy.default`` and reading the body), run side by side
 in this process, so the ratio says what triage costs on top of merely reading the mail.
 
-    python bench/classify.py [--count 10000] [--config DIR]
+Then the same messages go through the service's worker processes (:mod:`triage.workers`,
+parse → decide, as ``triage serve`` runs them) with 1 and with 2 workers, and the script
+prints both rates, their ratio and each process's peak RSS.
+
+    python bench/classify.py [--count 10000] [--config DIR] [--workers 1,2]
 """
 from __future__ import annotations
 
 import argparse
 import email
 import json
+import os
 import random
 import resource
 import sys
@@ -95,10 +100,52 @@ def run_triage(items, pipeline: Pipeline) -> float:
     return time.perf_counter() - start
 
 
+def worker_jobs(items) -> list:
+    """The generated messages as the queue hands them to the worker processes."""
+    from datetime import datetime, timezone
+
+    from triage.workers import Job
+
+    now = datetime.now(timezone.utc)
+    jobs = []
+    for n, (kind, payload) in enumerate(items):
+        if kind == "email":
+            jobs.append(Job("email", payload, "", [], now, 0))
+        else:
+            line = {"client_id": f"bench{n:08d}", "tenant": payload["tenant"], "email": payload["from"], "name": "",
+                    "user_hash": "", "text": payload["text"], "key": f"<bench.{n}@widget.invalid>"}
+            jobs.append(Job("chat", json.dumps(line).encode(), "", [], now, 0))
+    return jobs
+
+
+async def run_workers(config_dir: Path, jobs: list, count: int) -> tuple[float, list[float]]:
+    """Messages per second through ``count`` worker processes, and their peak RSS (MiB)."""
+    import asyncio
+
+    from triage.workers import Workers
+
+    workers = Workers(config_dir, config_dir / "no-database.db", count, nice=0)  # as fast as this process
+    await workers.start()
+    try:
+        await asyncio.gather(*(workers.assess(c) for c in workers.chunks(jobs[:100 * count])))  # warm up each
+        start = time.perf_counter()
+        for i in range(0, len(jobs), 32):  # batches of 32, as the service's dispatcher takes them
+            await asyncio.gather(*(workers.assess(c) for c in workers.chunks(jobs[i:i + 32])))
+        elapsed = time.perf_counter() - start
+        rss = []
+        for worker in workers.describe():
+            status = Path(f"/proc/{worker['pid']}/status").read_text()
+            rss.append(int(next(x for x in status.splitlines() if x.startswith("VmHWM:")).split()[1]) / 1024)
+    finally:
+        await workers.stop()
+    return len(jobs) / elapsed, rss
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--count", type=int, default=10_000)
     ap.add_argument("--config", default=str(REPO / "config"))
+    ap.add_argument("--workers", default="1,2", help="worker process counts to measure, comma-separated")
     args = ap.parse_args()
     config = load_config(args.config)
     items = generate(args.count, config)
@@ -113,6 +160,17 @@ def main() -> int:
     print(f"triage full pipeline:         {n / full:,.0f} msg/s  ({full / n * 1e3:.3f} ms/msg)")
     print(f"ratio triage/baseline:        {base / full:.3f}")
     print(f"peak memory (max RSS):        {peak:,.0f} MiB")
+    import asyncio
+
+    jobs = worker_jobs(items)
+    rates = {}
+    for count in [int(c) for c in args.workers.split(",") if c]:
+        rates[count], rss = asyncio.run(run_workers(Path(args.config).resolve(), jobs, count))
+        print(f"worker processes: {count}:        {rates[count]:,.0f} msg/s  "
+              f"(peak RSS per worker: {', '.join(f'{r:.0f} MiB' for r in rss)})")
+    if 1 in rates and len(rates) > 1:
+        most = max(rates)
+        print(f"speed-up {most} vs 1 worker:       {rates[most] / rates[1]:.2f}x on {os.cpu_count()} cores")
     return 0
 
 

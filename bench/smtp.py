@@ -6,6 +6,10 @@ first to an aiosmtpd server whose handler only answers 250, then to ``triage ser
 subprocess on a temporary copy of ``config/``: durable commits, replies held in the outbox),
 and prints both rates, their ratio and the service's p50/p99 latency (MAIL FROM to the
 250 after DATA). The ratio says what triage costs on top of merely receiving the mail.
+The 250 means "in the inbound queue"; the bench then waits until the queue has drained,
+checks that every accepted message is a ticket, and prints the time from each 250 to its
+ticket (seen by polling the database every 20 ms), the CPU time per message of the SMTP
+process and of the worker processes, and their peak RSS.
 
     python bench/smtp.py [--messages 5000] [--connections 8] [--config DIR]
 """
@@ -17,10 +21,12 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from email.message import EmailMessage
@@ -70,7 +76,7 @@ async def _read_reply(reader: asyncio.StreamReader) -> int:
 
 
 async def _session(host: str, port: int, messages: list[tuple[str, bytes]], to: str,
-                   latencies: list[float]) -> int:
+                   latencies: list[float], accepted: dict[str, float]) -> int:
     """A minimal SMTP client (no pipelining): the client must cost less than the servers."""
     reader, writer = await asyncio.open_connection(host, port)
     await _read_reply(reader)
@@ -89,6 +95,8 @@ async def _session(host: str, port: int, messages: list[tuple[str, bytes]], to: 
         code = await _read_reply(reader)
         latencies.append(time.perf_counter() - start)
         ok += code == 250
+        if code == 250:
+            accepted[raw.split(b"Message-ID: ", 1)[1].split(b"\r\n", 1)[0].decode()] = time.time()
     writer.write(b"QUIT\r\n")
     await _read_reply(reader)
     writer.close()
@@ -99,13 +107,14 @@ async def _session(host: str, port: int, messages: list[tuple[str, bytes]], to: 
 async def _client(host: str, port: int, count: int, connections: int, to: str) -> dict:
     messages = make_messages(count, to)
     latencies: list[float] = []
+    accepted: dict[str, float] = {}
     start = time.perf_counter()
-    oks = await asyncio.gather(*(_session(host, port, messages[i::connections], to, latencies)
+    oks = await asyncio.gather(*(_session(host, port, messages[i::connections], to, latencies, accepted)
                                  for i in range(connections)))
     elapsed = time.perf_counter() - start
     q = statistics.quantiles(latencies, n=100)
     return {"messages": count, "accepted": sum(oks), "seconds": elapsed, "rate": count / elapsed,
-            "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000}
+            "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "accepted_at": accepted}
 
 
 def run_client(host: str, port: int, count: int, connections: int, to: str) -> dict:
@@ -169,6 +178,42 @@ def bench_config(source: Path, folder: Path) -> Path:
     return config
 
 
+class TicketWatch(threading.Thread):
+    """Notes when each inbound message first shows up in the database (polling every 20 ms)."""
+
+    def __init__(self, database: Path):
+        super().__init__(daemon=True)
+        self.database = database
+        self.seen: dict[str, float] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        last = 0
+        while not self.stop.is_set():
+            try:
+                conn = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=5)
+                try:
+                    rows = conn.execute("SELECT id, message_id FROM messages WHERE direction = 'in' AND id > ? "
+                                        "ORDER BY id", [last]).fetchall()
+                finally:
+                    conn.close()
+            except sqlite3.Error:  # not created yet
+                rows = []
+            now = time.time()
+            for row_id, message_id in rows:
+                self.seen.setdefault(message_id, now)
+                last = row_id
+            self.stop.wait(0.02)
+
+
+def peak_rss_mib(pid: int) -> float:
+    """Peak resident memory of a process (VmHWM, Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system, all threads) a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -222,23 +267,46 @@ def main() -> None:
 
         service, lines = _start([sys.executable, "-m", "triage.cli", "--config", str(config_dir), "serve"],
                                 "triage serve: ready")
+        watch = TicketWatch(config.database)
+        watch.start()
         try:
             port = int(next(line for line in lines if line.startswith("triage serve: smtp")).rpartition(":")[2])
+            queue_line = next(line for line in lines if line.startswith("triage serve: queue"))
+            workers = [int(pid) for pid in queue_line.rpartition(")")[2].split()[-1].split(",")]
             cpu_before = cpu_seconds(service.pid)
+            workers_before = sum(cpu_seconds(pid) for pid in workers)
             served = run_client("127.0.0.1", port, args.messages, args.connections, to)
+            accepted_at = served.pop("accepted_at")
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline and not set(accepted_at) <= set(watch.seen):
+                time.sleep(0.1)
+            drained = time.time()
             served["cpu_ms"] = (cpu_seconds(service.pid) - cpu_before) / args.messages * 1000
+            served["worker_cpu_ms"] = (sum(cpu_seconds(pid) for pid in workers) - workers_before) / args.messages * 1000
+            served["rss"] = peak_rss_mib(service.pid)
+            served["worker_rss"] = [peak_rss_mib(pid) for pid in workers]
         finally:
+            watch.stop.set()
             _stop(service)
         from triage.store import Store
 
         tickets = Store(config.database).db["tickets"].count
+        waits = sorted(watch.seen[m] - t for m, t in accepted_at.items() if m in watch.seen)
+        first_250 = min(accepted_at.values())
         ceiling = pipeline_rate(config, to, min(args.messages, 500))
 
     print(f"messages {args.messages} over {args.connections} connections, one client process")
     print(f"bare aiosmtpd sink : {bare['rate']:8.1f} msg/s  (p50 {bare['p50_ms']:.1f} ms, p99 {bare['p99_ms']:.1f} ms)")
     print(f"triage serve       : {served['rate']:8.1f} msg/s  (p50 {served['p50_ms']:.1f} ms, p99 {served['p99_ms']:.1f} ms)"
-          f"  accepted {served['accepted']}, tickets {tickets}, {served['cpu_ms']:.1f} ms CPU per message")
+          f"  accepted {served['accepted']}, tickets {tickets}")
     print(f"ratio service/sink : {served['rate'] / bare['rate']:.3f}")
+    wq = statistics.quantiles(waits, n=100) if len(waits) > 1 else [0.0] * 99
+    print(f"250 → ticket       : p50 {wq[49] * 1000:.0f} ms, p99 {wq[98] * 1000:.0f} ms; all {len(waits)} filed "
+          f"{drained - first_250:.1f} s after the first 250 ({len(waits) / max(drained - first_250, 1e-9):.1f} msg/s "
+          f"end to end)")
+    print(f"CPU per message    : SMTP/writer process {served['cpu_ms']:.2f} ms, workers {served['worker_cpu_ms']:.2f} ms")
+    print(f"peak RSS           : SMTP/writer process {served['rss']:.0f} MiB, workers "
+          + ", ".join(f"{r:.0f} MiB" for r in served["worker_rss"]))
     print(f"for scale: the pipeline alone (parse → render, one core, no SMTP, no SQLite) runs {ceiling:.1f} msg/s "
           f"({1000 / ceiling:.1f} ms per message)")
 

@@ -11,8 +11,9 @@ and the event loop never waits on a server. One :class:`Poller` per mailbox:
   dedupe of the intake turns what was already filed into no-ops (rule
   ``imap-uidvalidity-changed``);
 - a batch (``batch`` UIDs) is fetched with BODY.PEEK[] (nothing is marked read yet), every
-  mail goes through ``Service.deliver`` (the same one-transaction intake as SMTP, so the
-  group commit writes a batch with few fsyncs), and only after the commit the mail is
+  mail goes through ``Service.deliver_fetched`` (the same inbound queue as SMTP, so the
+  group commit writes a batch with few fsyncs; a full queue makes it wait, the mail stays
+  on the server), and only after the commit the mail is
   flagged \\Seen and moved to ``processed_folder``; then the last UID advances. A crash
   anywhere in between leaves the mail where it was, and the next run delivers it again
   as a duplicate: nothing lost, no second ticket;
@@ -55,7 +56,7 @@ _HEADERS = email.parser.BytesHeaderParser()
 
 
 class Accepted(Protocol):
-    duplicate: bool
+    queue_id: int  # committed to the service's inbound queue
 
 
 Deliver = Callable[[bytes, str, list[str]], Awaitable[Accepted]]

@@ -2,8 +2,11 @@
 
 Recipients are checked at RCPT time (550 for anything that is not ours: never an open
 relay and no backscatter later), the size limit is aiosmtpd's ``data_size_limit`` (552),
-and DATA is answered 250 only when the service says the message is committed. Anything
-going wrong there is a 451: the sending MTA keeps the mail and tries again.
+and DATA is answered 250 only when the service says the message is committed to its
+inbound queue. A full queue is ``451 4.3.2`` (at MAIL FROM already, so the body is not
+even sent; RFC 3463: system not accepting network messages); anything else going wrong
+is a 451 too: the sending MTA keeps the mail and tries again. After a 250 the mail is
+ours: nothing that happens later is the sender's problem.
 """
 from __future__ import annotations
 
@@ -16,22 +19,38 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 log = logging.getLogger(__name__)
 
 
+BUSY = "451 4.3.2 Too much mail waiting to be processed, please try again later"
+
+
+class QueueFull(Exception):
+    """The service's queue holds more than it may: answer 451 4.3.2 until it drains."""
+
+
 class Accepted(Protocol):
     """What the service says about a committed delivery."""
 
-    number: int | None
-    duplicate: bool
+    queue_id: int
 
 
 Deliver = Callable[[bytes, str, list[str]], Awaitable[Accepted]]
 
 
 class SmtpHandler:
-    """``accepts(address)`` says whether we receive mail for an address; ``deliver`` commits a mail."""
+    """``accepts(address)`` says whether we receive mail for an address; ``deliver`` commits a
+    mail; ``full()`` says the queue is over its limit."""
 
-    def __init__(self, accepts: Callable[[str], bool], deliver: Deliver):
+    def __init__(self, accepts: Callable[[str], bool], deliver: Deliver, full: Callable[[], bool]):
         self.accepts = accepts
         self.deliver = deliver
+        self.full = full
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        if self.full():
+            return BUSY
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
@@ -44,12 +63,12 @@ class SmtpHandler:
         raw = envelope.original_content or b""
         try:
             result = await self.deliver(raw, envelope.mail_from or "", list(envelope.rcpt_tos))
+        except QueueFull:
+            return BUSY
         except Exception as e:  # the service could not commit it: the sender must retry
             log.warning("delivery failed: %s: %s", type(e).__name__, e)
             return "451 4.3.0 Temporary failure, please try again later"
-        if result.duplicate:
-            return "250 2.0.0 OK: already received"
-        return f"250 2.0.0 OK: ticket #{result.number}"
+        return f"250 2.0.0 OK: queued as {result.queue_id}"
 
 
 def smtp_factory(handler: SmtpHandler, *, hostname: str, size_limit: int,

@@ -265,7 +265,7 @@ class WidgetChannel:
             self.service.last_error = f"widget: {type(e).__name__}: {e}"
             return _error(503, "the message could not be saved; please send it again in a moment")
         return web.json_response({"token": posted.token, "ticket": posted.number, "verified": posted.verified,
-                                  "duplicate": posted.duplicate})
+                                  "duplicate": posted.duplicate, "queued": posted.queued})
 
     @staticmethod
     def _line(tenant: Tenant, data: dict[str, Any]) -> ChatLine:
@@ -288,7 +288,7 @@ class WidgetChannel:
 
     async def _state(self, request: web.Request, after: int) -> dict[str, Any] | None:
         token = check.token(check.checked(request.query.get("token", ""), "token", 100))
-        state = await self.service.run_db(self.service.conversations.state, token, after)
+        state = await self.service.conversation_state(token, after)
         if state is None or state["tenant"] != request[TENANT].slug:
             return None
         return state
@@ -336,8 +336,8 @@ class WidgetChannel:
     async def _transcript(self, request: web.Request) -> web.Response:
         data = await check.read_json(request, "the request is too large: it needs only the conversation's token")
         token = check.token(check.string(data, "token", 100))
-        state = await self.service.run_db(self.service.conversations.state, token, 0)
-        if state is None or state["tenant"] != request[TENANT].slug:
+        state = await self.service.conversation_state(token)
+        if state is None or state["tenant"] != request[TENANT].slug or state["ticket"] is None:
             return _error(404, "this conversation is not known (any more)")
         try:
             refused = await self.service.mail_transcript(token)

@@ -25,6 +25,8 @@ TRIAGE_TOML = """\
 [service]
 database = "var/triage.db"
 support_domain = "support.test"
+workers = {workers}
+queue_limit = {queue_limit}
 
 [email]
 listen = "127.0.0.1:{smtp_port}"
@@ -94,12 +96,15 @@ def free_port() -> int:
 
 
 def write_config(folder: Path, *, relay_url: str = "", smtp_port: int = 0, web_port: int = 0,
-                 max_size: int = 1_000_000, limits: str = '["10/600", "25/3600"]') -> Path:
-    """A two-tenant configuration in ``folder`` (database under folder/var)."""
+                 max_size: int = 1_000_000, limits: str = '["10/600", "25/3600"]', workers: int = 1,
+                 queue_limit: int = 10000) -> Path:
+    """A two-tenant configuration in ``folder`` (database under folder/var); one worker process
+    unless asked (each loads a pipeline: tests start many services)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "tenants").mkdir(exist_ok=True)
     (folder / "triage.toml").write_text(TRIAGE_TOML.format(
-        smtp_port=smtp_port, web_port=web_port, relay_url=relay_url, bot=BOT, max_size=max_size, limits=limits))
+        smtp_port=smtp_port, web_port=web_port, relay_url=relay_url, bot=BOT, max_size=max_size, limits=limits,
+        workers=workers, queue_limit=queue_limit))
     (folder / "tenants" / "acme.toml").write_text(ACME.format(support=SUPPORT, noreply=NOREPLY, contact=CONTACT))
     (folder / "tenants" / "acme.users.csv").write_text(USERS)
     (folder / "tenants" / "zenith.toml").write_text(ZENITH.format(other=OTHER_SUPPORT, noreply=NOREPLY))
@@ -240,3 +245,37 @@ def rule_literals(module) -> set[str]:  # noqa: ANN001 - a module object
     tree = ast.parse(inspect.getsource(module))
     return {node.value for node in ast.walk(tree)
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and shape.match(node.value)}
+
+
+async def drained(service, timeout: float = 30.0) -> None:  # noqa: ANN001 - a triage Service
+    """Wait until the service's inbound queue is empty: everything accepted is filed."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while service.depth or service.dispatcher.inflight:
+        assert time.monotonic() < deadline, f"the queue did not drain: {service.depth} waiting"
+        await asyncio.sleep(0.02)
+
+
+class TroublePipeline:
+    """A pipeline for the worker processes that misbehaves on purpose, by subject: ``POISON``
+    raises (deterministically, every time), ``KILLME`` kills its worker process, ``SLOW``
+    takes three seconds. Everything else is the real pipeline."""
+
+    def __new__(cls, config):  # noqa: ANN001, ANN204 - a Pipeline factory for Workers
+        import os
+        import time
+
+        from triage.pipeline import Pipeline
+
+        class Trouble(Pipeline):
+            def assess(self, msg, now=None):  # noqa: ANN001, ANN202
+                if "POISON" in msg.subject:
+                    raise RuntimeError("classifier exploded")
+                if "KILLME" in msg.subject:
+                    os._exit(3)
+                if "SLOW" in msg.subject or "SLOW" in msg.text:
+                    time.sleep(3)
+                return super().assess(msg, now)
+
+        return Trouble(config)

@@ -161,3 +161,14 @@ def test_a_short_widget_secret_is_warned_about(config):
 
     said = config_warnings(config, environ={"TRIAGE_SIGNING_KEY": "k"})
     assert any("'acme'" in w and "shorter than 32 bytes" in w for w in said)
+
+
+def test_workers_and_queue_limit_are_validated(tmp_path):
+    from tests.servicekit import write_config
+
+    assert load_config(write_config(tmp_path / "ok", workers=0)).workers >= 1  # 0: one per core
+    assert load_config(write_config(tmp_path / "two", workers=2, queue_limit=50)).queue_limit == 50
+    with pytest.raises(ConfigError, match=r"triage\.toml.*service\.workers"):
+        load_config(write_config(tmp_path / "neg", workers=-1))
+    with pytest.raises(ConfigError, match=r"triage\.toml.*service\.queue_limit"):
+        load_config(write_config(tmp_path / "zero", queue_limit=0))

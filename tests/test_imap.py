@@ -58,8 +58,8 @@ async def running(folder: Path, deliver: Callable | None = None, lines: list[str
     service = Service(load_config(folder), out=(lines.append if lines is not None else lambda line: None))
     service.imap_options = {**FAST, **options}
     if deliver is not None:
-        real = service.deliver
-        service.deliver = lambda raw, mail_from, rcpts: deliver(real, raw, mail_from, rcpts)  # type: ignore[method-assign]
+        real = service.deliver_fetched
+        service.deliver_fetched = lambda raw, mail_from, rcpts: deliver(real, raw, mail_from, rcpts)  # type: ignore[method-assign]
     await service.start()
     try:
         yield service

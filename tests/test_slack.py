@@ -17,7 +17,7 @@ import aiosmtplib
 import pytest
 
 from tests import slackkit as sk
-from tests.servicekit import OTHER_SUPPORT, SUPPORT, Sink, mail, write_config
+from tests.servicekit import OTHER_SUPPORT, SUPPORT, Sink, TroublePipeline, drained, mail, write_config
 from triage.config import SupportHours, load_config
 from triage.notifier import first_response_due
 from triage.service import Service
@@ -44,6 +44,7 @@ class Env:
     async def send(self, raw: bytes, sender: str = TOM, to: str = SUPPORT) -> None:
         host, port = self.service.smtp_address
         await aiosmtplib.send(raw, sender=sender, recipients=[to], hostname=host, port=port, timeout=30)
+        await drained(self.service)  # 250 means queued: wait until the writer filed it
 
     async def rows(self, sql: str, params: list | None = None) -> list[dict]:
         return await self.service.run_db(lambda: list(self.service.store.db.query(sql, params or [])))
@@ -92,7 +93,8 @@ async def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
     shift = [timedelta(0)]
     config = load_config(with_channel(write_config(tmp_path / "cfg", relay_url=sink.url)))
     service = Service(config, out=lambda line: None, retry_base=0.1, slack_base_url=api.base_url,
-                      slack_interval=0.2, clock=lambda: utcnow() + shift[0])
+                      slack_interval=0.2, clock=lambda: utcnow() + shift[0], pipeline=TroublePipeline,
+                      intake_retry=0.1)
     await service.start()
     try:
         yield Env(service, api, sink, shift)
@@ -147,6 +149,15 @@ async def test_urgent_ticket_mentions_here(env: Env):
     card = await env.card(1001)
     assert card["text"].startswith("<!here>")
     assert "<!here>" in card["blocks"][0]["text"]["text"]
+
+
+async def test_quarantined_mail_alerts_the_agents_once(env: Env):
+    await env.send(mail(subject="POISON"))  # the worker's pipeline raises on it, three times
+    [alert] = await sk.until(lambda: [p for p in env.api.posted() if "quarantine" in p.get("text", "")])
+    assert alert["channel"] == sk.CHANNEL and "classifier exploded" in alert["text"] and TOM in alert["text"]
+    env.service.notifier.wake()
+    await asyncio.sleep(0.5)
+    assert len([p for p in env.api.posted() if "quarantine" in p.get("text", "")]) == 1
 
 
 async def test_posting_survives_a_slack_outage(env: Env):

@@ -40,6 +40,8 @@ SERVICE_KEYS: dict[str, dict[str, tuple[type, Any, str]]] = {
         "languages": (list, DEFAULT_LANGUAGES, "ISO 639-1 languages the bot detects and answers in"),
         "low_confidence": (float, 0.45, "below this classification confidence a ticket is held for review"),
         "signing_key_env": (str, "TRIAGE_SIGNING_KEY", "environment variable holding the key that signs the bot's Message-IDs"),
+        "workers": (int, 0, "worker processes that assess queued mail (parse … decide); 0 means one per CPU core"),
+        "queue_limit": (int, 10000, "queued mails above which SMTP answers 451 4.3.2 until the queue drains"),
     },
     "email": {
         "listen": (str, "127.0.0.1:8025", "host:port of the inbound SMTP listener"),
@@ -186,6 +188,8 @@ class Config:
     web_listen: str
     tenants: dict[str, Tenant] = field(default_factory=dict)
     slack: dict[str, Any] = field(default_factory=lambda: {"first_response_hours": 4.0})
+    workers: int = 1
+    queue_limit: int = 10000
 
     def tenant_for_address(self, address: str) -> list[Tenant]:
         """Tenants that own a support or no-reply address (a no-reply address may be shared)."""
@@ -438,12 +442,17 @@ def load_config(folder: str | Path) -> Config:
     sections = {name: _check(path, f"{name}.", raw.get(name, {}), schema)
                 for name, schema in SERVICE_KEYS.items()}
     service = sections["service"]
+    if service["workers"] < 0 or service["workers"] > 64:
+        raise ConfigError(f"{path}: key service.workers must be 0 (one per core) to 64, not {service['workers']}")
+    if service["queue_limit"] < 1:
+        raise ConfigError(f"{path}: key service.queue_limit must be at least 1, not {service['queue_limit']}")
     languages = _lower_list(path, "service.languages", service["languages"])
     config = Config(
         root=root, database=root / service["database"], support_domain=service["support_domain"],
         languages=languages, low_confidence=service["low_confidence"],
         signing_key_env=service["signing_key_env"], email=sections["email"],
         web_listen=sections["web"]["listen"], slack=sections["slack"],
+        workers=service["workers"] or os.cpu_count() or 1, queue_limit=service["queue_limit"],
     )
     config.email["from_address"] = config.email["from_address"].lower()
     _check_service(path, config)

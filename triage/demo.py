@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import smtplib
+import time
 import uuid
 from email.message import EmailMessage
 
@@ -75,6 +76,9 @@ def run_demo(config: Config, tenant_slug: str | None = None) -> int:
         return 1
     print(f"sent {len(ids)} messages to {tenant.support_addresses[0]} via smtp {host}:{port}\n")
     store = Store(config.database)
+    deadline = time.monotonic() + 30  # 250 means queued: the workers file the tickets a moment later
+    while time.monotonic() < deadline and not all(store.inbound(m) for m in ids):
+        time.sleep(0.2)
     for message_id in ids:
         _show(store, message_id)
     print("More: triage tickets, triage ticket N, triage outbox, triage search WORD")

@@ -1,11 +1,12 @@
 """One inbound mail, one transaction: its ticket, its events, its replies and relays.
 
-This is the single entry point every delivery path calls (as in Zulip's email gateway).
-It runs in the store's thread and does all its writing inside the transaction the caller
-opened, so either everything about a message is on disk or nothing is, and the SMTP
-listener can say 250 exactly when it is. Deciding stays in the pipeline and policy;
-here the decision is carried out: threading, ticket rows, the audit trail, bounce
-suppressions, and outbox rows that passed the loop gate.
+This is the single entry point every delivery path reaches (as in Zulip's email gateway).
+In the service a worker process has already assessed the mail (:mod:`triage.workers`);
+here, in the store's thread and inside the transaction the caller opened, the writer
+threads it, numbers it, renders what it gets and files it, so either everything about a
+message is on disk or nothing is. Deciding stays in the pipeline and policy; here the
+decision is carried out: threading, ticket rows, the audit trail, bounce suppressions,
+and outbox rows that passed the loop gate.
 """
 from __future__ import annotations
 
@@ -22,14 +23,16 @@ from triage.identify import find_tenant
 from triage.loops import Gate, acknowledged_before, base_address, is_system_address
 from triage.message import Message
 from triage.outbox import Unencodable, compose, envelope_address, reply_subject
-from triage.parse import parse_email
-from triage.pipeline import Outcome, Pipeline
+from triage.parse import parse_chat, parse_email
+from triage.pipeline import Drafts, Outcome, Pipeline
 from triage.store import Store, iso
 from triage.threading import Signer, Thread, chat_thread, find_thread, returned_ids
 
 RULES = {
     "intake-duplicate-message-id": "a Message-ID already stored: the delivery is ignored (no second ticket)",
-    "intake-quarantined": "the message could not be processed: kept in quarantine, SMTP answered 451",
+    "intake-quarantined": "the message failed three times (pipeline error or a worker died): kept in quarantine "
+                          "with its error, an agent is alerted; the sender, already answered 250, is not asked again",
+    "intake-retry": "the message could not be processed this time: it stays queued and is tried again",
     "ticket-reopened": "a person wrote again on a resolved ticket: it is open again",
     "ticket-requester-replied": "the requester answered a pending ticket: it is open again",
     "intake-no-contacts": "the decision relays to the company, but the tenant has no contacts configured",
@@ -67,75 +70,104 @@ def dedupe_key(msg: Message, raw: bytes) -> str:
     return msg.id or f"<sha256.{hashlib.sha256(raw).hexdigest()[:40]}@no-message-id.invalid>"
 
 
+def read_mail(raw: bytes, mail_from: str, recipients: list[str]) -> tuple[Message, bytes, str]:
+    """The mail as stored and parsed, and its dedupe key. As the final delivery agent we record
+    the envelope sender (RFC 5321 4.4): a null Return-Path is how bounces are recognised."""
+    stored = f"Return-Path: <{mail_from}>\r\n".encode() + raw
+    msg = parse_email(stored, recipients)
+    return msg, stored, dedupe_key(msg, raw)
+
+
+def read_chat(line: bytes) -> tuple[Message, str]:
+    """A queued widget line (see :meth:`triage.chat.Conversations.queue_row`) and its dedupe key."""
+    data = json.loads(line)
+    msg = parse_chat({"id": data["client_id"], "channel": "widget", "tenant": data["tenant"], "from": data["email"],
+                      "name": data["name"], "user_hash": data["user_hash"],
+                      "user_token": data.get("user_token", ""), "text": data["text"]})
+    return msg, data["key"]
+
+
 class Intake:
-    def __init__(self, config: Config, store: Store, pipeline: Pipeline, signer: Signer, gate: Gate,
+    def __init__(self, config: Config, store: Store, pipeline: Pipeline | Drafts, signer: Signer, gate: Gate,
                  hold_local: bool):
         self.config = config
         self.store = store
-        self.pipeline = pipeline
+        self.pipeline = pipeline  # the service's writer has the render stage only (Drafts): no classifier
         self.signer = signer
         self.gate = gate
         self.hold_local = hold_local  # no relay configured: outbox rows stay 'held_local'
-        self._directory_version = 0
+        self.directory_version = 0
         self._pruned: datetime | None = None
         self.refresh_directory()
 
     def refresh_directory(self) -> None:
         """Directories imported with ``triage directory import`` replace the tenants' CSV files."""
         version = self.store.directory_version()
-        if version == self._directory_version:
+        if version == self.directory_version:
             return
         for slug in self.store.directory_tenants():
             if slug in self.config.tenants:
                 self.config.tenants[slug].directory = Directory(self.store.directory_users(slug))
-        self._directory_version = version
+        self.directory_version = version
 
-    def _prune(self, now: datetime | None) -> None:
+    def _prune(self, now: datetime) -> None:
         """Forget sent-mail counts older than the longest rate-limit window, once an hour."""
-        if now is None or (self._pruned and now - self._pruned < timedelta(hours=1)):
+        if self._pruned and now - self._pruned < timedelta(hours=1):
             return
         self.store.prune_sent_log(iso(now - self.gate.longest_window))
         self._pruned = now
 
+    def prepare(self, now: datetime) -> None:
+        """At the start of each batch's transaction: current directories, pruned send counts."""
+        self.refresh_directory()
+        self._prune(now)
+
     def process_batch(self, deliveries: list[Delivery]) -> list[Result | Exception]:
-        """Group commit: many deliveries, one transaction, one fsync. Each delivery has its own
-        savepoint, so a message that fails is quarantined without undoing the others."""
+        """Many deliveries assessed in this process, one transaction. Each has its own
+        savepoint: one that fails is rolled back alone and returned as its exception."""
         results: list[Result | Exception] = []
         with self.store.transaction():
-            self.refresh_directory()
-            self._prune(deliveries[0].received_at if deliveries else None)
+            if deliveries:
+                self.prepare(deliveries[0].received_at)
             for delivery in deliveries:
                 try:
                     with self.store.transaction():
                         results.append(self.process(delivery))
-                except Exception as e:  # any failure: quarantine the raw mail, answer 451
-                    error = f"{type(e).__name__}: {e}"
-                    at = iso(delivery.received_at)
-                    self.store.quarantine(delivery.raw, delivery.envelope, error, at)
-                    self.store.add_event(None, "quarantined", ["intake-quarantined"], error, at,
-                                         detail=delivery.envelope)
+                except Exception as e:  # the caller decides: retry, quarantine
                     results.append(e)
         return results
 
+    def quarantine(self, raw: bytes, envelope: dict[str, Any], error: str, attempts: int, at: str) -> None:
+        """Give up on a mail: keep it with its error and alert the agents (an event without a ticket)."""
+        self.store.quarantine(raw, envelope, error, at)
+        self.store.add_event(None, "quarantined", ["intake-quarantined"], error, at,
+                             detail={**envelope, "attempts": attempts, "error": error})
+
     def process(self, delivery: Delivery) -> Result:
-        """Everything about one message; the caller's transaction commits it."""
-        # As the final delivery agent we record the envelope sender (RFC 5321 4.4): a null
-        # Return-Path is how bounces are recognised.
-        raw = f"Return-Path: <{delivery.mail_from}>\r\n".encode() + delivery.raw
-        msg = parse_email(raw, delivery.recipients)
-        return self._file(msg, dedupe_key(msg, delivery.raw), delivery.received_at, raw, delivery.recipients,
+        """Everything about one message, assessed in this process (tools and tests without
+        workers); the caller's transaction commits it."""
+        assert isinstance(self.pipeline, Pipeline)
+        msg, raw, key = read_mail(delivery.raw, delivery.mail_from, delivery.recipients)
+        return self.file(self.pipeline.assess(msg, delivery.received_at), key, delivery.received_at, raw,
+                         delivery.recipients)
+
+    def file(self, outcome: Outcome, key: str, now: datetime, raw: bytes, recipients: list[str]) -> Result:
+        """An assessed mail (see :func:`triage.workers.assess`); the caller's transaction commits it."""
+        msg = outcome.msg
+        return self._file(outcome, key, now, raw, recipients,
                           lambda slug: find_thread(msg, slug, self.signer, self.store,
                                                    self.config.email["from_address"]))
 
-    def process_chat(self, msg: Message, key: str, ticket_id: int | None, now: datetime) -> Result:
-        """A chat line already parsed (the widget) takes the same path as mail; it joins the
+    def process_chat(self, outcome: Outcome, key: str, ticket_id: int | None, now: datetime) -> Result:
+        """An assessed chat line (the widget) takes the same path as mail; it joins the
         ticket of its conversation (``ticket_id``, None for the first line) instead of
         threading by headers, and its reply is shown in the chat instead of mailed."""
-        return self._file(msg, key, now, None, [], lambda slug: chat_thread(self.store, ticket_id))
+        return self._file(outcome, key, now, None, [], lambda slug: chat_thread(self.store, ticket_id))
 
-    def _file(self, msg: Message, key: str, now: datetime, raw: bytes | None, recipients: list[str],
+    def _file(self, assessed: Outcome, key: str, now: datetime, raw: bytes | None, recipients: list[str],
               thread_of: Callable[[str | None], Thread]) -> Result:
-        """Dedupe, thread, decide, and record one message with its replies and relays."""
+        """Dedupe, thread, number, render, and record one message with its replies and relays."""
+        msg = assessed.msg
         at = iso(now)
         seen = self.store.inbound(key)
         if seen is not None:
@@ -148,7 +180,7 @@ class Intake:
         slug = tenant.slug if tenant else None
         thread = thread_of(slug)
         number = thread.ticket["number"] if thread.ticket else self.store.next_number(slug)
-        outcome = self.pipeline.run(msg, number, now)
+        outcome = self.pipeline.complete(assessed, number, now)  # rendered only when it gets a reply or relay
         automated = bool(outcome.automation.kind)
         if thread.ticket is None:
             ticket_id = self.store.create_ticket(self._ticket_row(msg, outcome, slug, number, at))

@@ -6,7 +6,7 @@ beyond the ``channel`` name.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 
 
@@ -48,6 +48,7 @@ class Message:
     defects: list[str] = field(default_factory=list)  # what the parser had to tolerate
     error: str = ""  # set when the input could not be read as a message at all
     _raw_headers: dict[str, list[str]] | None = field(default=None, repr=False, compare=False)
+    _returned: list[str] | None = field(default=None, repr=False, compare=False)
 
     def header(self, name: str) -> str:
         """The first raw value of an email header, "" when absent. Raw on purpose: the
@@ -58,9 +59,9 @@ class Message:
 
     def headers(self, name: str) -> list[str]:
         """Every raw value of a header (for repeated ones such as Authentication-Results)."""
-        if self.mime is None:
-            return []
         if self._raw_headers is None:
+            if self.mime is None:
+                return []
             self._raw_headers = {}
             for key, value in self.mime.raw_items():
                 self._raw_headers.setdefault(key.lower(), []).append(" ".join(str(value).split()))
@@ -69,6 +70,8 @@ class Message:
     def returned_headers(self) -> list[str]:
         """The headers (or whole message) a bounce returns, as text: the text/rfc822-headers
         and message/rfc822 parts. Threading and tenant lookup both read them."""
+        if self._returned is not None:
+            return self._returned
         texts: list[str] = []
         if self.mime is None:
             return texts
@@ -79,7 +82,16 @@ class Message:
             if payload is None:
                 payload = str(part.get_payload()[0]) if part.is_multipart() else str(part.get_payload())
             texts.append(payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload))
+        self._returned = texts
         return texts
+
+    def detached(self) -> Message:
+        """A copy without the parsed MIME tree, for a worker process to send to the writer
+        (the tree is large to pickle): its headers and returned headers are read first, so
+        threading and tenant lookup in the writer still see them."""
+        self.headers("")
+        self.returned_headers()
+        return replace(self, mime=None)
 
     @property
     def domain(self) -> str:

@@ -2,7 +2,8 @@
 
 Nothing is queued in memory: each pass asks the database what Slack has not seen yet —
 tickets without a ``slack_threads`` row, inbound messages newer than the thread's
-``last_message``, tickets past their first-response due time without a reminder — and
+``last_message``, tickets past their first-response due time without a reminder, mail put
+in quarantine after the last one alerted — and
 posts it, recording the thread only after Slack answered. So a restart or a Slack outage
 loses nothing; a crash between Slack's answer and the commit can post one card twice
 (at least once, never lost).
@@ -13,6 +14,7 @@ counted only inside the tenant's support hours (an answer is not late at night).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +36,7 @@ RULES = {
                          "with a growing pause, the others go on",
 }
 MAX_BACKOFF = timedelta(hours=1)
+ALERTED = "slack_quarantine_alerted"  # settings row: the last quarantine event posted to Slack
 
 
 def first_response_due(support: SupportHours, timezone: str, created: datetime, working_hours: float) -> datetime:
@@ -94,6 +97,9 @@ class Notifier:
             await self._each(row["ticket"], now, self._follow_up(row))
         for row, due in await self.run_db(self._due, now, skip):
             await self._each(row["ticket"], now, self._remind(row, due, now))
+        for event_id, channel, text in await self.run_db(self._quarantine_alerts):
+            await self.client.chat_postMessage(channel=channel, text=text)
+            await self.run_db(self._alerted, event_id)
 
     async def _each(self, ticket_id: int, now: datetime, work: Awaitable[None]) -> None:
         """One ticket's Slack call: a failure of this ticket alone (``not_in_channel``, a card
@@ -145,6 +151,30 @@ class Notifier:
             "AND EXISTS (SELECT 1 FROM events e WHERE e.ticket = t.id AND e.kind = 'decision' "
             "AND e.outcome LIKE '%notify_agents%') ORDER BY t.id LIMIT 50", [*self.channels, *skip]).fetchall()
         return [(r[0], self.channels[r[1]]) for r in rows]
+
+    def _quarantine_alerts(self) -> list[tuple[int, str, str]]:
+        """Quarantined mail (an ``intake-quarantined`` or ``imap-quarantined`` event) not yet
+        shown to agents: its tenant's channel (by recipient), else the first channel."""
+        if not self.channels:
+            return []
+        last = int(self.store._scalar("SELECT value FROM settings WHERE name = ?", [ALERTED]) or 0)
+        out = []
+        for row in self.store.db.query("SELECT id, outcome, detail, at FROM events WHERE kind = 'quarantined' "
+                                       "AND id > ? ORDER BY id LIMIT 20", [last]):
+            detail = json.loads(row["detail"] or "{}")
+            slugs = [detail.get("tenant")] + [t.slug for r in detail.get("rcpt_to", [])
+                                              for t in self.config.tenant_for_address(str(r))]
+            channel = next((self.channels[s] for s in slugs if s in self.channels), next(iter(self.channels.values())))
+            text = (f":warning: A mail from {detail.get('mail_from') or 'an unknown sender'} could not be processed "
+                    f"({detail.get('attempts', 1)} attempts) and is kept in quarantine: {row['outcome']} "
+                    f"(received {row['at'][:19]} UTC)")
+            out.append((row["id"], channel, text))
+        return out
+
+    def _alerted(self, event_id: int) -> None:
+        with self.store.transaction():
+            self.store.db.execute("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE "
+                                  "SET value = excluded.value", [ALERTED, str(event_id)])
 
     def _failed(self, ticket_id: int, error: str, now: datetime) -> None:
         with self.store.transaction():

@@ -5,7 +5,7 @@ stores: the service does that with the :class:`Outcome`, and ``triage classify``
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from triage import automated, hours, knowledge, trust
@@ -39,6 +39,18 @@ class Outcome:
     relay_subject: str | None
     relay: str | None
     suggestions: knowledge.Suggestions
+
+    def portable(self) -> Outcome:
+        """A copy that crosses a process boundary cheaply: no MIME tree, no tenant object (its
+        directory is large; the receiver binds its own with :meth:`bind`). Of the sender's
+        colleagues one is kept: the reply only needs to know that there are any (has_contacts)."""
+        return replace(self, msg=self.msg.detached(),
+                       who=replace(self.who, tenant=None, colleagues=self.who.colleagues[:1]))
+
+    def bind(self, config: Config, tenant: str | None) -> Outcome:
+        """The portable outcome with the receiver's own tenant object for ``tenant`` (a slug)."""
+        self.who.tenant = config.tenants.get(tenant) if tenant else None
+        return self
 
     def contract(self) -> dict:
         """The JSON line of ``triage classify`` (see CONTRACT.md)."""
@@ -78,41 +90,24 @@ def has_contacts(who: Identity) -> bool:
     return who.requester == "internal" or who.user is not None or bool(who.colleagues)
 
 
-class Pipeline:
-    """Built once per configuration: the lexicon, model and templates are loaded here."""
+class Drafts:
+    """The render stage alone (templates, no classifier): the service's writer renders with it
+    once it knows the ticket number, and only for a decision that gets a reply or a relay."""
 
-    def __init__(self, config: Config, renderer: Renderer | None = None):
-        self.config = config
-        self.lexicon = load_lexicon(config.languages)
-        self.classifier = Classifier(self.lexicon, Model.load(), config.languages)
+    def __init__(self, renderer: Renderer | None = None):
         self.renderer = renderer or Renderer()
-        self.knowledge = {slug: knowledge.KnowledgeBase(t.articles) for slug, t in config.tenants.items() if t.articles}
 
-    def run(self, msg: Message, ticket: int, now: datetime | None = None) -> Outcome:
-        now = now or datetime.now(timezone.utc)
-        who = identify(msg, self.config)
-        tenant = who.tenant
-        proof = trust.assess(msg, tenant.widget_secret if tenant else "",
-                             self.config.email["trusted_authserv_ids"])
-        auto = automated.detect(msg, self.lexicon)
-        cls = self.classifier.classify(msg, auto, tenant.language if tenant else "en")
-        decision = decide(Context(msg, who, proof, auto, cls, self.config))
-        offered = self.suggest(msg, tenant, auto, cls, decision)
-        decision.reasons.append(offered.rule)
-        reply = relay_subject = relay = None
-        if tenant and not decision.suppressed:
-            reply = self.draft_reply(msg, who, cls, decision, ticket, now, proof.verified, offered)
+    def complete(self, outcome: Outcome, ticket: int, now: datetime) -> Outcome:
+        """The assessed outcome with its reply and relay drafted for ticket number ``ticket``."""
+        who, decision = outcome.who, outcome.decision
+        outcome.ticket = ticket
+        if who.tenant and not decision.suppressed:
+            outcome.reply = self.draft_reply(outcome.msg, who, outcome.cls, decision, ticket, now,
+                                             outcome.trust.verified, outcome.suggestions)
             if decision.relay_topic:
-                relay_subject, relay = self._relay(msg, who, proof, cls, decision, ticket)
-        return Outcome(msg, who, proof, auto, cls, decision, ticket, reply, relay_subject, relay, offered)
-
-    def suggest(self, msg: Message, tenant: Tenant | None, auto: automated.Automation, cls: Classification,
-                decision: Decision) -> knowledge.Suggestions:
-        """Help articles for the reply, from the tenant's knowledge base (see triage/knowledge.py)."""
-        kb = self.knowledge.get(tenant.slug) if tenant else None
-        text = f"{msg.subject}\n{msg.new_text or msg.text}"
-        return knowledge.offer(kb, text, cls.category, cls.intent, decision.actions, bool(auto.kind),
-                               cls.language, tenant.language if tenant else "en")
+                outcome.relay_subject, outcome.relay = self._relay(outcome.msg, who, outcome.trust, outcome.cls,
+                                                                   decision, ticket)
+        return outcome
 
     def draft_reply(self, msg: Message, who: Identity, cls: Classification, decision: Decision,
                     ticket: int, now: datetime, verified: bool, offered: knowledge.Suggestions) -> str | None:
@@ -148,3 +143,40 @@ class Pipeline:
             "text": msg.text or msg.new_text, "reasons": decision.reasons,
         }
         return self.renderer.relay(tenant.language, tenant.language, context)
+
+
+class Pipeline(Drafts):
+    """Built once per configuration: the lexicon, model and templates are loaded here."""
+
+    def __init__(self, config: Config, renderer: Renderer | None = None):
+        super().__init__(renderer)
+        self.config = config
+        self.lexicon = load_lexicon(config.languages)
+        self.classifier = Classifier(self.lexicon, Model.load(), config.languages)
+        self.knowledge = {slug: knowledge.KnowledgeBase(t.articles) for slug, t in config.tenants.items() if t.articles}
+
+    def assess(self, msg: Message, now: datetime | None = None) -> Outcome:
+        """Everything up to the decision (the expensive part, run in the service's worker
+        processes); nothing is rendered, since the ticket number is not known yet."""
+        who = identify(msg, self.config)
+        tenant = who.tenant
+        proof = trust.assess(msg, tenant.widget_secret if tenant else "",
+                             self.config.email["trusted_authserv_ids"])
+        auto = automated.detect(msg, self.lexicon)
+        cls = self.classifier.classify(msg, auto, tenant.language if tenant else "en")
+        decision = decide(Context(msg, who, proof, auto, cls, self.config))
+        offered = self.suggest(msg, tenant, auto, cls, decision)
+        decision.reasons.append(offered.rule)
+        return Outcome(msg, who, proof, auto, cls, decision, 0, None, None, None, offered)
+
+    def suggest(self, msg: Message, tenant: Tenant | None, auto: automated.Automation, cls: Classification,
+                decision: Decision) -> knowledge.Suggestions:
+        """Help articles for the reply, from the tenant's knowledge base (see triage/knowledge.py)."""
+        kb = self.knowledge.get(tenant.slug) if tenant else None
+        text = f"{msg.subject}\n{msg.new_text or msg.text}"
+        return knowledge.offer(kb, text, cls.category, cls.intent, decision.actions, bool(auto.kind),
+                               cls.language, tenant.language if tenant else "en")
+
+    def run(self, msg: Message, ticket: int, now: datetime | None = None) -> Outcome:
+        now = now or datetime.now(timezone.utc)
+        return self.complete(self.assess(msg, now), ticket, now)

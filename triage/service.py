@@ -1,19 +1,26 @@
-"""``triage serve``: the SMTP listener, the pipeline, the store and the outbox in one process.
+"""``triage serve``: the SMTP listener and the writer in one process, the pipeline in workers.
 
-One asyncio loop runs the SMTP sessions, the health endpoint and the outbox sender. All
-database work goes to one thread of its own (SQLite wants one writer, and a commit's fsync
-must not stall the sessions). Inbound mail is committed with group commit: while one
-transaction is being written, the mails that arrive meanwhile queue up and go into the
-next one, so each fsync carries many messages, yet every session hears 250 only after
-the commit that contains its mail.
+One asyncio loop runs the SMTP sessions, the health endpoint, the widget, the outbox
+sender and the dispatcher. Taking mail is cheap and comes first: a mail is committed to
+the inbound queue (:mod:`triage.inbound`, its own SQLite file and thread) with group
+commit — while one transaction is being written, the mails that arrive meanwhile go into
+the next one, so each fsync carries many messages — and the session hears 250 once the
+commit that contains its mail is on disk. Above ``service.queue_limit`` queued mails it
+hears ``451 4.3.2`` instead, so memory and latency stay bounded under any flood.
+
+The worker processes (:mod:`triage.workers`) assess queued mail; the one writer, the
+database thread of the main database, files it (:mod:`triage.dispatch`). This process
+never loads the classifier (unless Slack is on: agents' cards recompute decisions).
 """
 from __future__ import annotations
 
 import asyncio
 import os
+from collections import deque
 import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,16 +28,31 @@ from aiohttp import web
 
 from channels.console import ConsoleChannel
 from channels.imap import Poller
-from channels.smtp import SmtpHandler, smtp_factory
+from channels.smtp import QueueFull, SmtpHandler, smtp_factory
 from channels.widget import WidgetChannel
-from triage.chat import ChatLine, Conversations, Posted
+from triage.chat import ChatLine, Conversations, Posted, token_hash
 from triage.config import Config
-from triage.intake import Delivery, Intake, Result
+from triage.dispatch import Dispatcher, Filed
+from triage.inbound import Inbound, queue_path
+from triage.intake import Intake
 from triage.loops import Gate, parse_limits
 from triage.outbox import Outbox, Relay
-from triage.pipeline import Pipeline
+from triage.pipeline import Drafts, Pipeline
 from triage.store import Store, iso, utcnow
 from triage.threading import Signer, signing_key
+from triage.workers import Workers
+
+DRAIN_GRACE = 10.0  # seconds a clean stop waits for the queue to be filed (the rest waits for the restart)
+FLOOD_RATE = 200  # mails a second above which accepting is a flood and the writer yields
+FLOOD_WINDOW = 0.5  # seconds over which the arrival rate is counted
+CHAT_WAIT = 3.0  # seconds the widget waits for its line's ticket before answering "queued"
+
+
+@dataclass
+class Queued:
+    """What SMTP says 250 to: the mail is in the inbound queue as row ``queue_id``."""
+
+    queue_id: int
 
 
 def split_listen(value: str) -> tuple[str, int]:
@@ -47,7 +69,8 @@ class Service:
     def __init__(self, config: Config, *, retry_base: float = 30.0, batch_limit: int = 200,
                  out: Callable[[str], None] = lambda line: print(line, flush=True),
                  clock: Callable[[], datetime] = utcnow, slack_base_url: str | None = None,
-                 slack_interval: float = 5.0):
+                 slack_interval: float = 5.0, pipeline: Callable[[Config], Pipeline] = Pipeline,
+                 intake_retry: float = 2.0, chat_wait: float = CHAT_WAIT):
         self.config = config
         self.slack_base_url = slack_base_url  # tests point the Slack Web API client at a local stand-in
         self.slack_interval = slack_interval
@@ -63,8 +86,14 @@ class Service:
         self.gate = Gate(config.own_addresses, parse_limits(config.email["reply_limits"]),
                          config.email["bounce_quiet_hours"])
         self._accepted = config.own_addresses
+        self.pipeline_factory = pipeline  # what the workers run (tests give one that fails on purpose)
+        self.intake_retry = intake_retry
+        self.chat_wait = chat_wait
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-db")
-        self._queue: asyncio.Queue[tuple[Delivery, asyncio.Future[Result]] | None] = asyncio.Queue()
+        self._queue_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-queue")
+        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[int]] | None] = asyncio.Queue()
+        self.depth = 0  # rows in the inbound queue, committed or being committed (back-pressure)
+        self._recent: deque[tuple[float, int]] = deque()  # (loop time, mails) of the queue commits of the last FLOOD_WINDOW s
         self._stop = asyncio.Event()
         self._sessions: set[Any] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -81,6 +110,10 @@ class Service:
         """Run a store call in the database thread."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    async def run_queue(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run an inbound-queue call in the queue's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._queue_executor, fn, *args)
+
     # -- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -88,16 +121,22 @@ class Service:
         key = await self.run_db(signing_key, self.config.signing_key_env, self.store)
         domain = self.config.support_domain or self.config.email["from_address"].rpartition("@")[2]
         signer = Signer(key, domain)
-        pipeline = await self.run_db(Pipeline, self.config)
-        self.intake: Intake = await self.run_db(Intake, self.config, self.store, pipeline, signer, self.gate,
+        self.inbound: Inbound = await self.run_queue(Inbound, queue_path(self.config.database))
+        self.depth = (await self.run_queue(self.inbound.depth))[0]
+        self.intake: Intake = await self.run_db(Intake, self.config, self.store, Drafts(), signer, self.gate,
                                                 self.relay is None)
         self.outbox = Outbox(self.store, self.relay, self.run_db, base_delay=self.retry_base, clock=self.clock)
         self.conversations = Conversations(self.config, self.store, self.intake)
         self.widget = WidgetChannel(self)
-        self._start_slack(pipeline)
+        self.workers = Workers(self.config.root, self.config.database, self.config.workers, self.pipeline_factory)
+        await self.workers.start()
+        self.dispatcher = Dispatcher(self.inbound, self.run_queue, self.run_db, self.workers, self.intake,
+                                     self.conversations, self.clock, self._filed, busy=self._busy,
+                                     retry_delay=self.intake_retry)
+        self._start_slack()
         loop = asyncio.get_running_loop()
         host, port = split_listen(self.config.email["listen"])
-        handler = SmtpHandler(self.accepts, self.deliver)
+        handler = SmtpHandler(self.accepts, self.deliver, lambda: self.depth >= self.config.queue_limit)
         self._smtp = await loop.create_server(
             smtp_factory(handler, hostname=domain or "triage", size_limit=self.config.email["max_message_size"],
                          sessions=self._sessions), host, port)
@@ -108,7 +147,8 @@ class Service:
         site = web.TCPSite(self._web, web_host, web_port)
         await site.start()
         self.web_address = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
-        self._tasks = [asyncio.create_task(self._writer(), name="triage-writer")]
+        self._tasks = [asyncio.create_task(self._writer(), name="triage-writer"),
+                       asyncio.create_task(self.dispatcher.run(self._stop), name="triage-dispatcher")]
         if self.relay is not None:  # without a relay mail waits in the outbox and nothing delivers
             self._tasks.append(asyncio.create_task(self.outbox.run(self._stop), name="triage-outbox"))
         if self.notifier is not None:
@@ -119,13 +159,17 @@ class Service:
         self.out(f"triage serve: smtp {self.smtp_address[0]}:{self.smtp_address[1]}")
         self.out(f"triage serve: http http://{self.web_address[0]}:{self.web_address[1]}/healthz")
         self.out(f"triage serve: database {self.config.database.resolve()}")
+        self.out(f"triage serve: queue {queue_path(self.config.database).resolve()} ({self.depth} waiting), "
+                 f"{self.config.workers} worker process(es) {','.join(str(w['pid']) for w in self.workers.describe())}")
         self.out("triage serve: relay " + (self.relay.describe() if self.relay
                                            else "none (relay_url is empty: mail is held in the outbox)"))
         self.out(f"triage serve: tenants {', '.join(sorted(self.config.tenants))}")
         self.out("triage serve: ready")
 
     async def stop(self) -> None:
-        """Stop taking mail, finish what was accepted, let the outbox finish its current mail."""
+        """Stop taking mail, commit what was accepted to the queue, file it (for up to
+        DRAIN_GRACE seconds; what is left is filed after the restart), let the outbox finish
+        its current mail."""
         await self._stop_imap()
         self._accepting = False
         self._smtp.close()
@@ -133,6 +177,12 @@ class Service:
             if session.transport is not None:
                 session.transport.close()
         await self._queue.put(None)
+        writer = self._tasks[0]
+        await asyncio.wait([writer], timeout=15)
+        for _ in range(int(DRAIN_GRACE / 0.05)):  # file what was accepted, if it takes moments
+            if not self.depth or self._tasks[1].done():
+                break
+            await asyncio.sleep(0.05)
         self._stop.set()
         self.outbox.wake()
         if self.notifier is not None:
@@ -144,8 +194,11 @@ class Service:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         await self._web.cleanup()
+        await self.workers.stop()
         await self.run_db(self.store.close)
+        await self.run_queue(self.inbound.close)
         self._executor.shutdown(wait=True)
+        self._queue_executor.shutdown(wait=True)
         self.out("triage serve: stopped")
 
     # -- IMAP mailboxes -----------------------------------------------------------------
@@ -154,7 +207,7 @@ class Service:
         """One poller task per configured mailbox; their mail goes through :meth:`deliver`."""
         for tenant in self.config.tenants.values():
             for box in tenant.imap:
-                poller = Poller(box, tenant.support_addresses[:1], self.deliver, self.run_db, self.store, self.out,
+                poller = Poller(box, tenant.support_addresses[:1], self.deliver_fetched, self.run_db, self.store, self.out,
                                 **self.imap_options)
                 self.pollers.append(poller)
                 self.imap_tasks.append(asyncio.create_task(poller.run(self._imap_stop), name=f"imap {poller.name}"))
@@ -174,9 +227,10 @@ class Service:
 
     # -- Slack ------------------------------------------------------------------------
 
-    def _start_slack(self, pipeline: Pipeline) -> None:
+    def _start_slack(self) -> None:
         """Agents in Slack, only when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set (secrets come
-        from the environment only); otherwise Slack stays off and /slack/events does not exist."""
+        from the environment only); otherwise Slack stays off and /slack/events does not exist.
+        Agents' cards recompute decisions, so only then does this process load a pipeline."""
         token, secret = os.environ.get("SLACK_BOT_TOKEN", ""), os.environ.get("SLACK_SIGNING_SECRET", "")
         if not (token and secret):
             return
@@ -187,7 +241,7 @@ class Service:
         from triage.notifier import Notifier
 
         client = AsyncWebClient(token=token, **({"base_url": self.slack_base_url} if self.slack_base_url else {}))
-        agents = Agents(self.config, self.store, pipeline, self.intake)
+        agents = Agents(self.config, self.store, self.pipeline_factory(self.config), self.intake)
         self.notifier = Notifier(self.config, self.store, agents, client, self.run_db, self.clock,
                                  interval=self.slack_interval,
                                  first_response_hours=self.config.slack["first_response_hours"])
@@ -216,24 +270,50 @@ class Service:
         """RCPT TO: only the tenants' support and no-reply addresses and the bot's own address."""
         return address.strip().lower() in self._accepted
 
-    async def deliver(self, raw: bytes, mail_from: str, recipients: list[str]) -> Result:
-        """The one entry point of inbound mail: returns once the mail is committed, raises otherwise."""
+    async def deliver(self, raw: bytes, mail_from: str, recipients: list[str]) -> Queued:
+        """The one entry point of inbound mail: returns once the mail is committed to the inbound
+        queue; raises QueueFull above service.queue_limit, and otherwise when it cannot commit."""
+        if self.depth >= self.config.queue_limit:
+            raise QueueFull(f"{self.depth} mails are waiting to be processed")
+        return Queued(await self._enqueue({"kind": "email", "raw": raw, "mail_from": mail_from,
+                                           "recipients": recipients, "received_at": iso(self.clock())}))
+
+    async def deliver_fetched(self, raw: bytes, mail_from: str, recipients: list[str]) -> Queued:
+        """IMAP's entry point: a full queue makes the poller wait (the mail stays on the server)
+        instead of failing the delivery, which would count towards the poller's quarantine."""
+        while self.depth >= self.config.queue_limit and self._accepting:
+            await asyncio.sleep(0.5)
+        return Queued(await self._enqueue({"kind": "email", "raw": raw, "mail_from": mail_from,
+                                           "recipients": recipients, "received_at": iso(self.clock())}))
+
+    async def _enqueue(self, row: dict[str, Any]) -> int:
         if not self._accepting:
             raise RuntimeError("the service is shutting down")
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        await self._queue.put((Delivery(raw, mail_from, recipients, self.clock()), future))
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.depth += 1
+        await self._queue.put((row, future))
         # shield: a client hanging up must not cancel the commit the writer is doing for it
         return await asyncio.shield(future)
 
     async def deliver_chat(self, line: ChatLine) -> Posted:
-        """The entry point of widget lines: returns once the line, its ticket, its reply and the
-        conversation are committed (one transaction in the database thread), raises otherwise."""
-        if not self._accepting:
-            raise RuntimeError("the service is shutting down")
-        posted = await self.run_db(self.conversations.post, line, self.clock())
-        self.widget.hub.notify()
-        self.outbox.wake()  # a relay to the tenant's contacts may be waiting
+        """The entry point of widget lines: queued like mail, then the answer waits up to
+        ``chat_wait`` seconds for the line's ticket; after that it says "queued" and the reply
+        arrives on the conversation's event stream."""
+        now = self.clock()
+        pending = await self.run_queue(self.inbound.pending_chat, token_hash(line.token)) if line.token else None
+        row, token, verified = await self.run_db(self.conversations.admit, line, pending, now)
+        row_id = await self._enqueue(row)
+        try:
+            posted = await asyncio.wait_for(asyncio.shield(self.dispatcher.waiter(row_id)), self.chat_wait)
+        except asyncio.TimeoutError:
+            return Posted(token, None, None, verified, False, queued=True)
+        posted.token = token
         return posted
+
+    async def conversation_state(self, token: str, after: int = 0) -> dict[str, Any] | None:
+        """What the widget shows of a conversation, also while its first line is still queued."""
+        pending = await self.run_queue(self.inbound.pending_chat, token_hash(token)) if token else None
+        return await self.run_db(self.conversations.state, token, after, pending)
 
     async def add_widget_reply(self, ticket_id: int, text: str, author: str) -> int:
         """An agent's answer (from Slack, say) to a widget ticket: shown live in the open widget."""
@@ -248,7 +328,8 @@ class Service:
         return refused
 
     async def _writer(self) -> None:
-        """Group commit: take everything waiting, commit it in one transaction, answer all."""
+        """Group commit into the inbound queue: take everything waiting, commit it in one
+        transaction, answer all."""
         while True:
             item = await self._queue.get()
             stopping = item is None
@@ -264,26 +345,42 @@ class Service:
             if stopping and self._queue.empty():
                 return
 
-    async def _commit(self, batch: list[tuple[Delivery, asyncio.Future[Result]]]) -> None:
+    async def _commit(self, batch: list[tuple[dict[str, Any], asyncio.Future[int]]]) -> None:
         try:
-            results = await self.run_db(self.intake.process_batch, [d for d, _ in batch])
+            ids = await self.run_queue(self.inbound.add, [row for row, _ in batch])
         except Exception as e:  # the commit itself failed: nobody gets a 250
-            self.last_error = f"commit: {type(e).__name__}: {e}"
-            results = [e] * len(batch)
-        queued = False
-        for (_, future), result in zip(batch, results):
-            if future.done():
-                continue
-            if isinstance(result, Exception):
-                self.last_error = f"intake: {type(result).__name__}: {result}"
-                future.set_exception(result)
-            else:
-                queued = queued or result.queued > 0
-                future.set_result(result)
-        if queued:
+            self.last_error = f"queue: {type(e).__name__}: {e}"
+            self.depth -= len(batch)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(e)
+            return
+        for (_, future), row_id in zip(batch, ids):
+            if not future.done():
+                future.set_result(row_id)
+        self._recent.append((asyncio.get_running_loop().time(), len(batch)))
+        self.dispatcher.wake()
+
+    def _busy(self) -> bool:
+        """A flood: more than FLOOD_RATE mails a second arriving (a steady load below it the
+        writer files as it comes) and the queue under half its limit. Then accepting comes
+        first and the writer yields the interpreter (see triage.dispatch)."""
+        now = asyncio.get_running_loop().time()
+        while self._recent and self._recent[0][0] < now - FLOOD_WINDOW:
+            self._recent.popleft()
+        rate = sum(n for _, n in self._recent) / FLOOD_WINDOW
+        return rate > FLOOD_RATE and self.depth < self.config.queue_limit // 2
+
+    def _filed(self, filed: Filed) -> None:
+        """After the writer's commit: the queue shrank; the outbox, Slack and the widget may have news."""
+        self.depth -= len(filed.done)
+        if filed.queued:
             self.outbox.wake()
+        if filed.quarantined:
+            self.last_error = self.dispatcher.last_error
         if self.notifier is not None:
             self.notifier.wake()  # new tickets and follow-ups for the agents' Slack channels
+        self.widget.hub.notify()
 
     # -- health -----------------------------------------------------------------------
 
@@ -304,6 +401,12 @@ class Service:
         except Exception as e:  # the point of a health check: say so instead of failing
             counts, stored_error, database = {}, "", False
             self.last_error = f"database: {type(e).__name__}: {e}"
+        try:
+            depth, oldest = await self.run_queue(self.inbound.depth)
+        except Exception as e:
+            depth, oldest = self.depth, None
+            self.last_error = f"queue: {type(e).__name__}: {e}"
+        age = (self.clock() - datetime.fromisoformat(oldest)).total_seconds() if oldest else 0.0
         ended = [t.get_name() for t in self._tasks if t.done()]  # a dead loop: nothing delivers or posts
         healthy = database and not ended
         body = {
@@ -312,7 +415,11 @@ class Service:
             "tasks": ended,
             "outbox_backlog": counts.get("queued", 0) + counts.get("sending", 0),
             "outbox": counts,
-            "last_error": self.outbox.last_error or self.last_error or stored_error,
+            "queue_depth": depth,
+            "queue_oldest_seconds": round(max(age, 0.0), 3),
+            "queue_limit": self.config.queue_limit,
+            "workers": self.workers.describe(),
+            "last_error": self.outbox.last_error or self.last_error or self.dispatcher.last_error or stored_error,
             "smtp": f"{self.smtp_address[0]}:{self.smtp_address[1]}",
             "relay": self.relay.describe() if self.relay else "",
         }
