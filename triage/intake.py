@@ -27,6 +27,7 @@ from triage.pipeline import Outcome, Pipeline
 from triage.store import Store, iso
 from triage.chat import chat_thread
 from triage.threading import Signer, Thread, find_thread, returned_ids
+from triage import webhooks
 
 RULES = {
     "intake-duplicate-message-id": "a Message-ID already stored: the delivery is ignored (no second ticket)",
@@ -179,6 +180,11 @@ class Intake:
                                   thread.ticket is not None, now)
         if outcome.relay and tenant is not None:
             queued += self._relay(ticket_id, tenant, msg, outcome, key, now)
+        # webhooks (issue 14): the portal action and ticket events, in this same transaction
+        webhooks.on_filed(self.store, self.config, ticket_id, outcome.decision.actions, outcome.decision.reasons,
+                          new=thread.ticket is None, reopened=(thread.ticket or {}).get("status") == "resolved"
+                          and not automated, replied=bool(outcome.reply and tenant), relayed=bool(outcome.relay
+                          and tenant), requester=msg.sender if outcome.trust.verified else "", at=at)
         return Result(ticket_id, number, queued=queued)
 
     # -- tickets ----------------------------------------------------------------------

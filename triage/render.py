@@ -31,7 +31,8 @@ DECLINE_REASONS = ("confidential", "deadline", "special_access", "account_creati
 
 # The whole render context of reply.txt.j2 (``lang`` is set by the renderer). No contact data.
 REPLY_KEYS = ("ticket", "ticket_tag", "tenant", "sender_name", "channel", "portal_url",
-              "hours", "open_now", "reply_by", "parts", "guide", "decline_reason", "has_contacts")
+              "hours", "open_now", "reply_by", "parts", "guide", "decline_reason", "has_contacts",
+              "portal_renews")
 # The whole render context of relay.txt.j2 and relay_subject.txt.j2 (internal readers).
 RELAY_KEYS = ("ticket_tag", "tenant", "sender_name", "sender_email", "sender_company",
               "requester", "verified", "trust_evidence", "category", "intent", "channel",
