@@ -299,3 +299,119 @@ def test_sigkill_between_decision_and_call_calls_once_after_restart(tmp_path):
     finally:
         portal.close()
         sink.close()
+
+
+def test_backoff_doubles_and_honours_a_longer_retry_after():
+    loop = webhooks.Deliveries(None, None, None, base_delay=30, max_delay=3600)  # type: ignore[arg-type]
+    assert [loop.backoff(n).total_seconds() for n in (1, 2, 3)] == [30, 60, 120]
+    assert loop.backoff(1, asked=300).total_seconds() == 300
+    assert loop.backoff(1, asked=10 ** 6).total_seconds() == 3600  # a receiver cannot park a call for ever
+    now = webhooks.utcnow()
+    assert webhooks.retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now) == 0.0 and webhooks.retry_after("soon", now) is None
+
+
+@pytest.mark.parametrize("line, error", [
+    ('portal_api_url = "https://user:pw-s3cret@portal.example/api"\nportal_api_secret_env = "X"', "credentials"),
+    ('portal_api_url = "ftp://portal.example"\nportal_api_secret_env = "X"', "http"),
+    ('portal_api_url = "https://portal.example/api"', "portal_api_secret_env"),
+])
+def test_bad_portal_settings_fail_on_load_without_echoing_secrets(tmp_path, line, error):
+    from triage.config import ConfigError, load_config
+
+    configure(tmp_path, None, None)
+    acme = tmp_path / "tenants" / "acme.toml"
+    acme.write_text(acme.read_text().replace("[support_hours]", line + "\n\n[support_hours]"))
+    with pytest.raises(ConfigError, match=error) as e:
+        load_config(tmp_path)
+    assert "pw-s3cret" not in str(e.value)
+
+
+@pytest.mark.parametrize("table, error", [
+    ('name = "a"\nurl = "http://127.0.0.1:1/h"\nsecret_env = "S"\nevents = ["deleted"]', "events"),
+    ('name = "a"\nurl = "https://k:s3cret@h.example/"\nsecret_env = "S"\nevents = ["created"]', "credentials"),
+    ('name = "a"\nurl = "http://127.0.0.1:1/h"\nsecret_env = "S"\nevents = ["created"]\ntenants = ["nope"]', "tenants"),
+    ('name = "a"\nurl = "http://127.0.0.1:1/h"\nevents = ["created"]', "secret_env"),
+    ('name = "a"\nurl = "http://127.0.0.1:1/h"\nsecret_env = "S"\nevents = ["created"]\ncolour = 1', "unknown key"),
+])
+def test_bad_webhook_tables_fail_on_load(tmp_path, table, error):
+    from triage.config import ConfigError, load_config
+
+    configure(tmp_path, None, None)
+    with (tmp_path / "triage.toml").open("a") as f:
+        f.write(f"\n[[webhooks]]\n{table}\n")
+    with pytest.raises(ConfigError, match=error) as e:
+        load_config(tmp_path)
+    assert "s3cret" not in str(e.value)
+
+
+@pytest.mark.parametrize("lang", ["en", "sv", "de", "ru", "uk"])
+def test_renewal_wording_in_every_language(lang):
+    from tests.test_render import REPLY_RENDERER, reply_context
+
+    agent = REPLY_RENDERER.reply(lang, "en", reply_context(parts=["renew_invitation"], portal_renews=False))
+    portal_reply = REPLY_RENDERER.reply(lang, "en", reply_context(parts=["renew_invitation"], portal_renews=True))
+    done = REPLY_RENDERER.reply(lang, "en", reply_context(parts=["renewal_confirmed"]))
+    assert len({agent, portal_reply, done}) == 3
+    if lang == "en":
+        assert "a member of our team will renew it" in agent and "has been renewed" in done
+
+
+def test_operator_commands_list_test_and_redeliver(tmp_path, capsys):
+    from triage.cli import main
+    from triage.store import Store
+
+    receiver = Receiver()
+    try:
+        receiver.answers = [200]
+        configure(tmp_path, None, None, hook_port=receiver.port)
+        assert main(["--config", str(tmp_path), "webhooks", "test", "crm"]) == 0
+        assert "HTTP 200" in capsys.readouterr().out
+        ping = json.loads(receiver.calls[0]["body"])
+        jsonschema.validate(ping, SCHEMA)
+        assert ping["event"] == "ping" and readme_verify()(HOOK_SECRET.encode(), receiver.calls[0]["headers"],
+                                                            receiver.calls[0]["body"])
+        store = Store(tmp_path / "var" / "triage.db")
+        store.db["webhook_deliveries"].insert({"receiver": "crm", "kind": "event", "event": "created",
+                                               "url": "http://127.0.0.1:1/h", "body": "{}", "idempotency_key": "k",
+                                               "status": "failed", "attempts": 20, "next_attempt_at": "",
+                                               "last_error": "HTTP 400", "response": "", "created_at": ""})
+        store.close()
+        assert main(["--config", str(tmp_path), "webhooks", "list"]) == 0
+        out = capsys.readouterr().out
+        assert "crm" in out and "failed 1" in out and HOOK_SECRET not in out
+        assert main(["--config", str(tmp_path), "webhooks", "redeliver", "1"]) == 0
+        assert main(["--config", str(tmp_path), "webhooks", "redeliver", "1"]) == 1  # no longer failed
+        assert main(["--config", str(tmp_path), "webhooks", "list"]) == 0
+        assert "queued 1" in capsys.readouterr().out
+        assert main(["--config", str(tmp_path), "webhooks", "test", "nobody"]) == 2
+    finally:
+        receiver.close()
+
+
+async def test_agents_actions_are_ticket_events(tmp_path, sink):
+    from triage.agents import Agents
+
+    receiver = Receiver()
+    try:
+        folder = configure(tmp_path, sink, None, hook_port=receiver.port)
+        toml = folder / "triage.toml"
+        toml.write_text(toml.read_text().replace('events = ["created", "decided", "replied", "held"]',
+                                                 'events = ["escalated", "resolved", "note", "assigned"]'))
+        async with running(folder, retry_base=0.05) as service:
+            await send(service, mail())
+            ticket = (await rows(service, "SELECT id FROM tickets"))[0]["id"]
+            agents = Agents(service.config, service.store, service.intake.pipeline, service.intake)
+            now = webhooks.utcnow()
+            for act in (lambda: agents.escalate(ticket, "anna", now), lambda: agents.assign(ticket, "bo", "anna", now),
+                        lambda: agents.reply(ticket, "note: checked the logs", "anna", now),
+                        lambda: agents.resolve(ticket, "anna", now)):
+                await service.run_db(act)
+            service.webhooks.wake()
+            await until(lambda: len(receiver.calls) == 4)
+            got = [json.loads(c["body"]) for c in receiver.calls]
+            assert [p["event"] for p in got] == ["escalated", "assigned", "note", "resolved"]
+            assert all(p["data"] == {"agent": "anna"} for p in got)
+            for payload in got:
+                jsonschema.validate(payload, SCHEMA)
+    finally:
+        receiver.close()
