@@ -59,11 +59,13 @@ class Receiver:
                 with outer.lock:
                     code = outer.answers.pop(0) if outer.answers else 200
                     outer.calls.append({"path": self.path, "headers": dict(self.headers), "body": body,
-                                        "status": code})
+                                        "status": code, "at": time.monotonic()})
                 if code == 0:
                     outer.release.wait(30)
                     return
                 self.send_response(code)
+                if code == 429:
+                    self.send_header("Retry-After", "1")
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
                 self.wfile.write(b'{"ok": true}' if code < 300 else b'{"error": "no"}')
@@ -182,10 +184,10 @@ async def test_429_waits_for_retry_after(tmp_path, sink, portal):
     portal.answers = [429, 200]
     async with running(configure(tmp_path, sink, portal), retry_base=0.05) as service:
         await send(service, invitation(OLA), sender=OLA)
-        await until(lambda: len(portal.calls) == 1)
-        row = (await rows(service, "SELECT next_attempt_at, status FROM webhook_deliveries"))[0]
-        assert row["status"] == "queued"  # 429 is temporary; no Retry-After: the normal backoff
         await until(lambda: len(portal.effective()) == 1)
+        first, second = portal.calls
+        assert second["at"] - first["at"] >= 0.9  # "Retry-After: 1" beats the 0.05 s backoff
+        assert first["headers"]["Idempotency-Key"] == second["headers"]["Idempotency-Key"]
 
 
 async def test_a_400_holds_the_ticket_for_an_agent(tmp_path, sink, portal):
