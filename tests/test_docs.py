@@ -6,9 +6,10 @@ import re
 
 from tests.conftest import REPO
 from triage.cli import build_parser
-from triage.config import SERVICE_KEYS, TENANT_KEYS
+from triage.config import SERVICE_KEYS, TENANT_KEYS, WEBHOOK_KEYS
 from channels import imap, slack, widget
-from triage import agents, intake, knowledge, loops, notifier, outbox, threading, trust, widget_identity
+from triage import (agents, intake, knowledge, loops, notifier, outbox, renewal, threading, trust, webhooks,
+                    widget_identity)
 from triage.policy import ACTIONS, MARGIN_RULE_IDS, RULES
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -17,7 +18,7 @@ README = (REPO / "README.md").read_text(encoding="utf-8")
 def test_rule_ids_documented():
     ids = [r.id for r in RULES] + MARGIN_RULE_IDS
     for module in (threading, intake, loops, outbox, agents, notifier, imap, widget, trust, widget_identity,
-                   slack, knowledge):
+                   slack, knowledge, webhooks, renewal):
         ids += list(module.RULES)
     missing = [i for i in ids if f"`{i}`" not in README]
     assert not missing, f"rules missing from README: {missing}"
@@ -31,6 +32,7 @@ def test_actions_documented():
 def test_config_keys_documented():
     keys = [f"`{section}.{key}`" for section, schema in SERVICE_KEYS.items() for key in schema]
     keys += [f"`{key}`" for key in TENANT_KEYS]
+    keys += [f"`webhooks.{key}`" for key in WEBHOOK_KEYS]
     missing = [k for k in keys if k not in README]
     assert not missing, f"configuration keys missing from README: {missing}"
 

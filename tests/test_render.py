@@ -12,7 +12,7 @@ from triage.render import (DECLINE_REASONS, GUIDES, RELAY_KEYS, REPLY_KEYS, Rend
                            format_hours, format_moment)
 
 LANGS = ["en", "sv", "de", "ru", "uk"]
-PARTS = ["acknowledge", "urgent", "redirect_business", "relay_notice", "renew_invitation",
+PARTS = ["acknowledge", "urgent", "redirect_business", "relay_notice", "renew_invitation", "renewal_confirmed",
          "guide_self_service", "request_verified_channel", "decline", "hold_for_review"]
 
 # The tenant's staff: none of this may ever reach a supplier (compared case-insensitively).
@@ -31,7 +31,7 @@ def reply_context(**over) -> dict:
         "portal_url": "https://nordvik.portal.example",
         "hours": "Mon–Fri 08:00–17:00 (Europe/Stockholm)", "open_now": True,
         "reply_by": "Mon 24 Nov 08:00", "parts": ["acknowledge"], "guide": "", "decline_reason": "",
-        "has_contacts": True, "articles": [],
+        "has_contacts": True, "articles": [], "portal_renews": False,
     }
     ctx.update(over)
     return ctx

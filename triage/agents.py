@@ -22,6 +22,7 @@ from typing import Any
 from triage.automated import Automation
 from triage.classify import HUMAN_LABELS, URGENT, Classification, Classifier
 from triage.config import Config
+from triage import webhooks
 from triage.intake import Intake
 from triage.message import Message
 from triage.outbox import Unencodable, compose, envelope_address, reply_subject
@@ -285,6 +286,7 @@ class Agents:
     def _event(self, ticket_id: int, kind: str, rule: str, outcome: str, now: datetime, agent: str,
                **detail: Any) -> None:
         self.store.add_event(ticket_id, kind, [rule], outcome, iso(now), detail={"agent": agent, **detail})
+        webhooks.on_agent_event(self.store, self.config, ticket_id, rule, iso(now), agent)  # issue 14
 
     def _send(self, ticket: dict[str, Any], body: str, agent: str, now: datetime) -> str:
         """To the requester on the ticket's own channel; returns where it went."""

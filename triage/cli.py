@@ -8,6 +8,7 @@ never a traceback (exit code 1 is for a good question without an answer: no such
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import sqlite3
@@ -15,11 +16,11 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from triage.config import Config, ConfigError, config_warnings, load_config, resolve_hosts
+from triage.config import Config, ConfigError, config_warnings, load_config, redact_url, resolve_hosts
 from triage.logs import FORMATS, LEVELS
 from triage.message import Message
 from triage.parse import parse_chat, parse_email
-from triage.store import OUTBOX_STATUSES, STATUSES, Store
+from triage.store import OUTBOX_STATUSES, STATUSES, Store, iso, utcnow
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config"
 FIRST_DRY_RUN_TICKET = 1001
@@ -161,8 +162,6 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
-    import asyncio
-
     from triage.logs import configure
     from triage.service import serve
 
@@ -267,6 +266,45 @@ def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
            [[r["id"], r["status"], r["kind"], f"#{r['number']}", r["tenant"] or "-",
              ", ".join(json.loads(r["recipients"])), r["subject"], r["attempts"], r["last_error"] or ""]
             for r in rows])
+    return 0
+
+
+def cmd_webhooks_list(args: argparse.Namespace, config: Config) -> int:
+    from triage import webhooks
+
+    per = webhooks.counts(_store(config))
+    receivers = [(h.name, h.url, ", ".join(h.events)) for h in config.webhooks]
+    receivers += [(f"portal:{t.slug}", t.portal_api_url + webhooks.RENEW_PATH, "renew_invitation")
+                  for t in config.tenants.values() if t.portal_api_url]
+    for name in sorted(set(per) - {r[0] for r in receivers}):
+        receivers.append((name, "(no longer configured)", ""))
+    if not receivers:
+        print("webhooks: none configured")
+    for name, url, events in receivers:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(per.get(name, {}).items())) or "no deliveries"
+        print(_line(name, redact_url(url), events, counts))
+    return 0
+
+
+def cmd_webhooks_test(args: argparse.Namespace, config: Config) -> int:
+    from triage import webhooks
+
+    hook = next((h for h in config.webhooks if h.name == args.name), None)
+    if hook is None:
+        print(f"triage: no webhook named {args.name!r}", file=sys.stderr)
+        return 2
+    answer = asyncio.run(webhooks.ping(hook))
+    print(f"{hook.name}: {answer}")
+    return 0 if answer.startswith("HTTP 2") else 1
+
+
+def cmd_webhooks_redeliver(args: argparse.Namespace, config: Config) -> int:
+    from triage import webhooks
+
+    if not webhooks.redeliver(_store(config), args.id, iso(utcnow())):
+        print(f"triage: delivery {args.id} is not a failed delivery", file=sys.stderr)
+        return 1
+    print(f"delivery {args.id} queued again (same Idempotency-Key); a running service sends it within seconds")
     return 0
 
 
@@ -589,6 +627,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "outbox", "outgoing mail and its delivery status", cmd_outbox)
     p.add_argument("--status", choices=OUTBOX_STATUSES, help="only mail with this delivery status")
     p.add_argument("--limit", type=LIMIT, default=50, help="at most this many rows (default: %(default)s)")
+    p = _command(sub, "webhooks", "receivers of signed calls (ticket events, portal actions) and their deliveries")
+    w = p.add_subparsers(dest="webhooks_command", required=True)
+    _command(w, "list", "receivers and their deliveries per status", cmd_webhooks_list)
+    _command(w, "test", "send a signed ping to a receiver now and print its answer", cmd_webhooks_test
+             ).add_argument("name", help="the receiver's name (as in triage webhooks list)")
+    _command(w, "redeliver", "queue a failed delivery again", cmd_webhooks_redeliver
+             ).add_argument("id", type=LIMIT, help="the delivery's id (as in triage webhooks list)")
     p = _command(sub, "directory", "manage the tenants' user directories")
     d = _command(p.add_subparsers(dest="directory_command", required=True), "import",
                  "replace a tenant's directory with a CSV export of the portal's users", cmd_directory_import)

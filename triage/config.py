@@ -87,6 +87,19 @@ TENANT_KEYS: dict[str, tuple[type, Any, str]] = {
     "contacts": (list, [], "company contacts who receive relayed messages: name, email, topics"),
     "imap": (list, [], "IMAP mailboxes the tenant's support mail is fetched from (see the imap.* keys)"),
     "knowledge_base": (str, "", "folder of help articles (Markdown with TOML front matter) suggested in replies"),
+    "portal_api_url": (str, "", "https:// base URL of the portal's API; renewals are then carried out by "
+                                "POST {portal_api_url}/invitations/renew (empty: an agent renews)"),
+    "portal_api_secret_env": (str, "", "environment variable holding the key that signs calls to the portal's API"),
+}
+# ``[[webhooks]]`` tables of triage.toml: receivers of signed ticket events (triage.webhooks).
+WEBHOOK_EVENTS = ("created", "decided", "replied", "relayed", "escalated", "held", "resolved", "closed",
+                  "reopened", "assigned", "note")
+WEBHOOK_KEYS: dict[str, tuple[type, Any, str]] = {
+    "name": (str, REQUIRED, "name of the receiver (in `triage webhooks` and /healthz)"),
+    "url": (str, REQUIRED, "http:// or https:// URL the events are POSTed to (no credentials in it)"),
+    "secret_env": (str, REQUIRED, "environment variable holding the receiver's signing key"),
+    "events": (list, REQUIRED, "events sent: " + ", ".join(WEBHOOK_EVENTS)),
+    "tenants": (list, [], "tenant slugs whose tickets are sent (empty: all)"),
 }
 HOURS_KEYS = {"days": str, "start": str, "end": str}
 CONTACT_KEYS = {"name": str, "email": str, "topics": list}
@@ -121,6 +134,17 @@ class ImapMailbox:
     def key(self) -> str:
         """Names the mailbox in the database and in log lines: its state belongs to this key."""
         return f"{self.user}@{self.host}:{self.port}/{self.folder}"
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A receiver of ticket events (its secret stays in the environment, named by secret_env)."""
+
+    name: str
+    url: str
+    secret_env: str
+    events: tuple[str, ...]
+    tenants: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -167,6 +191,8 @@ class Tenant:
     imap: list[ImapMailbox] = field(default_factory=list)
     articles: list[Article] = field(default_factory=list)  # the knowledge base, validated on load
     knowledge_base: str = ""  # its folder, relative to the tenant file
+    portal_api_url: str = ""
+    portal_api_secret_env: str = ""
 
     def contacts_for(self, topic: str) -> list[Contact]:
         """Contacts for a topic (business, account); all contacts when none names it."""
@@ -190,6 +216,7 @@ class Config:
     slack: dict[str, Any] = field(default_factory=lambda: {"first_response_hours": 4.0})
     workers: int = 1
     queue_limit: int = 10000
+    webhooks: list["Webhook"] = field(default_factory=list)
 
     def tenant_for_address(self, address: str) -> list[Tenant]:
         """Tenants that own a support or no-reply address (a no-reply address may be shared)."""
@@ -247,6 +274,38 @@ def _check_relay_url(path: Path, url: str) -> None:
                           f"{redact_url(url)!r}")
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
         raise ConfigError(f"{where} must be smtp://host[:port] or smtps://host[:port], not {redact_url(url)!r}")
+
+
+def check_http_url(where: str, url: str, schemes: tuple[str, ...] = ("http", "https")) -> None:
+    """An http(s) URL without credentials (keys live in the environment); echoed redacted."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 -- reading it validates it
+    except ValueError:
+        raise ConfigError(f"{where} has a bad port: {redact_url(url)!r}") from None
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{where} must not carry credentials (the signing key comes from the environment): "
+                          f"{redact_url(url)!r}")
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigError(f"{where} must be a {' or '.join(s + '://' for s in schemes)} URL, not {redact_url(url)!r}")
+
+
+def _webhook(path: Path, i: int, table: Any, slugs: set[str]) -> Webhook:
+    """One ``[[webhooks]]`` table, checked on load like the rest."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: webhooks[{i}] must be a table ([[webhooks]])")
+    data = _check(path, f"webhooks[{i}].", table, WEBHOOK_KEYS)
+    check_http_url(f"{path}: key webhooks[{i}].url", data["url"])
+    unknown = [e for e in data["events"] if e not in WEBHOOK_EVENTS]
+    if unknown or not data["events"]:
+        raise ConfigError(f"{path}: key webhooks[{i}].events must name events from {', '.join(WEBHOOK_EVENTS)}, "
+                          f"not {unknown or 'an empty list'}")
+    strange = [t for t in data["tenants"] if t not in slugs]
+    if strange:
+        raise ConfigError(f"{path}: key webhooks[{i}].tenants names unknown tenants {strange}")
+    if not data["name"] or not data["secret_env"]:
+        raise ConfigError(f"{path}: webhooks[{i}] needs a name and a secret_env")
+    return Webhook(data["name"], data["url"], data["secret_env"], tuple(data["events"]), tuple(data["tenants"]))
 
 
 def _check_service(path: Path, config: "Config") -> None:
@@ -361,6 +420,10 @@ def load_tenant(path: Path, languages: list[str]) -> Tenant:
         raise ConfigError(f"{path}: key 'language' must be one of {languages}, not {data['language']!r}")
     _check_timezone(path, data["timezone"])
     directory_path = path.parent / data["directory"] if data["directory"] else None
+    if data["portal_api_url"]:
+        check_http_url(f"{path}: key portal_api_url", data["portal_api_url"])
+        if not data["portal_api_secret_env"]:
+            raise ConfigError(f"{path}: key portal_api_url needs portal_api_secret_env (the signing key's variable)")
     return Tenant(
         slug=data["slug"], name=data["name"], language=data["language"], timezone=data["timezone"],
         support_addresses=_lower_list(path, "support_addresses", data["support_addresses"]),
@@ -380,6 +443,7 @@ def load_tenant(path: Path, languages: list[str]) -> Tenant:
         widget_rate_limits=_limits(path, "widget_rate_limits", data["widget_rate_limits"]),
         imap=[_imap_mailbox(path, data["slug"], i, table) for i, table in enumerate(data["imap"])],
         articles=_articles(path, data["knowledge_base"], languages), knowledge_base=data["knowledge_base"],
+        portal_api_url=data["portal_api_url"].rstrip("/"), portal_api_secret_env=data["portal_api_secret_env"],
     )
 
 
@@ -436,9 +500,12 @@ def load_config(folder: str | Path) -> Config:
     root = Path(folder).resolve()
     path = root / "triage.toml"
     raw = _read_toml(path)
+    hooks = raw.pop("webhooks", [])
     for section in raw:
         if section not in SERVICE_KEYS:
-            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(SERVICE_KEYS)})")
+            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(SERVICE_KEYS)}, [[webhooks]])")
+    if not isinstance(hooks, list):
+        raise ConfigError(f"{path}: webhooks must be tables ([[webhooks]])")
     sections = {name: _check(path, f"{name}.", raw.get(name, {}), schema)
                 for name, schema in SERVICE_KEYS.items()}
     service = sections["service"]
@@ -466,6 +533,10 @@ def load_config(folder: str | Path) -> Config:
         config.tenants[tenant.slug] = tenant
     if not config.tenants:
         raise ConfigError(f"{folder_path}: no tenant files (*.toml)")
+    config.webhooks = [_webhook(path, i, table, set(config.tenants)) for i, table in enumerate(hooks)]
+    names = [w.name for w in config.webhooks]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: webhook names must be unique: {names}")
     return config
 
 

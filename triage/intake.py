@@ -26,6 +26,7 @@ from triage.outbox import Unencodable, compose, envelope_address, reply_subject
 from triage.parse import parse_chat, parse_email
 from triage.pipeline import Drafts, Outcome, Pipeline
 from triage.store import Store, iso
+from triage import webhooks
 from triage.threading import Signer, Thread, chat_thread, find_thread, returned_ids
 
 RULES = {
@@ -210,6 +211,11 @@ class Intake:
                                   thread.ticket is not None, now)
         if outcome.relay and tenant is not None:
             queued += self._relay(ticket_id, tenant, msg, outcome, key, now)
+        # webhooks (issue 14): the portal action and ticket events, in this same transaction
+        webhooks.on_filed(self.store, self.config, ticket_id, outcome.decision.actions, outcome.decision.reasons,
+                          new=thread.ticket is None, reopened=(thread.ticket or {}).get("status") == "resolved"
+                          and not automated, replied=bool(outcome.reply and tenant), relayed=bool(outcome.relay
+                          and tenant), requester=msg.sender if outcome.trust.verified else "", at=at)
         return Result(ticket_id, number, queued=queued)
 
     # -- tickets ----------------------------------------------------------------------

@@ -23,7 +23,8 @@ REPLY_PARTS = [("escalate", "urgent"), ("acknowledge", "acknowledge"),
                ("redirect_business", "redirect_business"), ("renew_invitation", "renew_invitation"),
                ("guide_self_service", "guide_self_service"), ("decline", "decline"),
                ("request_verified_channel", "request_verified_channel"),
-               ("relay_to_company", "relay_notice"), ("hold_for_review", "hold_for_review")]
+               ("relay_to_company", "relay_notice"), ("hold_for_review", "hold_for_review"),
+               ("renewal_confirmed", "renewal_confirmed")]  # the portal confirmed (triage.renewal)
 
 
 @dataclass
@@ -123,6 +124,7 @@ class Drafts:
             "ticket": str(ticket), "ticket_tag": f"[#{ticket}]", "tenant": tenant.name,
             "sender_name": greeting_name(msg, who, verified), "channel": msg.channel,
             "portal_url": tenant.portal_url, "has_contacts": has_contacts(who),
+            "portal_renews": bool(tenant.portal_api_url),
             "hours": format_hours(tenant.hours.days, tenant.hours.start, tenant.hours.end, lang, tenant.timezone),
             "open_now": hours.is_open(tenant.hours, tenant.timezone, now),
             "reply_by": format_moment(back, lang), "parts": parts,

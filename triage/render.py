@@ -32,7 +32,7 @@ DECLINE_REASONS = ("confidential", "deadline", "special_access", "account_creati
 # The whole render context of reply.txt.j2 (``lang`` is set by the renderer). No contact data.
 REPLY_KEYS = ("ticket", "ticket_tag", "tenant", "sender_name", "channel", "portal_url",
               "hours", "open_now", "reply_by", "parts", "guide", "decline_reason", "has_contacts",
-              "articles")
+              "articles", "portal_renews")
 # The context of transcript.txt.j2 and transcript_subject.txt.j2: a visitor's own conversation.
 TRANSCRIPT_KEYS = ("ticket_tag", "tenant", "lines")
 # The whole render context of relay.txt.j2 and relay_subject.txt.j2 (internal readers).

@@ -40,6 +40,7 @@ from triage.outbox import Outbox, Relay
 from triage.pipeline import Drafts, Pipeline
 from triage.store import Store, iso, utcnow
 from triage.threading import Signer, signing_key
+from triage.webhooks import health as webhook_health
 from triage.workers import Workers
 
 DRAIN_GRACE = 10.0  # seconds a clean stop waits for the queue to be filed (the rest waits for the restart)
@@ -153,6 +154,8 @@ class Service:
             self._tasks.append(asyncio.create_task(self.outbox.run(self._stop), name="triage-outbox"))
         if self.notifier is not None:
             self._tasks.append(asyncio.create_task(self.notifier.run(self._stop), name="triage-slack-notifier"))
+        self._tasks.append(asyncio.create_task(self._start_webhooks(pipeline).run(self._stop),
+                                               name="triage-webhooks"))  # issue 14
         await self._start_socket_mode()
         self._accepting = True
         self._start_imap()
@@ -185,6 +188,7 @@ class Service:
             await asyncio.sleep(0.05)
         self._stop.set()
         self.outbox.wake()
+        self.webhooks.wake()
         if self.notifier is not None:
             self.notifier.wake()
         if self._socket_mode is not None:
@@ -200,6 +204,20 @@ class Service:
         self._executor.shutdown(wait=True)
         self._queue_executor.shutdown(wait=True)
         self.out("triage serve: stopped")
+
+    # -- webhooks (portal actions and ticket events) ------------------------------------
+
+    def _start_webhooks(self, pipeline: Pipeline) -> Any:
+        """The signed-call delivery loop; a portal's 2xx queues the renewal's confirmation mail."""
+        from triage.agents import Agents
+        from triage.renewal import confirm
+        from triage.webhooks import Deliveries
+
+        agents = Agents(self.config, self.store, pipeline, self.intake)
+        self.webhooks = Deliveries(self.store, self.config, self.run_db, base_delay=self.retry_base, clock=self.clock,
+                                   confirmed=lambda row: confirm(agents, self.intake, row, self.clock()),
+                                   after_commit=self._agent_acted)
+        return self.webhooks
 
     # -- IMAP mailboxes -----------------------------------------------------------------
 
@@ -260,9 +278,12 @@ class Service:
         self.out("triage serve: slack socket mode connected")
 
     def _agent_acted(self) -> None:
-        """An agent's action may have queued mail or a widget answer: deliver and show it now."""
+        """An agent's action may have queued mail, a webhook or a widget answer: deliver and show it now."""
         self.outbox.wake()
+        self.webhooks.wake()
         self.widget.hub.notify()
+        if self.notifier is not None:
+            self.notifier.wake()
 
     # -- inbound ----------------------------------------------------------------------
 
@@ -378,6 +399,7 @@ class Service:
             self.outbox.wake()
         if filed.quarantined:
             self.last_error = self.dispatcher.last_error
+        self.webhooks.wake()  # issue 14: a decision may have queued a portal call or events
         if self.notifier is not None:
             self.notifier.wake()  # new tickets and follow-ups for the agents' Slack channels
         self.widget.hub.notify()
@@ -397,9 +419,10 @@ class Service:
         try:
             counts = await self.run_db(self.store.outbox_counts)
             stored_error = await self.run_db(self.store.last_error)
+            hooks = await self.run_db(webhook_health, self.store, self.webhooks.last_error)
             database = True
         except Exception as e:  # the point of a health check: say so instead of failing
-            counts, stored_error, database = {}, "", False
+            counts, stored_error, database, hooks = {}, "", False, {}
             self.last_error = f"database: {type(e).__name__}: {e}"
         try:
             depth, oldest = await self.run_queue(self.inbound.depth)
@@ -422,6 +445,7 @@ class Service:
             "last_error": self.outbox.last_error or self.last_error or self.dispatcher.last_error or stored_error,
             "smtp": f"{self.smtp_address[0]}:{self.smtp_address[1]}",
             "relay": self.relay.describe() if self.relay else "",
+            "webhooks": hooks,  # issue 14: backlog, failed, last_error
         }
         return web.json_response(body, status=200 if healthy else 503)
 

@@ -174,6 +174,21 @@ def m008_inbox_indexes(db: Database) -> None:
     db["tickets"].create_index(["tenant", "status", "priority", "id"])
 
 
+@migrations()
+def m009_webhooks(db: Database) -> None:
+    """Signed HTTP calls (portal actions and ticket events), queued like the outbox: a row is
+    written in the transaction of the decision or event it reports, and its idempotency key
+    stays the same over every retry, so the receiver can act on it at most once."""
+    db["webhook_deliveries"].create({
+        "id": int, "receiver": str, "kind": str, "ticket": int, "event": str, "url": str,
+        "body": str, "idempotency_key": str, "status": str, "attempts": int, "next_attempt_at": str,
+        "last_error": str, "response": str, "created_at": str, "sent_at": str,
+    }, pk="id", foreign_keys=[("ticket", "tickets", "id")], defaults={"attempts": 0, "last_error": ""},
+        not_null=["receiver", "kind", "url", "body", "idempotency_key", "status"])
+    db["webhook_deliveries"].create_index(["receiver", "status", "id"])
+    db["webhook_deliveries"].create_index(["idempotency_key"], unique=True)
+
+
 def connect(path: Path | str) -> Database:
     """Open (and create or migrate) the database with the durability settings of the service."""
     path = Path(path)
