@@ -263,7 +263,7 @@ class Agents:
         msg = Message(channel="phone", id=key, sender=address, subject=subject.strip()[:300], text=text.strip(),
                       new_text=text.strip(), tenant_hint=tenant, verified_by=agent if verified else "")
         with self.store.transaction():
-            result = self.intake.process_chat(msg, key, None, now)
+            result = self.intake.process_chat(self.pipeline.assess(msg, now), key, None, now)
             assert result.ticket is not None
             self._event(result.ticket, "created", "agent-created", "verified by agent" if verified else "unverified",
                         now, agent)

@@ -30,6 +30,7 @@ from channels.console import ConsoleChannel
 from channels.imap import Poller
 from channels.smtp import QueueFull, SmtpHandler, smtp_factory
 from channels.widget import WidgetChannel
+from triage.agents import Agents
 from triage.chat import ChatLine, Conversations, Posted, token_hash
 from triage.config import Config
 from triage.dispatch import Dispatcher, Filed
@@ -88,6 +89,7 @@ class Service:
                          config.email["bounce_quiet_hours"])
         self._accepted = config.own_addresses
         self.pipeline_factory = pipeline  # what the workers run (tests give one that fails on purpose)
+        self._agents: Agents | None = None
         self.intake_retry = intake_retry
         self.chat_wait = chat_wait
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-db")
@@ -255,16 +257,23 @@ class Service:
         from slack_sdk.web.async_client import AsyncWebClient
 
         from channels.slack import SlackChannel
-        from triage.agents import Agents
         from triage.notifier import Notifier
 
         client = AsyncWebClient(token=token, **({"base_url": self.slack_base_url} if self.slack_base_url else {}))
-        agents = Agents(self.config, self.store, self.pipeline_factory(self.config), self.intake)
+        agents = self.agents
         self.notifier = Notifier(self.config, self.store, agents, client, self.run_db, self.clock,
                                  interval=self.slack_interval,
                                  first_response_hours=self.config.slack["first_response_hours"])
         self.slack = SlackChannel(self.config, agents, self.run_db, client, secret, self.clock, self._agent_acted)
         self.out("triage serve: slack on (POST /slack/events)")
+
+    @property
+    def agents(self) -> Agents:
+        """Agents' actions (Slack, the console) recompute decisions with the whole pipeline, so
+        the first one loads it into this process; until then only the workers hold a classifier."""
+        if self._agents is None:
+            self._agents = Agents(self.config, self.store, self.pipeline_factory(self.config), self.intake)
+        return self._agents
 
     async def _start_socket_mode(self) -> None:
         """With SLACK_APP_TOKEN the same Bolt app also listens over Socket Mode (no public URL)."""

@@ -63,13 +63,17 @@ class ConsoleChannel:
         self.service = service
         self.config = service.config
         self.tenants = sorted(service.config.tenants)
-        self.agents = Agents(service.config, service.store, service.intake.pipeline, service.intake)
         self.accounts = Accounts(service.store, self.tenants)
         self.limiter = RateLimiter()
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                       autoescape=True, trim_blocks=True, lstrip_blocks=True)
         self.env.filters["when"] = lambda at: (at or "")[:16].replace("T", " ")
         self.signer: Signer | None = None
+
+    @property
+    def agents(self) -> Agents:
+        """The service's one module of agents' actions, shared with Slack."""
+        return self.service.agents
 
     def mount(self, app: web.Application) -> None:
         app.on_startup.append(self._startup)
