@@ -270,7 +270,7 @@ def test_sigkill_between_decision_and_call_calls_once_after_restart(tmp_path):
     portal.answers = [0]
     try:
         folder = configure(tmp_path, sink, portal, smtp_port=free_port(), web_port=free_port())
-        proc = start(folder)
+        proc, _ = start(folder)
         try:
             import smtplib
             from triage.config import load_config
@@ -287,7 +287,7 @@ def test_sigkill_between_decision_and_call_calls_once_after_restart(tmp_path):
             if proc.poll() is None:
                 proc.kill()
         portal.release.set()
-        proc = start(folder)
+        proc, _ = start(folder)
         try:
             deadline = time.monotonic() + 20
             while len(portal.effective()) < 1 and time.monotonic() < deadline:

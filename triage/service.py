@@ -41,6 +41,8 @@ from triage.outbox import Outbox, Relay
 from triage.pipeline import Drafts, Pipeline
 from triage.store import Store, iso, utcnow
 from triage.threading import Signer, signing_key
+from triage.renewal import confirm
+from triage.webhooks import Deliveries
 from triage.webhooks import health as webhook_health
 from triage.workers import Workers
 
@@ -136,6 +138,7 @@ class Service:
         self.dispatcher = Dispatcher(self.inbound, self.run_queue, self.run_db, self.workers, self.intake,
                                      self.conversations, self.clock, self._filed, busy=self._busy,
                                      retry_delay=self.intake_retry)
+        self.webhooks = self._deliveries()
         self._start_slack()
         loop = asyncio.get_running_loop()
         host, port = split_listen(self.config.email["listen"])
@@ -156,8 +159,7 @@ class Service:
             self._tasks.append(asyncio.create_task(self.outbox.run(self._stop), name="triage-outbox"))
         if self.notifier is not None:
             self._tasks.append(asyncio.create_task(self.notifier.run(self._stop), name="triage-slack-notifier"))
-        self._tasks.append(asyncio.create_task(self._start_webhooks(pipeline).run(self._stop),
-                                               name="triage-webhooks"))  # issue 14
+        self._tasks.append(asyncio.create_task(self.webhooks.run(self._stop), name="triage-webhooks"))
         await self._start_socket_mode()
         self._accepting = True
         self._start_imap()
@@ -209,17 +211,12 @@ class Service:
 
     # -- webhooks (portal actions and ticket events) ------------------------------------
 
-    def _start_webhooks(self, pipeline: Pipeline) -> Any:
-        """The signed-call delivery loop; a portal's 2xx queues the renewal's confirmation mail."""
-        from triage.agents import Agents
-        from triage.renewal import confirm
-        from triage.webhooks import Deliveries
-
-        agents = Agents(self.config, self.store, pipeline, self.intake)
-        self.webhooks = Deliveries(self.store, self.config, self.run_db, base_delay=self.retry_base, clock=self.clock,
-                                   confirmed=lambda row: confirm(agents, self.intake, row, self.clock()),
-                                   after_commit=self._agent_acted)
-        return self.webhooks
+    def _deliveries(self) -> Deliveries:
+        """The signed-call delivery loop (portal actions, ticket events; triage/webhooks.py); a
+        portal's 2xx queues the renewal's confirmation mail, drafted by the agents' pipeline."""
+        return Deliveries(self.store, self.config, self.run_db, base_delay=self.retry_base, clock=self.clock,
+                          confirmed=lambda row: confirm(self.agents, self.intake, row, self.clock()),
+                          after_commit=self._agent_acted)
 
     # -- IMAP mailboxes -----------------------------------------------------------------
 
