@@ -10,17 +10,22 @@ Routes (the tenant is in the path so a CORS preflight, which has no body, knows 
 
     GET  /widget.js                                the script, no build step
     GET  /widget/demo?tenant=T[&email=&user_hash=] a page embedding it
-    GET  /widget/api/T/status                      support hours: open now, or when back
-    POST /widget/api/T/messages                    a line {text, email, name, user_hash, client_id, token}
+    GET  /widget/api/T/status[?lang=]              support hours, the tenant's name and colour, the texts
+    POST /widget/api/T/messages                    a line {text, email, name, user_hash, client_id, token, browser}
     GET  /widget/api/T/conversation?token=         the conversation after a reload
     GET  /widget/api/T/events?token=&after=        server-sent events: each new line, live
     POST /widget/api/T/transcript                  {token}: the transcript by email (verified only)
+    POST /widget/api/T/feedback                    {token, line, article, solved}: the suggested articles helped?
+
+The widget's own texts (buttons, labels, notices) are data, one JSON file per language in
+``static/i18n/``, chosen by the visitor's language, else the tenant's, else English.
 """
 from __future__ import annotations
 
 import asyncio
 import html
 import json
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -31,10 +36,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from triage import hours
-from triage.chat import CLIENT_ID, ChatLine
+from triage.chat import BROWSER_KEY, CLIENT_ID, ChatLine
 from triage.config import Tenant
 from triage.loops import Window
-from triage.render import format_hours, format_moment
+from triage.render import DEFAULT_LANGUAGE, format_hours, format_moment, normalise_language
 from triage.store import iso
 
 if TYPE_CHECKING:
@@ -48,8 +53,10 @@ RULES = {
 }
 
 STATIC = Path(__file__).resolve().parent / "static"
+TEXTS = {path.stem: json.loads(path.read_text("utf-8")) for path in sorted((STATIC / "i18n").glob("*.json"))}
 MAX_BODY = 64 * 1024  # bytes of JSON read at most, whatever the tenant's limit (a JSON error, not a reset)
 TENANT = web.RequestKey("tenant", Tenant)
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # conversation tokens are URL-safe base64
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies keep the stream open
 POLL = 2.0  # seconds: replies stored by other processes or threads show up within this
 
@@ -129,6 +136,7 @@ class WidgetChannel:
         api.router.add_get("/{tenant}/conversation", self._conversation)
         api.router.add_get("/{tenant}/events", self._events)
         api.router.add_post("/{tenant}/transcript", self._transcript)
+        api.router.add_post("/{tenant}/feedback", self._feedback)
         api.router.add_route("OPTIONS", "/{tenant}/{tail:.*}", self._preflight)
         app.add_subapp("/widget/api/", api)
         app.on_shutdown.append(self._shutdown)
@@ -192,10 +200,11 @@ class WidgetChannel:
         itself (that would let anyone claim any address): pass one computed elsewhere."""
         slug = request.query.get("tenant", "")
         tenant = self.config.tenants.get(slug)
-        if tenant is None:
-            return web.Response(status=404, text=f"unknown tenant; known: {', '.join(sorted(self.config.tenants))}")
+        if tenant is None:  # naming the known tenants would tell any visitor who our clients are
+            return web.Response(status=404, text="Not found\n")
         values = {"tenant": slug, "name": tenant.name, "email": request.query.get("email", ""),
-                  "user_hash": request.query.get("user_hash", ""), "visitor": request.query.get("name", "")}
+                  "user_hash": request.query.get("user_hash", ""), "visitor": request.query.get("name", ""),
+                  "lang": request.query.get("lang", "")}
         page = (STATIC / "demo.html").read_text(encoding="utf-8")
         for key, value in values.items():
             page = page.replace("{{" + key + "}}", html.escape(value, quote=True))
@@ -205,15 +214,21 @@ class WidgetChannel:
     # -- the API ----------------------------------------------------------------------------
 
     async def _status(self, request: web.Request) -> web.Response:
-        return web.json_response(self.support_status(request[TENANT], self.service.clock()))
+        tenant: Tenant = request[TENANT]
+        lang = widget_language(request.query.get("lang", ""), tenant.language)
+        return web.json_response({**self.support_status(tenant, self.service.clock(), lang),
+                                  "name": tenant.name, "color": tenant.widget_color, "lang": lang,
+                                  "texts": TEXTS[lang]})
 
     @staticmethod
-    def support_status(tenant: Tenant, now: datetime) -> dict[str, Any]:
-        """Open now, or when support is back, in the tenant's language and time zone."""
+    def support_status(tenant: Tenant, now: datetime, lang: str = "") -> dict[str, Any]:
+        """Open now, or when support is back, in the visitor's language (else the tenant's) and
+        the tenant's time zone."""
+        lang = lang or tenant.language
         back = hours.next_open(tenant.hours, tenant.timezone, now)
         return {"open": hours.is_open(tenant.hours, tenant.timezone, now),
-                "back": format_moment(back, tenant.language), "back_at": back.isoformat(),
-                "hours": format_hours(tenant.hours.days, tenant.hours.start, tenant.hours.end, tenant.language,
+                "back": format_moment(back, lang), "back_at": back.isoformat(), "timezone": tenant.timezone,
+                "hours": format_hours(tenant.hours.days, tenant.hours.start, tenant.hours.end, lang,
                                       tenant.timezone)}
 
     async def _post(self, request: web.Request) -> web.Response:
@@ -251,9 +266,9 @@ class WidgetChannel:
 
     @staticmethod
     def _line(tenant: Tenant, data: dict[str, Any]) -> tuple[ChatLine | None, str]:
-        fields = {k: data.get(k, "") for k in ("text", "email", "name", "user_hash", "client_id", "token")}
+        fields = {k: data.get(k, "") for k in ("text", "email", "name", "user_hash", "client_id", "token", "browser")}
         if not all(isinstance(v, str) for v in fields.values()):
-            return None, "text, email, name, user_hash, client_id and token must be strings"
+            return None, "text, email, name, user_hash, client_id, token and browser must be strings"
         email = fields["email"].strip().lower()
         if not fields["text"].strip():
             return None, "the message is empty"
@@ -261,8 +276,10 @@ class WidgetChannel:
             return None, "an email address is needed so support can answer"
         if not CLIENT_ID.match(fields["client_id"]):
             return None, "client_id must be 8 to 64 letters, digits, '-' or '_'"
+        if fields["browser"] and not BROWSER_KEY.match(fields["browser"]):
+            return None, "browser must be 22 to 64 letters, digits, '-' or '_'"
         return ChatLine(tenant.slug, email, fields["name"].strip()[:200], fields["user_hash"].strip()[:128],
-                        fields["text"], fields["client_id"], fields["token"][:100]), ""
+                        fields["text"], fields["client_id"], fields["token"][:100], fields["browser"]), ""
 
     async def _conversation(self, request: web.Request) -> web.Response:
         state = await self._state(request, 0)
@@ -325,3 +342,36 @@ class WidgetChannel:
         if refused:
             return _error(409, "no mail can be sent to this address just now", refused)
         return web.json_response({"queued": True, "to": state["email"]})
+
+    async def _feedback(self, request: web.Request) -> web.Response:
+        """"This solved it" (with the article) or "I still need help" for one line's suggestions;
+        only the conversation's own token can say either."""
+        try:
+            data = await request.json()
+            token, line, article, solved = data["token"], data["line"], data.get("article", ""), data["solved"]
+            assert isinstance(token, str) and isinstance(article, str) and isinstance(solved, bool)
+            assert isinstance(line, int) and not isinstance(line, bool) and 0 < line < 2 ** 62
+        except (ValueError, AttributeError, KeyError, TypeError, AssertionError):
+            return _error(400, "the request must be a JSON object with token, line (a number), article and solved "
+                               "(true or false)")
+        state = await self._state_of(request, token) if TOKEN.match(token) else None
+        if state is None:
+            return _error(404, "this conversation is not known (any more)")
+        try:
+            result = await self.service.article_feedback(token, line, article[:200], solved)
+        except LookupError as e:
+            return _error(404, str(e))
+        return web.json_response(result)
+
+    async def _state_of(self, request: web.Request, token: str) -> dict[str, Any] | None:
+        """The conversation of a token, if it belongs to this tenant."""
+        state = await self.service.run_db(self.service.conversations.state, token, 2 ** 62)
+        return state if state is not None and state["tenant"] == request[TENANT].slug else None
+
+
+def widget_language(requested: str, tenant_language: str) -> str:
+    """The language of the widget's texts: the visitor's, else the tenant's, else English."""
+    for lang in (normalise_language(requested), tenant_language):
+        if lang in TEXTS:
+            return lang
+    return DEFAULT_LANGUAGE

@@ -7,6 +7,7 @@ first mail for that tenant arrives. Paths in the files are relative to the file'
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tomllib
 from dataclasses import dataclass, field
@@ -79,6 +80,7 @@ TENANT_KEYS: dict[str, tuple[type, Any, str]] = {
     "widget_origins": (list, [], "web origins allowed to embed the widget"),
     "widget_max_message_size": (int, 4000, "largest widget message in bytes of UTF-8 text (HTTP 413 above)"),
     "widget_rate_limits": (list, ["5/10", "30/600"], "widget messages allowed per conversation and per IP address, as COUNT/SECONDS windows"),
+    "widget_color": (str, "#1f3a5f", "the help widget's colour (launcher, header, own lines) as a CSS hex colour like #1f3a5f"),
     "directory": (str, "", "CSV of users: email,name,company,role,status,invitation_expires"),
     "portal_url": (str, "", "address of the tenant's supplier portal, linked in replies"),
     "support_hours": (dict, {}, "days, start and end of staffed support"),
@@ -86,6 +88,8 @@ TENANT_KEYS: dict[str, tuple[type, Any, str]] = {
     "imap": (list, [], "IMAP mailboxes the tenant's support mail is fetched from (see the imap.* keys)"),
     "knowledge_base": (str, "", "folder of help articles (Markdown with TOML front matter) suggested in replies"),
 }
+# Only a hex colour reaches the widget's style sheet: a CSS expression there could load or hide things.
+HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 HOURS_KEYS = {"days": str, "start": str, "end": str}
 CONTACT_KEYS = {"name": str, "email": str, "topics": list}
 IMAP_SECURITY = ("tls", "starttls", "none")
@@ -165,6 +169,7 @@ class Tenant:
     imap: list[ImapMailbox] = field(default_factory=list)
     articles: list[Article] = field(default_factory=list)  # the knowledge base, validated on load
     knowledge_base: str = ""  # its folder, relative to the tenant file
+    widget_color: str = "#1f3a5f"
 
     def contacts_for(self, topic: str) -> list[Contact]:
         """Contacts for a topic (business, account); all contacts when none names it."""
@@ -352,6 +357,9 @@ def load_tenant(path: Path, languages: list[str]) -> Tenant:
     if data["language"] not in languages:
         raise ConfigError(f"{path}: key 'language' must be one of {languages}, not {data['language']!r}")
     _check_timezone(path, data["timezone"])
+    if not HEX_COLOUR.match(data["widget_color"]):
+        raise ConfigError(f"{path}: key 'widget_color' must be a CSS hex colour like \"#1f3a5f\" or \"#234\", "
+                          f"not {data['widget_color']!r}")
     directory_path = path.parent / data["directory"] if data["directory"] else None
     return Tenant(
         slug=data["slug"], name=data["name"], language=data["language"], timezone=data["timezone"],
@@ -372,6 +380,7 @@ def load_tenant(path: Path, languages: list[str]) -> Tenant:
         widget_rate_limits=_limits(path, "widget_rate_limits", data["widget_rate_limits"]),
         imap=[_imap_mailbox(path, data["slug"], i, table) for i, table in enumerate(data["imap"])],
         articles=_articles(path, data["knowledge_base"], languages), knowledge_base=data["knowledge_base"],
+        widget_color=data["widget_color"].lower(),
     )
 
 

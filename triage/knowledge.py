@@ -29,6 +29,7 @@ RULES = {
     "kb-not-for-decision": "the decision is not an acknowledgement or self-service guide (a decline, a renewal, a "
                            "request for a verified channel): an article could contradict it",
     "kb-solved": "the visitor said a suggested article solved the problem: the ticket is resolved",
+    "kb-not-solved": "the visitor said the suggested articles did not solve the problem: the ticket stays open",
 }
 ARTICLE_KEYS: dict[str, tuple[type, bool]] = {  # key -> (type, required)
     "id": (str, False), "title": (str, True), "url": (str, True), "language": (str, True),

@@ -39,6 +39,7 @@ class Outcome:
     relay_subject: str | None
     relay: str | None
     suggestions: knowledge.Suggestions
+    chat: str | None = None  # the reply sized for the help widget (widget lines only)
 
     def contract(self) -> dict:
         """The JSON line of ``triage classify`` (see CONTRACT.md)."""
@@ -99,12 +100,14 @@ class Pipeline:
         decision = decide(Context(msg, who, proof, auto, cls, self.config))
         offered = self.suggest(msg, tenant, auto, cls, decision)
         decision.reasons.append(offered.rule)
-        reply = relay_subject = relay = None
+        reply = relay_subject = relay = chat = None
         if tenant and not decision.suppressed:
             reply = self.draft_reply(msg, who, cls, decision, ticket, now, proof.verified, offered)
+            if reply and msg.channel == "widget":
+                chat = self.draft_reply(msg, who, cls, decision, ticket, now, proof.verified, offered, chat=True)
             if decision.relay_topic:
                 relay_subject, relay = self._relay(msg, who, proof, cls, decision, ticket)
-        return Outcome(msg, who, proof, auto, cls, decision, ticket, reply, relay_subject, relay, offered)
+        return Outcome(msg, who, proof, auto, cls, decision, ticket, reply, relay_subject, relay, offered, chat)
 
     def suggest(self, msg: Message, tenant: Tenant | None, auto: automated.Automation, cls: Classification,
                 decision: Decision) -> knowledge.Suggestions:
@@ -115,8 +118,10 @@ class Pipeline:
                                cls.language, tenant.language if tenant else "en")
 
     def draft_reply(self, msg: Message, who: Identity, cls: Classification, decision: Decision,
-                    ticket: int, now: datetime, verified: bool, offered: knowledge.Suggestions) -> str | None:
-        """The reply to the requester for a decision (None when it has nothing to say)."""
+                    ticket: int, now: datetime, verified: bool, offered: knowledge.Suggestions,
+                    chat: bool = False) -> str | None:
+        """The reply to the requester for a decision (None when it has nothing to say): the
+        letter, or with ``chat`` the same paragraphs sized for the widget."""
         parts = [part for action, part in REPLY_PARTS if action in decision.actions]
         if not parts or not msg.sender:
             return None
@@ -134,7 +139,7 @@ class Pipeline:
             "guide": decision.guide, "decline_reason": decision.decline,
             "articles": [{"title": s.article.title, "url": s.article.url} for s in offered.articles],
         }
-        return self.renderer.reply(lang, tenant.language, context)
+        return (self.renderer.chat if chat else self.renderer.reply)(lang, tenant.language, context)
 
     def _relay(self, msg: Message, who: Identity, proof: trust.Trust, cls: Classification,
                decision: Decision, ticket: int) -> tuple[str, str]:
