@@ -211,8 +211,8 @@
   function wire() {
     ui.launcher.addEventListener("click", function () { setOpen(ui.panel.hidden, true); });
     ui.close.addEventListener("click", function () { setOpen(false, true); });
-    ui.panel.addEventListener("keydown", function (event) {
-      if (event.key === "Escape") { event.preventDefault(); setOpen(false, true); }
+    document.addEventListener("keydown", function (event) {  // Esc closes, wherever the focus is
+      if (event.key === "Escape" && !ui.panel.hidden) { event.preventDefault(); setOpen(false, true); }
     });
     ui.text.addEventListener("keydown", function (event) {  // Enter sends, Shift+Enter is a new line
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
@@ -361,6 +361,7 @@
     }).then(function () {
       ui.send.disabled = false;
       ui.send.textContent = t("send");
+      if (!ui.panel.contains(document.activeElement)) { ui.text.focus(); }  // a disabled button drops the focus
     });
   }
 
