@@ -11,12 +11,17 @@ audit trail, open event streams) is bounded in ``channels/widget_limits.py``.
 Routes (the tenant is in the path so a CORS preflight, which has no body, knows it):
 
     GET  /widget.js                                the script, no build step
-    GET  /widget/demo?tenant=T[&email=&user_hash=&user_token=] a page embedding it
-    GET  /widget/api/T/status                      support hours: open now, or when back
-    POST /widget/api/T/messages                    a line {text, email, name, user_hash, user_token, client_id, token}
+    GET  /widget/demo?tenant=T[&email=&user_hash=&user_token=&lang=] a page embedding it
+    GET  /widget/api/T/status[?lang=]              support hours, the tenant's name and colour, the texts
+    POST /widget/api/T/messages                    a line {text, email, name, user_hash, user_token, client_id,
+                                                   token, browser}
     GET  /widget/api/T/conversation?token=         the conversation after a reload
     GET  /widget/api/T/events?token=&after=        server-sent events: each new line, live
     POST /widget/api/T/transcript                  {token}: the transcript by email (verified only)
+    POST /widget/api/T/feedback                    {token, line, article, solved}: the suggested articles helped?
+
+The widget's own texts (buttons, labels, notices) are data, one JSON file per language in
+``static/i18n/``, chosen by the visitor's language, else the tenant's, else English.
 """
 from __future__ import annotations
 
@@ -38,11 +43,11 @@ from channels import widget_input as check
 from channels.widget_input import BadRequest
 from channels.widget_limits import Refusals, Streams
 from triage import hours
-from triage.chat import ChatLine
+from triage.chat import BROWSER_KEY, ChatLine
 from triage.config import Tenant
 from triage.logs import event
 from triage.loops import Window
-from triage.render import format_hours, format_moment
+from triage.render import DEFAULT_LANGUAGE, format_hours, format_moment, normalise_language
 from triage.store import iso
 
 if TYPE_CHECKING:
@@ -58,7 +63,9 @@ RULES = {
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
+TEXTS = {path.stem: json.loads(path.read_text("utf-8")) for path in sorted((STATIC / "i18n").glob("*.json"))}
 TENANT = web.RequestKey("tenant", Tenant)
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # conversation tokens are URL-safe base64
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies keep the stream open
 POLL = 2.0  # seconds: replies stored by other processes or threads show up within this
 
@@ -140,6 +147,7 @@ class WidgetChannel:
         api.router.add_get("/{tenant}/conversation", self._conversation)
         api.router.add_get("/{tenant}/events", self._events)
         api.router.add_post("/{tenant}/transcript", self._transcript)
+        api.router.add_post("/{tenant}/feedback", self._feedback)
         api.router.add_route("OPTIONS", "/{tenant}/{tail:.*}", self._preflight)
         app.add_subapp("/widget/api/", api)
         app.on_shutdown.append(self._shutdown)
@@ -221,11 +229,11 @@ class WidgetChannel:
         itself (that would let anyone claim any address): pass one computed elsewhere."""
         slug = request.query.get("tenant", "")
         tenant = self.config.tenants.get(slug)
-        if tenant is None:  # never the list of tenants: who the host's clients are is not public
-            return web.Response(status=404, text="unknown tenant: add ?tenant=<slug> of a configured tenant")
+        if tenant is None:  # naming the known tenants would tell any visitor who our clients are
+            return web.Response(status=404, text="Not found\n")
         values = {"tenant": slug, "name": tenant.name, "email": request.query.get("email", ""),
                   "user_hash": request.query.get("user_hash", ""), "user_token": request.query.get("user_token", ""),
-                  "visitor": request.query.get("name", "")}
+                  "visitor": request.query.get("name", ""), "lang": request.query.get("lang", "")}
         template = (STATIC / "demo.html").read_text(encoding="utf-8")
         page = re.sub(r"\{\{(\w+)\}\}", lambda m: html.escape(values[m.group(1)], quote=True), template)
         return web.Response(text=page, content_type="text/html", headers={
@@ -234,15 +242,21 @@ class WidgetChannel:
     # -- the API ----------------------------------------------------------------------------
 
     async def _status(self, request: web.Request) -> web.Response:
-        return web.json_response(self.support_status(request[TENANT], self.service.clock()))
+        tenant: Tenant = request[TENANT]
+        lang = widget_language(request.query.get("lang", ""), tenant.language)
+        return web.json_response({**self.support_status(tenant, self.service.clock(), lang),
+                                  "name": tenant.name, "color": tenant.widget_color, "lang": lang,
+                                  "texts": TEXTS[lang]})
 
     @staticmethod
-    def support_status(tenant: Tenant, now: datetime) -> dict[str, Any]:
-        """Open now, or when support is back, in the tenant's language and time zone."""
+    def support_status(tenant: Tenant, now: datetime, lang: str = "") -> dict[str, Any]:
+        """Open now, or when support is back, in the visitor's language (else the tenant's) and
+        the tenant's time zone."""
+        lang = lang or tenant.language
         back = hours.next_open(tenant.hours, tenant.timezone, now)
         return {"open": hours.is_open(tenant.hours, tenant.timezone, now),
-                "back": format_moment(back, tenant.language), "back_at": back.isoformat(),
-                "hours": format_hours(tenant.hours.days, tenant.hours.start, tenant.hours.end, tenant.language,
+                "back": format_moment(back, lang), "back_at": back.isoformat(), "timezone": tenant.timezone,
+                "hours": format_hours(tenant.hours.days, tenant.hours.start, tenant.hours.end, lang,
                                       tenant.timezone)}
 
     async def _post(self, request: web.Request) -> web.Response:
@@ -273,12 +287,15 @@ class WidgetChannel:
         text = check.string(data, "text", check.MAX_BODY, lines=True)
         if not text.strip():
             raise BadRequest(400, "the message is empty")
+        browser = check.string(data, "browser", 64)
+        if browser and not BROWSER_KEY.match(browser):
+            raise BadRequest(400, "browser must be 22 to 64 letters, digits, '-' or '_'")
         return ChatLine(tenant.slug, check.email(check.string(data, "email", 254)),
                         check.string(data, "name", check.MAX_NAME).strip(),
                         check.string(data, "user_hash", check.MAX_HASH).strip(), text,
                         check.client_id(check.string(data, "client_id", 64)),
                         check.token(check.string(data, "token", 100)),
-                        check.string(data, "user_token", check.MAX_USER_TOKEN).strip())
+                        check.string(data, "user_token", check.MAX_USER_TOKEN).strip(), browser)
 
     async def _conversation(self, request: web.Request) -> web.Response:
         state = await self._state(request, 0)
@@ -347,3 +364,36 @@ class WidgetChannel:
         if refused:
             return _error(409, "no mail can be sent to this address just now", refused)
         return web.json_response({"queued": True, "to": state["email"]})
+
+    async def _feedback(self, request: web.Request) -> web.Response:
+        """"This solved it" (with the article) or "I still need help" for one line's suggestions;
+        only the conversation's own token can say either."""
+        try:
+            data = await request.json()
+            token, line, article, solved = data["token"], data["line"], data.get("article", ""), data["solved"]
+            assert isinstance(token, str) and isinstance(article, str) and isinstance(solved, bool)
+            assert isinstance(line, int) and not isinstance(line, bool) and 0 < line < 2 ** 62
+        except (ValueError, AttributeError, KeyError, TypeError, AssertionError):
+            return _error(400, "the request must be a JSON object with token, line (a number), article and solved "
+                               "(true or false)")
+        state = await self._state_of(request, token) if TOKEN.match(token) else None
+        if state is None:
+            return _error(404, "this conversation is not known (any more)")
+        try:
+            result = await self.service.article_feedback(token, line, article[:200], solved)
+        except LookupError as e:
+            return _error(404, str(e))
+        return web.json_response(result)
+
+    async def _state_of(self, request: web.Request, token: str) -> dict[str, Any] | None:
+        """The conversation of a token, if it belongs to this tenant."""
+        state = await self.service.run_db(self.service.conversations.state, token, 2 ** 62)
+        return state if state is not None and state["tenant"] == request[TENANT].slug else None
+
+
+def widget_language(requested: str, tenant_language: str) -> str:
+    """The language of the widget's texts: the visitor's, else the tenant's, else English."""
+    for lang in (normalise_language(requested), tenant_language):
+        if lang in TEXTS:
+            return lang
+    return DEFAULT_LANGUAGE

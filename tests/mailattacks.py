@@ -60,31 +60,47 @@ class Ctx:
             _, answer = await smtp.sendmail(mail_from, rcpts or [self.target.support], raw)
         return answer
 
+    async def filed(self, sql: str, params: list[Any], timeout: float = 30.0) -> dict[str, Any]:
+        """The one row a query finds once the mail is filed: SMTP's 250 means queued, and the
+        workers and the writer file it moments later (bounded wait, then the test fails)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            rows = await self.query(sql, params)
+            if rows or asyncio.get_running_loop().time() > deadline:
+                [row] = rows
+                return row
+            await asyncio.sleep(0.05)
+
     async def ticket_of(self, message_id: str) -> dict[str, Any]:
-        [row] = await self.query("SELECT tickets.* FROM messages JOIN tickets ON tickets.id = messages.ticket "
-                                 "WHERE messages.direction = 'in' AND messages.message_id = ?", [message_id])
-        return row
+        return await self.filed("SELECT tickets.* FROM messages JOIN tickets ON tickets.id = messages.ticket "
+                                "WHERE messages.direction = 'in' AND messages.message_id = ?", [message_id])
 
     async def decision_of(self, message_id: str) -> tuple[list[str], list[str]]:
         """(actions, rule ids) the pipeline decided for one inbound message."""
-        [row] = await self.query("SELECT events.outcome, events.rules FROM events JOIN messages "
-                                 "ON messages.id = events.message WHERE events.kind = 'decision' "
-                                 "AND messages.direction = 'in' AND messages.message_id = ?", [message_id])
+        row = await self.filed("SELECT events.outcome, events.rules FROM events JOIN messages "
+                               "ON messages.id = events.message WHERE events.kind = 'decision' "
+                               "AND messages.direction = 'in' AND messages.message_id = ?", [message_id])
         return row["outcome"].split(","), json.loads(row["rules"])
 
     async def thread_rules(self, message_id: str) -> list[str]:
-        [row] = await self.query("SELECT events.rules FROM events JOIN messages ON messages.id = events.message "
-                                 "WHERE events.kind = 'thread' AND messages.direction = 'in' "
-                                 "AND messages.message_id = ?", [message_id])
+        row = await self.filed("SELECT events.rules FROM events JOIN messages ON messages.id = events.message "
+                               "WHERE events.kind = 'thread' AND messages.direction = 'in' "
+                               "AND messages.message_id = ?", [message_id])
         return json.loads(row["rules"])
 
-    async def settled(self, timeout: float = 20.0) -> list[dict[str, Any]]:
-        """The outbox once nothing is waiting to be handed to the relay: every row's fate is final."""
-        for _ in range(int(timeout / 0.1)):
-            rows = await self.query("SELECT id, recipients, status, attempts, last_error FROM outbox ORDER BY id", [])
-            if all(r["status"] in ("sent", "failed") for r in rows):
-                return rows
-            await asyncio.sleep(0.1)
+    async def settled(self, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """The outbox once every accepted mail is filed (the inbound queue is empty, /healthz
+        says) and nothing waits to be handed to the relay: every row's fate is final."""
+        rows: list[dict[str, Any]] = []
+        async with aiohttp.ClientSession() as session:
+            for _ in range(int(timeout / 0.1)):
+                async with session.get(self.healthz, timeout=aiohttp.ClientTimeout(total=10)) as response:
+                    depth = (await response.json()).get("queue_depth", 0)
+                rows = await self.query("SELECT id, recipients, status, attempts, last_error FROM outbox ORDER BY id",
+                                        [])
+                if depth == 0 and all(r["status"] in ("sent", "failed") for r in rows):
+                    return rows
+                await asyncio.sleep(0.1)
         raise AssertionError(f"outbox never settled: {rows}")
 
     def mailed_to(self, address: str) -> list[Any]:
@@ -166,6 +182,7 @@ async def attack_forged_bounce_silences_a_bystander(c: Ctx) -> None:
     await c.settled()
     [ack] = c.mailed_to(attacker)
     await c.send(dsn(t, bystander, ack.msg["Message-ID"], new_id("dsn")), rcpts=[t.bot], mail_from="")
+    await c.settled()  # the DSN is filed
     assert await c.query("SELECT * FROM suppressions WHERE address = ?", [bystander]) == []
     await c.send(mail(sender=bystander, to=t.support, name="Anna", **TECHNICAL), mail_from=bystander)
     await c.settled()
@@ -273,7 +290,7 @@ async def attack_deep_mime(c: Ctx) -> None:
     t = c.target
     for levels, kind in ((5000, "multipart"), (400, "rfc822")):
         mid = new_id(f"deep-{kind}")
-        assert "ticket #" in await c.send(deep_mime(mid, levels, kind))
+        assert "queued as" in await c.send(deep_mime(mid, levels, kind))  # accepted, not a 451
         assert (await c.ticket_of(mid))["tenant"] == t.tenant
         _, rules = await c.decision_of(mid)
         assert "tenant-unknown" not in rules

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
@@ -28,11 +29,17 @@ widget_rate_limits = ["4/60"]
 """
 
 
+KB = Path(__file__).resolve().parents[1] / "config" / "tenants" / "borealis-help"
+
+
 def widget_config(folder: Path) -> Path:
-    """The service test configuration with the widget set up for acme (top-level keys first)."""
+    """The service test configuration with the widget set up for acme (top-level keys first),
+    with the example tenant's help centre as its knowledge base, so answers come with
+    suggested articles (the matching thresholds are set for a help centre of that size)."""
     write_config(folder)
+    shutil.copytree(KB, folder / "tenants" / "acme-kb")
     acme = folder / "tenants" / "acme.toml"
-    acme.write_text(WIDGET_KEYS + acme.read_text())
+    acme.write_text(WIDGET_KEYS + 'knowledge_base = "acme-kb"\n' + acme.read_text())
     return folder
 
 
@@ -44,11 +51,13 @@ class Client:
         self.base = f"http://{host}:{port}/widget/api/{tenant}"
         self.session = session
         self.token = ""
+        self.browser = ""  # the browser's random key, as widget.js sends it ("" sends none)
 
     async def post(self, text: str = LOGIN, email: str = ANNA, user_hash: str | None = None,
                    origin: str | None = PORTAL, client_id: str | None = None) -> tuple[int, dict, dict]:
         body = {"text": text, "email": email, "name": "Anna", "client_id": client_id or uuid.uuid4().hex,
-                "token": self.token, "user_hash": widget_hash(SECRET, email) if user_hash is None else user_hash}
+                "token": self.token, "user_hash": widget_hash(SECRET, email) if user_hash is None else user_hash,
+                "browser": self.browser}
         headers = {"Origin": origin} if origin else {}
         async with self.session.post(f"{self.base}/messages", json=body, headers=headers) as response:
             data = await response.json()

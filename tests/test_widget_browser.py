@@ -36,13 +36,20 @@ async def page(service: Service):  # noqa: ANN201 - a Playwright page
             await browser.close()
 
 
-def demo_url(service: Service) -> str:
+def demo_url(service: Service, signed_in: bool = True, **extra: str) -> str:
     host, port = service.web_address
-    query = urlencode({"tenant": "acme", "email": ANNA, "name": "Anna", "user_hash": widget_hash(SECRET, ANNA)})
-    return f"http://{host}:{port}/widget/demo?{query}"
+    who = {"email": ANNA, "name": "Anna", "user_hash": widget_hash(SECRET, ANNA)} if signed_in else {}
+    return f"http://{host}:{port}/widget/demo?{urlencode({'tenant': 'acme', **who, **extra})}"
+
+
+async def open_panel(page) -> None:  # noqa: ANN001
+    await page.click(".triage-launcher")
+    await page.locator(".triage-w").wait_for(state="visible")
 
 
 async def send(page, text: str) -> None:  # noqa: ANN001
+    if await page.locator(".triage-w").is_hidden():
+        await open_panel(page)
     await page.fill(".triage-text", text)
     await page.click(".triage-send")
 
@@ -53,14 +60,14 @@ async def test_message_ack_live_agent_reply_and_reload(service, page):
     await page.goto(demo_url(service))
     await send(page, "I cannot log in to the supplier portal, the password reset link has expired.")
     log = page.locator(".triage-log")
-    await expect(page.locator(".triage-w header")).to_have_text(re.compile(r"ticket #1001"))
+    await expect(page.locator(".triage-w header")).to_have_text(re.compile(r"Ticket #1001"))
     await expect(log.locator(".triage-out").first).to_contain_text("1001")
     tickets = await service.run_db(service.store.tickets)
     assert [t["trust"] for t in tickets] == ["verified"]
     await service.add_widget_reply(tickets[0]["id"], "Hi Anna, a new link is on its way.", "Kim")
     await expect(log.locator(".triage-out").last).to_have_text("Support: Hi Anna, a new link is on its way.")
     await page.reload()
-    await expect(page.locator(".triage-w header")).to_have_text(re.compile(r"ticket #1001"))
+    await expect(page.locator(".triage-w header")).to_have_text(re.compile(r"Ticket #1001"))
     await expect(log.locator(".triage-line")).to_have_count(3)
     await expect(log.locator(".triage-in")).to_have_text(re.compile("password reset link"))
 
@@ -103,6 +110,6 @@ async def test_a_jwt_in_data_user_token_verifies_the_visitor(service, page):
     await page.goto(f"http://{host}:{port}/widget/demo?"
                     + urlencode({"tenant": "acme", "email": ANNA, "user_token": user_token}))
     await send(page, "I cannot log in to the supplier portal, the password reset link has expired.")
-    await expect(page.locator(".triage-w header")).to_have_text(re.compile(r"ticket #1001"))
+    await expect(page.locator(".triage-w header")).to_have_text(re.compile(r"Ticket #1001"))
     [ticket] = await service.run_db(service.store.tickets)
     assert ticket["trust"] == "verified"

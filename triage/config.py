@@ -7,6 +7,7 @@ first mail for that tenant arrives. Paths in the files are relative to the file'
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tomllib
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ TENANT_KEYS: dict[str, tuple[type, Any, str]] = {
     "widget_origins": (list, [], "web origins allowed to embed the widget"),
     "widget_max_message_size": (int, 4000, "largest widget message in bytes of UTF-8 text (HTTP 413 above)"),
     "widget_rate_limits": (list, ["5/10", "30/600"], "widget messages allowed per conversation and per IP address, as COUNT/SECONDS windows"),
+    "widget_color": (str, "#1f3a5f", "the help widget's colour (launcher, header, own lines) as a CSS hex colour like #1f3a5f"),
     "directory": (str, "", "CSV of users: email,name,company,role,status,invitation_expires"),
     "portal_url": (str, "", "address of the tenant's supplier portal, linked in replies"),
     "support_hours": (dict, {}, "days, start and end of staffed support"),
@@ -101,6 +103,8 @@ WEBHOOK_KEYS: dict[str, tuple[type, Any, str]] = {
     "events": (list, REQUIRED, "events sent: " + ", ".join(WEBHOOK_EVENTS)),
     "tenants": (list, [], "tenant slugs whose tickets are sent (empty: all)"),
 }
+# Only a hex colour reaches the widget's style sheet: a CSS expression there could load or hide things.
+HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 HOURS_KEYS = {"days": str, "start": str, "end": str}
 CONTACT_KEYS = {"name": str, "email": str, "topics": list}
 IMAP_SECURITY = ("tls", "starttls", "none")
@@ -193,6 +197,7 @@ class Tenant:
     knowledge_base: str = ""  # its folder, relative to the tenant file
     portal_api_url: str = ""
     portal_api_secret_env: str = ""
+    widget_color: str = "#1f3a5f"
 
     def contacts_for(self, topic: str) -> list[Contact]:
         """Contacts for a topic (business, account); all contacts when none names it."""
@@ -419,6 +424,9 @@ def load_tenant(path: Path, languages: list[str]) -> Tenant:
     if data["language"] not in languages:
         raise ConfigError(f"{path}: key 'language' must be one of {languages}, not {data['language']!r}")
     _check_timezone(path, data["timezone"])
+    if not HEX_COLOUR.match(data["widget_color"]):
+        raise ConfigError(f"{path}: key 'widget_color' must be a CSS hex colour like \"#1f3a5f\" or \"#234\", "
+                          f"not {data['widget_color']!r}")
     directory_path = path.parent / data["directory"] if data["directory"] else None
     if data["portal_api_url"]:
         check_http_url(f"{path}: key portal_api_url", data["portal_api_url"])
@@ -444,6 +452,7 @@ def load_tenant(path: Path, languages: list[str]) -> Tenant:
         imap=[_imap_mailbox(path, data["slug"], i, table) for i, table in enumerate(data["imap"])],
         articles=_articles(path, data["knowledge_base"], languages), knowledge_base=data["knowledge_base"],
         portal_api_url=data["portal_api_url"].rstrip("/"), portal_api_secret_env=data["portal_api_secret_env"],
+        widget_color=data["widget_color"].lower(),
     )
 
 

@@ -85,6 +85,7 @@ def read_chat(line: bytes) -> tuple[Message, str]:
     msg = parse_chat({"id": data["client_id"], "channel": "widget", "tenant": data["tenant"], "from": data["email"],
                       "name": data["name"], "user_hash": data["user_hash"],
                       "user_token": data.get("user_token", ""), "text": data["text"]})
+    msg.subject = data.get("subject", "")  # the first words of the line (triage.chat.subject_of)
     return msg, data["key"]
 
 
@@ -278,19 +279,24 @@ class Intake:
     # -- outgoing chat and mail ---------------------------------------------------------
 
     def _chat_reply(self, ticket_id: int, outcome: Outcome, follow_up: bool, at: str) -> None:
-        """A chat ticket is answered in the chat: an outgoing widget message, never a mail
-        (the visitor's address may be unproven). A follow-up that only needs an
+        """A chat ticket is answered in the chat: an outgoing widget message sized for a chat
+        window, never a mail (the visitor's address may be unproven). A follow-up that only needs an
         acknowledgement gets none, as in mail: one ack per ticket is enough."""
         if acknowledged_before(outcome.decision.actions, follow_up):
             self.store.add_event(ticket_id, "reply-suppressed", ["loop-followup-acknowledged"], "not shown", at)
             return
         assert outcome.reply is not None
+        text = outcome.chat or outcome.reply
         message = self.store.add_message({
             "ticket": ticket_id, "direction": "out", "message_id": self.signer.new_id(ticket_id),
-            "channel": "widget", "sender": "triage", "recipients": "[]", "subject": "", "text": outcome.reply,
-            "raw_size": len(outcome.reply.encode()), "at": at,
+            "channel": "widget", "sender": "triage", "recipients": "[]", "subject": "", "text": text,
+            "raw_size": len(text.encode()), "at": at,
         })
-        self.store.add_event(ticket_id, "reply", [], "shown in the widget", at, message=message)
+        # The chat shows the short answer and the articles as links; the letter stays for the transcript.
+        articles = [{"id": s.article.id, "title": s.article.title, "url": s.article.url}
+                    for s in outcome.suggestions.articles]
+        self.store.add_event(ticket_id, "reply", [], "shown in the widget", at, message=message,
+                             detail={"letter": outcome.reply, "articles": articles})
 
     def mail_requester(self, ticket_id: int, tenant: Tenant, to: tuple[str, str], subject: str, body: str,
                        language: str, now: datetime) -> str | None:

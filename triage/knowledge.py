@@ -33,6 +33,7 @@ RULES = {
     "kb-not-for-decision": "the decision is not an acknowledgement or self-service guide (a decline, a renewal, a "
                            "request for a verified channel): an article could contradict it",
     "kb-solved": "the visitor said a suggested article solved the problem: the ticket is resolved",
+    "kb-not-solved": "the visitor said the suggested articles did not solve the problem: the ticket stays open",
 }
 ARTICLE_KEYS: dict[str, tuple[type, bool]] = {  # key -> (type, required)
     "id": (str, False), "title": (str, True), "url": (str, True), "language": (str, True),
@@ -59,7 +60,7 @@ INTENT_BOOST = 1.5  # an article tagged with the classified intent counts this m
 # must reach MIN_SCORE, and beat the next article by CLEAR_LEAD; a second or third article
 # is shown only when nearly as good as the first.
 MIN_SCORE = 7.0
-CLEAR_LEAD = 1.3
+CLEAR_LEAD = 1.15
 ALSO_SHOWN = 0.8
 OTHER_LANGUAGE_SCORE = 10.0  # an article in another language must be this clearly right
 

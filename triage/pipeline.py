@@ -40,6 +40,7 @@ class Outcome:
     relay_subject: str | None
     relay: str | None
     suggestions: knowledge.Suggestions
+    chat: str | None = None  # the reply sized for the help widget (widget lines only)
 
     def portable(self) -> Outcome:
         """A copy that crosses a process boundary cheaply: no MIME tree, no tenant object (its
@@ -99,20 +100,26 @@ class Drafts:
         self.renderer = renderer or Renderer()
 
     def complete(self, outcome: Outcome, ticket: int, now: datetime) -> Outcome:
-        """The assessed outcome with its reply and relay drafted for ticket number ``ticket``."""
-        who, decision = outcome.who, outcome.decision
+        """The assessed outcome with its reply (and, for a widget line, the chat-sized one) and
+        relay drafted for ticket number ``ticket``."""
+        who, decision, msg = outcome.who, outcome.decision, outcome.msg
         outcome.ticket = ticket
         if who.tenant and not decision.suppressed:
-            outcome.reply = self.draft_reply(outcome.msg, who, outcome.cls, decision, ticket, now,
+            outcome.reply = self.draft_reply(msg, who, outcome.cls, decision, ticket, now,
                                              outcome.trust.verified, outcome.suggestions)
+            if outcome.reply and msg.channel == "widget":
+                outcome.chat = self.draft_reply(msg, who, outcome.cls, decision, ticket, now,
+                                                outcome.trust.verified, outcome.suggestions, chat=True)
             if decision.relay_topic:
-                outcome.relay_subject, outcome.relay = self._relay(outcome.msg, who, outcome.trust, outcome.cls,
+                outcome.relay_subject, outcome.relay = self._relay(msg, who, outcome.trust, outcome.cls,
                                                                    decision, ticket)
         return outcome
 
     def draft_reply(self, msg: Message, who: Identity, cls: Classification, decision: Decision,
-                    ticket: int, now: datetime, verified: bool, offered: knowledge.Suggestions) -> str | None:
-        """The reply to the requester for a decision (None when it has nothing to say)."""
+                    ticket: int, now: datetime, verified: bool, offered: knowledge.Suggestions,
+                    chat: bool = False) -> str | None:
+        """The reply to the requester for a decision (None when it has nothing to say): the
+        letter, or with ``chat`` the same paragraphs sized for the widget."""
         parts = [part for action, part in REPLY_PARTS if action in decision.actions]
         if not parts or not msg.sender:
             return None
@@ -131,7 +138,7 @@ class Drafts:
             "guide": decision.guide, "decline_reason": decision.decline,
             "articles": [{"title": s.article.title, "url": s.article.url} for s in offered.articles],
         }
-        return self.renderer.reply(lang, tenant.language, context)
+        return (self.renderer.chat if chat else self.renderer.reply)(lang, tenant.language, context)
 
     def _relay(self, msg: Message, who: Identity, proof: trust.Trust, cls: Classification,
                decision: Decision, ticket: int) -> tuple[str, str]:

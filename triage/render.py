@@ -3,6 +3,7 @@
 Layout of the templates folder::
 
     <lang>/reply.txt.j2            every reply to the requester: greeting, parts, closing
+    <lang>/chat.txt.j2             the same reply sized for the help widget: parts and ticket number
     <lang>/parts/<part>.txt.j2     one paragraph per reply action (acknowledge, decline, ...)
     <lang>/relay.txt.j2            the message forwarded to the tenant's company contacts
     <lang>/relay_subject.txt.j2    its subject line
@@ -159,7 +160,19 @@ class Renderer:
 
         Only ``REPLY_KEYS`` reach the template; every one of them is required.
         """
-        used = self.pick(lang, fallback)
+        used, ctx = self._reply_context(lang, fallback, context, "reply.txt.j2")
+        return tidy(self._render(f"{used}/reply.txt.j2", ctx))
+
+    def chat(self, lang: str, fallback: str, context: dict) -> str:
+        """Render chat.txt.j2: the same paragraphs as :meth:`reply` with the ticket number but
+        no greeting, closing or article list, sized for a chat window (the widget shows the
+        articles as links of their own; the whole letter goes only into the transcript)."""
+        used, ctx = self._reply_context(lang, fallback, context, "chat.txt.j2")
+        return tidy(self._render(f"{used}/chat.txt.j2", ctx))
+
+    def _reply_context(self, lang: str, fallback: str, context: dict, template: str) -> tuple[str, dict[str, Any]]:
+        """The picked language and the checked context of a reply (letter or chat)."""
+        used = self._pick(lang, fallback, template)
         ctx = self._context(context, REPLY_KEYS, "reply")
         ctx["lang"] = used
         parts = list(ctx["parts"])
@@ -173,7 +186,7 @@ class Renderer:
             raise RenderError(f"decline needs decline_reason in {DECLINE_REASONS}, "
                               f"not {ctx['decline_reason']!r}")
         ctx["parts"] = parts
-        return tidy(self._render(f"{used}/reply.txt.j2", ctx))
+        return used, ctx
 
     def relay(self, lang: str, fallback: str, context: dict) -> tuple[str, str]:
         """(subject, body) of the relay to the tenant's company contacts.

@@ -354,6 +354,12 @@ class Service:
         self.outbox.wake()
         return refused
 
+    async def article_feedback(self, token: str, line: int, article: str, solved: bool) -> dict[str, Any]:
+        """The visitor's answer to suggested help articles (see Conversations.feedback)."""
+        result = await self.run_db(self.conversations.feedback, token, line, article, solved, self.clock())
+        self.widget.hub.notify()  # an open widget shows the ticket's new status
+        return result
+
     async def _writer(self) -> None:
         """Group commit into the inbound queue: take everything waiting, commit it in one
         transaction, answer all."""
