@@ -69,3 +69,14 @@ def test_dsn_report_with_failed_recipients():
                                      "Abwesenheitsnotiz: Ihre Anfrage", "Out of Office: ticket"])
 def test_out_of_office_subjects_in_every_language(subject):
     assert _kind(make_email(subject=subject, body="I am away.")) == "auto_reply"
+
+
+@pytest.mark.parametrize("subject", ["RE: Out of Office: [Ticket #4411] Upload error",
+                                     "AW: Abwesenheitsnotiz / Einladung abgelaufen", "SV: Frånvaro: inloggning"])
+def test_a_person_answering_under_an_out_of_office_subject_is_a_person(subject):
+    """Back from holiday, a supplier replies in the thread of their own out-of-office: the
+    subject still says so, but a reply prefix means a person wrote it (no headers say otherwise)."""
+    raw = make_email(subject=subject, body="Sorry for the late answer, I was on holiday. The upload still fails "
+                     "with error 413 when I send the certificate. Can you help?")
+    auto = detect(parse_email(raw), LEXICON)
+    assert auto.kind != "auto_reply", auto.reasons

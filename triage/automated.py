@@ -18,7 +18,7 @@ from flufl.bounce import all_failures
 
 from triage.lexicon import Lexicon
 from triage.message import Message
-from triage.subjects import FORWARDED
+from triage.subjects import FORWARDED, PREFIXES
 
 _DATA = tomllib.loads((Path(__file__).resolve().parent / "data" / "automated.toml").read_text("utf-8"))
 _SYSTEM = set(_DATA["system_senders"])
@@ -136,7 +136,9 @@ def _header_checks(msg: Message, mime: MimeMessage, auto: Automation, local: str
 
 def _content_checks(msg: Message, lexicon: Lexicon, auto: Automation) -> None:
     """Out-of-office and newsletter wording, in every configured language."""
-    if lexicon.scan(msg.subject, "auto:auto_reply_subject"):
+    # "Out of Office: …" is the autoresponder's own subject; "RE: Out of Office: …" is a
+    # person answering in that thread (back from holiday, say): only the first counts.
+    if lexicon.scan(msg.subject, "auto:auto_reply_subject") and not PREFIXES.match(msg.subject):
         auto.add("auto-out-of-office-subject", "auto_reply")
     body = msg.new_text or msg.text
     # A person may well write "I am on leave next week, can you…?": an out-of-office text
