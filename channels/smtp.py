@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from triage.logs import event, redact
+
 log = logging.getLogger(__name__)
 
 
@@ -47,6 +49,7 @@ class SmtpHandler:
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           mail_options: list[str]) -> str:
         if self.full():
+            event(log, logging.WARNING, "mail refused", code=451, reason="queue full", peer=_peer(session))
             return BUSY
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -55,6 +58,8 @@ class SmtpHandler:
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
         if not self.accepts(address):
+            event(log, logging.INFO, "mail refused", code=550, reason="no such mailbox", to=redact(address),
+                  peer=_peer(session))
             return f"550 5.1.1 <{address}>: no such mailbox here"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
@@ -64,11 +69,19 @@ class SmtpHandler:
         try:
             result = await self.deliver(raw, envelope.mail_from or "", list(envelope.rcpt_tos))
         except QueueFull:
+            event(log, logging.WARNING, "mail refused", code=451, reason="queue full", peer=_peer(session))
             return BUSY
         except Exception as e:  # the service could not commit it: the sender must retry
-            log.warning("delivery failed: %s: %s", type(e).__name__, e)
+            event(log, logging.ERROR, "mail refused", code=451, reason=f"{type(e).__name__}: {e}", peer=_peer(session))
             return "451 4.3.0 Temporary failure, please try again later"
+        event(log, logging.INFO, "mail accepted", queue_id=result.queue_id, size=len(raw),
+              sender=redact(envelope.mail_from or ""), peer=_peer(session))
         return f"250 2.0.0 OK: queued as {result.queue_id}"
+
+
+def _peer(session: Session) -> str:
+    peer = session.peer
+    return str(peer[0]) if isinstance(peer, tuple) else str(peer or "-")
 
 
 def smtp_factory(handler: SmtpHandler, *, hostname: str, size_limit: int,

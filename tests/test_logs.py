@@ -56,3 +56,50 @@ def test_debug_lines_are_hidden_at_info():
     event(log, logging.DEBUG, "noise")
     event(log, logging.INFO, "signal")
     assert "noise" not in stream.getvalue() and "signal" in stream.getvalue()
+
+
+def test_serve_says_where_everything_is_and_logs_each_mail_as_json(tmp_path):
+    """`triage serve --log-format json`: the start-up lines name the widget demo, the console and
+    Slack's state; each accepted mail, each refusal and each filing is one JSON line."""
+    import smtplib
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from tests.servicekit import free_port, mail, write_config
+
+    smtp_port = free_port()
+    folder = write_config(tmp_path, smtp_port=smtp_port, web_port=free_port())
+    proc = subprocess.Popen([sys.executable, "-m", "triage.cli", "--config", str(folder), "serve", "--log-format",
+                             "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    errors: list[str] = []
+    threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True).start()  # type: ignore[arg-type]
+    try:
+        banner = []
+        for line in proc.stdout:  # type: ignore[union-attr]
+            banner.append(line)
+            if line.startswith("triage serve: ready"):
+                break
+        said = "".join(banner)
+        assert "triage serve: widget demo http://" in said and "/widget/demo?tenant=" in said
+        assert "triage serve: console http://" in said and "triage agents add" in said
+        assert "triage serve: slack off" in said
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=20) as client:
+            client.sendmail("tom@steelworks.example", ["acme@support.test"], mail())
+            try:
+                client.sendmail("tom@steelworks.example", ["nobody@elsewhere.example"], mail())
+            except smtplib.SMTPRecipientsRefused:
+                pass
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any('"mail filed"' in e for e in errors):
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    lines = [json.loads(e) for e in errors if e.startswith("{")]
+    by_msg = {line["msg"]: line for line in lines}
+    assert by_msg["mail accepted"]["sender"] == "t***@steelworks.example"  # redacted at info
+    assert by_msg["mail refused"]["code"] == 550
+    filed = by_msg["mail filed"]
+    assert filed["tenant"] == "acme" and filed["ticket"] == 1001 and filed["rule"] and filed["ms"] >= 0

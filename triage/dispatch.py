@@ -20,6 +20,7 @@ agents alerted). The sender heard 250 when the row was queued and is never asked
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,8 +29,12 @@ from typing import Any
 from triage.chat import Conversations, Posted
 from triage.inbound import MAX_ATTEMPTS, Inbound, Queued
 from triage.intake import Intake, Result
+from triage.logs import event
+from triage.policy import decided_by
 from triage.store import iso
 from triage.workers import Assessed, Job, NotRun, WorkerDied, WorkerFailed, Workers
+
+log = logging.getLogger(__name__)
 
 RunIn = Callable[..., Awaitable[Any]]
 YIELD = 9  # during a flood the writer pauses 9× as long as a batch took: 10 % of the interpreter
@@ -70,6 +75,10 @@ def file_batch(intake: Intake, conversations: Conversations, rows: list[Queued],
                         filed.queued += result.queued
                 filed.done.append(row.id)
                 filed.results[row.id] = result
+                event(log, logging.INFO, "mail filed" if row.kind != "chat" else "chat line filed",
+                      ticket=result.number, tenant=item.tenant, rule=decided_by(outcome.decision.reasons),
+                      duplicate=result.duplicate or None, queue_id=row.id,
+                      ms=round((now - received).total_seconds() * 1000))
             except Exception as e:  # this row only: retried, or quarantined after the last attempt
                 error = str(e) if isinstance(e, (WorkerFailed, WorkerDied)) else f"{type(e).__name__}: {e}"
                 attempts = row.attempts + 1
@@ -78,10 +87,14 @@ def file_batch(intake: Intake, conversations: Conversations, rows: list[Queued],
                     filed.done.append(row.id)
                     filed.quarantined += 1
                     filed.results[row.id] = RuntimeError(f"quarantined after {attempts} attempts: {error}")
+                    event(log, logging.ERROR, "mail quarantined", queue_id=row.id, attempts=attempts, error=error,
+                          rule="intake-quarantined")
                 else:
                     store.add_event(None, "retry", ["intake-retry"], error, at,
                                     detail={**row.envelope, "kind": row.kind, "attempts": attempts, "error": error})
                     filed.failed[row.id] = error
+                    event(log, logging.WARNING, "filing failed, will retry", queue_id=row.id, attempts=attempts,
+                          error=error, rule="intake-retry")
     return filed
 
 

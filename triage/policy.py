@@ -286,3 +286,12 @@ def decide(ctx: Context) -> Decision:
             return Decision(list(rule.actions), reasons + [rule.id], rule.guide, rule.decline,
                             topic if "relay_to_company" in rule.actions else "")
     raise AssertionError("the last rule always applies")  # pragma: no cover
+
+
+_RULE_IDS = {r.id for r in RULES} | set(MARGIN_RULE_IDS)
+
+
+def decided_by(reasons: list[str]) -> str:
+    """The policy rule among a decision's reasons (the facts before it, the article rule after
+    it): what a log line names as the decision."""
+    return next((r for r in reversed(reasons) if r in _RULE_IDS), "")

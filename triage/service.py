@@ -49,6 +49,7 @@ from triage.workers import Workers
 DRAIN_GRACE = 10.0  # seconds a clean stop waits for the queue to be filed (the rest waits for the restart)
 FLOOD_RATE = 200  # mails a second above which accepting is a flood and the writer yields
 FLOOD_WINDOW = 0.5  # seconds over which the arrival rate is counted
+CHECKPOINT_SECONDS = 300.0  # how often the WAL is checkpointed into the database file
 CHAT_WAIT = 3.0  # seconds the widget waits for its line's ticket before answering "queued"
 
 
@@ -160,6 +161,7 @@ class Service:
         if self.notifier is not None:
             self._tasks.append(asyncio.create_task(self.notifier.run(self._stop), name="triage-slack-notifier"))
         self._tasks.append(asyncio.create_task(self.webhooks.run(self._stop), name="triage-webhooks"))
+        self._tasks.append(asyncio.create_task(self._checkpoints(), name="triage-checkpoints"))
         await self._start_socket_mode()
         self._accepting = True
         self._start_imap()
@@ -171,6 +173,13 @@ class Service:
         self.out("triage serve: relay " + (self.relay.describe() if self.relay
                                            else "none (relay_url is empty: mail is held in the outbox)"))
         self.out(f"triage serve: tenants {', '.join(sorted(self.config.tenants))}")
+        web_url = f"http://{self.web_address[0]}:{self.web_address[1]}"
+        self.out(f"triage serve: widget demo {web_url}/widget/demo?tenant={sorted(self.config.tenants)[0]}")
+        agents = await self.run_db(lambda: self.store.db["agents"].count)
+        self.out(f"triage serve: console {web_url}/ ({agents} agents"
+                 + ("" if agents else "; add one with: triage agents add EMAIL --name NAME") + ")")
+        if self.slack is None:
+            self.out("triage serve: slack off (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to turn it on)")
         self.out("triage serve: ready")
 
     async def stop(self) -> None:
@@ -263,6 +272,18 @@ class Service:
                                  first_response_hours=self.config.slack["first_response_hours"])
         self.slack = SlackChannel(self.config, agents, self.run_db, client, secret, self.clock, self._agent_acted)
         self.out("triage serve: slack on (POST /slack/events)")
+
+    async def _checkpoints(self, every: float = CHECKPOINT_SECONDS) -> None:
+        """Move the WAL into the database file regularly, so the file alone stays current (a
+        copy of it is never minutes behind) and the WAL does not grow without bound."""
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=every)
+            except asyncio.TimeoutError:
+                try:
+                    await self.run_db(self.store.checkpoint)
+                except Exception as e:  # a busy moment: the next round checkpoints
+                    self.last_error = f"checkpoint: {type(e).__name__}: {e}"
 
     @property
     def agents(self) -> Agents:
