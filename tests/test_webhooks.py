@@ -30,7 +30,7 @@ SECRET = "portal-test-secret-0123456789"
 HOOK_SECRET = "hook-test-secret-9876543210"
 OLA = "ola@kyivcable.example"  # invited, in the test directory
 IVAN = "ivan@kyivcable.example"  # deactivated (added by the tests that need him)
-SCHEMA = json.loads((REPO / "docs" / "webhook.schema.json").read_text())
+SCHEMA = json.loads((REPO / "triage" / "data" / "webhook.schema.json").read_text())
 
 
 def readme_verify():

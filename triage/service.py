@@ -32,7 +32,7 @@ from channels.smtp import QueueFull, SmtpHandler, smtp_factory
 from channels.widget import WidgetChannel
 from triage.agents import Agents
 from triage.chat import ChatLine, Conversations, Posted, token_hash
-from triage.config import Config
+from triage.config import Config, split_listen
 from triage.dispatch import Dispatcher, Filed
 from triage.inbound import Inbound, queue_path
 from triage.intake import Intake
@@ -58,14 +58,6 @@ class Queued:
     """What SMTP says 250 to: the mail is in the inbound queue as row ``queue_id``."""
 
     queue_id: int
-
-
-def split_listen(value: str) -> tuple[str, int]:
-    """``"127.0.0.1:8025"`` -> ("127.0.0.1", 8025); port 0 picks a free port."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"listen address must be host:port, not {value!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 class Service:
