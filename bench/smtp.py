@@ -153,6 +153,8 @@ def _start(cmd: list[str], ready: str) -> tuple[subprocess.Popen, list[str]]:
             raise SystemExit(f"{cmd} exited: {''.join(lines)}")
         lines.append(line)
         if ready in line or ready == "":
+            # keep reading its output (log lines) so a full pipe never stalls it
+            threading.Thread(target=proc.stdout.read, daemon=True).start()  # type: ignore[union-attr]
             return proc, lines
     raise SystemExit(f"{cmd} did not start in time")
 

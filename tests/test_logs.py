@@ -23,7 +23,7 @@ def _restore_loggers():
 
 def _lines(fmt: str, level: str = "info") -> tuple[io.StringIO, logging.Logger]:
     stream = io.StringIO()
-    configure(level, fmt, stream)
+    configure(level, fmt, stream, background=False)
     return stream, logging.getLogger("triage.test")
 
 
@@ -103,3 +103,41 @@ def test_serve_says_where_everything_is_and_logs_each_mail_as_json(tmp_path):
     assert by_msg["mail refused"]["code"] == 550
     filed = by_msg["mail filed"]
     assert filed["tenant"] == "acme" and filed["ticket"] == 1001 and filed["rule"] and filed["ms"] >= 0
+
+
+def test_a_stderr_nobody_reads_never_blocks_the_caller():
+    """Under a flood of mail the service logs thousands of lines; if the pipe behind stderr
+    is full, lines are dropped, never waited for (the event loop must keep answering)."""
+    import os
+    import threading
+    import time
+
+    from triage import logs
+
+    read_end, write_end = os.pipe()  # nobody reads: the pipe fills after ~64 KiB
+    stream = os.fdopen(write_end, "w")
+    configure("info", "text", stream)
+    log = logging.getLogger("triage.test")
+    done = threading.Event()
+
+    def flood() -> None:
+        for n in range(30_000):
+            event(log, logging.INFO, "mail accepted", queue_id=n, sender="t***@steelworks.example")
+        done.set()
+
+    threading.Thread(target=flood, daemon=True).start()
+    assert done.wait(30), "logging blocked on a full stderr"
+    assert logs._Dropping.dropped > 0
+    drained = threading.Thread(target=lambda: [None for _ in iter(lambda: os.read(read_end, 65536), b"")],
+                               daemon=True)
+    drained.start()  # a reader comes back: the writer thread catches up, then stops
+    listener = logs._listener
+    assert listener is not None
+    deadline = time.monotonic() + 30
+    while listener.queue.full() and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0.05)
+    listener.stop()
+    logs._listener = None
+    stream.close()
+    drained.join(10)
+    os.close(read_end)

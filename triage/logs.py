@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
+import queue
 import sys
 from datetime import datetime, timezone
 from typing import Any
@@ -64,10 +66,38 @@ def _quote(value: Any) -> str:
     return json.dumps(text, ensure_ascii=False) if (not text or any(c in text for c in ' "=\n')) else text
 
 
-def configure(level: str = "info", fmt: str = "text", stream: Any = None) -> None:
-    """Send the ``triage`` and ``channels`` loggers to stderr in the chosen format."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+class _Dropping(logging.handlers.QueueHandler):
+    """Hands records to the writer thread; when the queue is full (nobody reads stderr), the
+    line is dropped and counted instead of blocking the service's event loop."""
+
+    dropped = 0
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            _Dropping.dropped += 1
+
+
+_listener: logging.handlers.QueueListener | None = None
+QUEUE_LINES = 10_000  # log lines waiting for stderr at most; beyond, new ones are dropped
+
+
+def configure(level: str = "info", fmt: str = "text", stream: Any = None, background: bool = True) -> None:
+    """Send the ``triage`` and ``channels`` loggers to stderr in the chosen format. With
+    ``background`` (the service) a thread writes the lines, so a slow or full stderr pipe
+    never stalls SMTP sessions; the tests write directly."""
+    global _listener
+    writer = logging.StreamHandler(stream or sys.stderr)
+    writer.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler: logging.Handler = writer
+    if background:
+        if _listener is not None:
+            _listener.stop()
+        lines: queue.Queue[logging.LogRecord] = queue.Queue(QUEUE_LINES)
+        handler = _Dropping(lines)
+        _listener = logging.handlers.QueueListener(lines, writer)
+        _listener.start()
     for name in ("triage", "channels"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
