@@ -75,6 +75,17 @@ async def rows(service: Service, sql: str, params: list | None = None) -> list[d
     return await service.run_db(lambda: list(service.store.db.query(sql, params or [])))
 
 
+async def outbox_settled(service: Service, timeout: float = 15.0) -> list[dict]:
+    """The outbox rows once none is still being handed over: the relay has the mail a moment
+    before the service records that it was sent, so a test that looked at the sink alone would race."""
+    for _ in range(int(timeout / 0.05)):
+        found = await rows(service, "SELECT * FROM outbox ORDER BY id")
+        if found and all(row["status"] not in ("queued", "sending") for row in found):
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"outbox still busy after {timeout} s: {found}")
+
+
 async def health(service: Service) -> dict:
     host, port = service.web_address
     async with aiohttp.ClientSession() as session:
@@ -148,7 +159,7 @@ async def test_duplicate_message_id_makes_no_second_ticket(tmp_path, sink):
         assert "ticket #1001" in await send(service, raw)
         assert "ticket #1001" in await send(service, raw)  # 250 again (queued), filed as a duplicate
         await until(lambda: sink.messages)
-        await asyncio.sleep(0.3)
+        await outbox_settled(service)
         assert len(sink.messages) == 1
         assert len(await rows(service, "SELECT * FROM tickets")) == 1
         [dup] = await rows(service, "SELECT rules FROM events WHERE kind = 'duplicate'")
@@ -183,8 +194,7 @@ async def test_outbox_survives_a_restart_and_delivers_exactly_once(tmp_path, sin
     write_config(tmp_path, relay_url=sink.url)  # and the relay is back
     async with running(folder) as service:
         await until(lambda: sink.messages)
-        await asyncio.sleep(0.5)
-        [row] = await rows(service, "SELECT * FROM outbox")
+        [row] = await outbox_settled(service)
         assert row["status"] == "sent"
         assert [m.msg["Message-ID"] for m in sink.messages] == [row["message_id"]]
         rules = [json.loads(e["rules"]) for e in await rows(service, "SELECT rules FROM events ORDER BY id")]
@@ -201,7 +211,7 @@ async def test_relay_down_then_up(tmp_path):
         sink = Sink(port)
         try:
             await until(lambda: sink.messages)
-            [row] = await rows(service, "SELECT status, attempts FROM outbox")
+            [row] = await outbox_settled(service)
             assert row["status"] == "sent" and row["attempts"] >= 2
             assert (await health(service))["outbox_backlog"] == 0
         finally:
