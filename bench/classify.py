@@ -7,7 +7,7 @@ labelled examples. The baseline is the standard library alone parsing the same b
 (``email.message_from_bytes`` with ``policy.default`` and reading the body), run side by side
 in this process, so the ratio says what triage costs on top of merely reading the mail.
 
-Then the same messages go through the service's worker processes (:mod:`triage.workers`,
+Then the same messages go through the service's worker processes (:mod:`triage.service.workers`,
 parse → decide, as ``triage serve`` runs them) with 1 and with 2 workers, and the script
 prints both rates, their ratio and each process's peak RSS.
 
@@ -31,9 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from triage.config import load_config  # noqa: E402
-from triage.parse import parse_chat, parse_email  # noqa: E402
-from triage.pipeline import Pipeline  # noqa: E402
-from triage.train import load_examples  # noqa: E402
+from triage.core.parse import parse_chat, parse_email  # noqa: E402
+from triage.core.pipeline import Pipeline  # noqa: E402
+from triage.desk.train import load_examples  # noqa: E402
 
 QUOTES = {
     "en": "On Mon, 3 Nov 2026 at 09:12, Support <{to}> wrote:\n> Thank you for your message.\n> Ticket [#1001]\n",
@@ -104,7 +104,7 @@ def worker_jobs(items) -> list:
     """The generated messages as the queue hands them to the worker processes."""
     from datetime import datetime, timezone
 
-    from triage.workers import Job
+    from triage.service.workers import Job
 
     now = datetime.now(timezone.utc)
     jobs = []
@@ -122,7 +122,7 @@ async def run_workers(config_dir: Path, jobs: list, count: int) -> tuple[float, 
     """Messages per second through ``count`` worker processes, and their peak RSS (MiB)."""
     import asyncio
 
-    from triage.workers import Workers
+    from triage.service.workers import Workers
 
     workers = Workers(config_dir, config_dir / "no-database.db", count, nice=0)  # as fast as this process
     await workers.start()

@@ -24,7 +24,7 @@ from bench.smtp import make_messages  # noqa: E402
 from tests.dovecot import PASSWORD, Dovecot  # noqa: E402
 from tests.servicekit import SUPPORT, write_config  # noqa: E402
 from triage.config import load_config  # noqa: E402
-from triage.service import Service  # noqa: E402
+from triage.service.app import Service  # noqa: E402
 
 ENV = "TRIAGE_BENCH_IMAP_PASSWORD"
 

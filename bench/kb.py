@@ -31,9 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from triage.config import load_config  # noqa: E402
-from triage.knowledge import KnowledgeBase  # noqa: E402
-from triage.parse import parse_email  # noqa: E402
-from triage.pipeline import Pipeline  # noqa: E402
+from triage.core.knowledge import KnowledgeBase  # noqa: E402
+from triage.core.parse import parse_email  # noqa: E402
+from triage.core.pipeline import Pipeline  # noqa: E402
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
 SENDER = ("Mikael Berg", "mikael.berg@nordsteel.se")  # a supplier in the example directory

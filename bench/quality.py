@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SCORE = REPO.parent.parent / "shared" / "eval" / "score.py"
+SCORE = REPO.parent / "shared" / "eval" / "score.py"  # ../shared beside the clone, as in CI
 
 
 def _scorer(path: Path):

@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from triage import reports  # noqa: E402
-from triage.classify import INTENTS  # noqa: E402
+from triage.desk import reports  # noqa: E402
+from triage.core.classify import INTENTS  # noqa: E402
 from triage.config import load_config  # noqa: E402
 from triage.store import Store, iso  # noqa: E402
 

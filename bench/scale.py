@@ -39,11 +39,12 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from smtp import bench_config, make_messages  # noqa: E402
 from triage.config import load_config  # noqa: E402
-from triage.intake import Intake, read_mail  # noqa: E402
-from triage.loops import Gate, parse_limits  # noqa: E402
-from triage.pipeline import Pipeline  # noqa: E402
+from triage.service.intake import Intake, read_mail  # noqa: E402
+from triage.config import parse_limits  # noqa: E402
+from triage.service.loops import Gate  # noqa: E402
+from triage.core.pipeline import Pipeline  # noqa: E402
 from triage.store import Store, iso  # noqa: E402
-from triage.threading import Signer  # noqa: E402
+from triage.core.threading import Signer  # noqa: E402
 
 STATUSES = ["new", "open", "pending", "resolved", "closed"]
 STATUS_WEIGHTS = [5, 10, 10, 35, 40]
@@ -111,7 +112,7 @@ def ingest(config, path: Path, items: list[bytes], tag: str, batch: int = 32) ->
     Message-IDs of this pass new ones, so a second pass is not all duplicates)."""
     store = Store(path)
     gate = Gate(config.own_addresses, parse_limits(config.email["reply_limits"]), config.email["bounce_quiet_hours"])
-    from triage.pipeline import Drafts
+    from triage.core.pipeline import Drafts
 
     intake = Intake(config, store, Drafts(), Signer(b"bench-key", "support.localhost"), gate, True)
     now = datetime.now(timezone.utc)

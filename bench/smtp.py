@@ -224,8 +224,8 @@ def cpu_seconds(pid: int) -> float:
 
 def pipeline_rate(config, to: str, count: int) -> float:  # noqa: ANN001 - a triage Config
     """Messages per second of parse + Pipeline.run in this process: the ceiling of one service core."""
-    from triage.parse import parse_email
-    from triage.pipeline import Pipeline
+    from triage.core.parse import parse_email
+    from triage.core.pipeline import Pipeline
 
     pipeline = Pipeline(config)
     messages = make_messages(count, to)

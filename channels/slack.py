@@ -1,5 +1,5 @@
 """The agents' Slack app: Bolt listeners that turn clicks, thread messages and ``/triage``
-into calls on :class:`triage.agents.Agents`. Nothing else.
+into calls on :class:`triage.desk.agents.Agents`. Nothing else.
 
 Bolt does the transport work: ignoring the bot's own messages, acknowledging within Slack's
 three seconds. In front of it, :meth:`SlackChannel.handle` refuses what Bolt would answer
@@ -28,10 +28,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from triage import slack_blocks
-from triage.agents import AgentError, Agents
 from triage.config import Config
-from triage.outbox import RunDb
+from triage.desk import slack_blocks
+from triage.desk.agents import AgentError, Agents
+from triage.service.outbox import RunDb
 
 log = logging.getLogger(__name__)
 _USER = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>|@?(\S+)")

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from triage.logs import event, redact
+from triage.service.logs import event, redact
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The help widget's HTTP side: the script, a demo page and a small JSON + SSE API.
 
 A thin adapter (like ``channels/smtp.py``): it checks what a browser sent — origin, size,
-rate, shape — turns a line into a :class:`triage.chat.ChatLine` and hands it to the
+rate, shape — turns a line into a :class:`triage.service.chat.ChatLine` and hands it to the
 service's one chat entry point, which answers only after the line is committed. Refusals
 happen before anything is stored, so a refused message is never half-stored; each refusal
 is a JSON error the widget shows as it is, with a rule id. What a request must look like is
@@ -42,16 +42,15 @@ from aiohttp import web
 from channels import widget_input as check
 from channels.widget_input import BadRequest
 from channels.widget_limits import Refusals, Streams
-from triage import hours
-from triage.chat import BROWSER_KEY, ChatLine
-from triage.config import Tenant
-from triage.logs import event
-from triage.loops import Window
-from triage.render import DEFAULT_LANGUAGE, format_hours, format_moment, normalise_language
+from triage.config import Tenant, Window
+from triage.core import hours
+from triage.core.render import DEFAULT_LANGUAGE, format_hours, format_moment, normalise_language
+from triage.service.chat import BROWSER_KEY, ChatLine
+from triage.service.logs import event
 from triage.store import iso
 
 if TYPE_CHECKING:
-    from triage.service import Service
+    from triage.service.host import Host
 
 RULES = {
     "widget-origin-refused": "the page's origin is not in the tenant's widget_origins: refused with 403",
@@ -100,28 +99,6 @@ class RateLimiter:
         return 0
 
 
-class Hub:
-    """Wakes every open event stream when a line is stored in this process."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-        self.closed = False
-
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-    async def wait(self, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(self._event.wait(), timeout)
-        except TimeoutError:
-            pass
-
-    def close(self) -> None:
-        self.closed = True
-        self.notify()
-
-
 def _error(status: int, message: str, rule: str = "", headers: dict[str, str] | None = None) -> web.Response:
     body = {"error": message, **({"rule": rule} if rule else {})}
     return web.json_response(body, status=status, headers=headers)
@@ -130,13 +107,12 @@ def _error(status: int, message: str, rule: str = "", headers: dict[str, str] | 
 class WidgetChannel:
     """The widget's routes on the service's aiohttp application."""
 
-    def __init__(self, service: Service):
+    def __init__(self, service: Host):
         self.service = service
         self.config = service.config
         self.limiter = RateLimiter()
         self.refusals = Refusals(self._write_refusal, self._update_refusal)
         self.streams = Streams()
-        self.hub = Hub()
 
     def mount(self, app: web.Application) -> None:
         app.router.add_get("/widget.js", self._script)
@@ -153,7 +129,6 @@ class WidgetChannel:
         app.on_shutdown.append(self._shutdown)
 
     async def _shutdown(self, app: web.Application) -> None:
-        self.hub.close()  # open event streams end, so the server does not wait for them
         await self.refusals.flush()
 
     # -- guard: tenant and origin for every API call -------------------------------------
@@ -332,7 +307,7 @@ class WidgetChannel:
         await response.prepare(request)
         quiet = 0.0
         try:
-            while not self.hub.closed and request.transport is not None and not request.transport.is_closing():
+            while not self.service.hub.closed and request.transport is not None and not request.transport.is_closing():
                 for line in state["messages"]:
                     await response.write(f"id: {line['id']}\ndata: {json.dumps(line)}\n\n".encode())
                     after = line["id"]
@@ -341,7 +316,7 @@ class WidgetChannel:
                     await response.write(b": keep-alive\n\n")
                     quiet = 0.0
                 started = time.monotonic()
-                await self.hub.wait(POLL)
+                await self.service.hub.wait(POLL)
                 quiet += time.monotonic() - started
                 state = await self._state(request, after)
                 if state is None:

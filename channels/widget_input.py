@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from triage.chat import CLIENT_ID
+from triage.service.chat import CLIENT_ID
 
 MAX_BODY = 64 * 1024  # bytes of JSON read at most, whatever the tenant's limit
 MAX_NAME = 200

@@ -226,9 +226,10 @@ class Sink:
 
 def make_intake(config, store, pipeline, hold_local: bool = False):  # noqa: ANN001, ANN201
     """The service's intake without the SMTP listener, for tests that need no socket."""
-    from triage.intake import Intake
-    from triage.loops import Gate, parse_limits
-    from triage.threading import Signer
+    from triage.config import parse_limits
+    from triage.core.threading import Signer
+    from triage.service.intake import Intake
+    from triage.service.loops import Gate
 
     gate = Gate(config.own_addresses, parse_limits(config.email["reply_limits"]), config.email["bounce_quiet_hours"])
     return Intake(config, store, pipeline, Signer(b"test-key", "support.test"), gate, hold_local)
@@ -266,7 +267,7 @@ class TroublePipeline:
         import os
         import time
 
-        from triage.pipeline import Pipeline
+        from triage.core.pipeline import Pipeline
 
         class Trouble(Pipeline):
             def assess(self, msg, now=None):  # noqa: ANN001, ANN202

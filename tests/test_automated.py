@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import make_email
-from triage.automated import detect
-from triage.lexicon import load_lexicon
-from triage.parse import parse_email
+from triage.core.automated import detect
+from triage.core.lexicon import load_lexicon
+from triage.core.parse import parse_email
 
 LEXICON = load_lexicon()
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from triage.automated import Automation
-from triage.classify import Classifier, detect_language, reading_text
-from triage.lexicon import load_lexicon
-from triage.message import Message
-from triage.model import Model
-from triage.parse import parse_email
+from triage.core.automated import Automation
+from triage.core.classify import Classifier, detect_language, reading_text
+from triage.core.lexicon import load_lexicon
+from triage.core.message import Message
+from triage.core.model import Model
+from triage.core.parse import parse_email
 
 LANGS = ["en", "sv", "uk", "ru", "de"]
 CLASSIFIER = Classifier(load_lexicon(LANGS), Model.load(), LANGS)

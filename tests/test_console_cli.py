@@ -1,5 +1,5 @@
 """The console's command-line side: agents' accounts, the write commands for scripts (through
-triage/agents.py, straight into the database, sent by the running service's outbox), and the
+triage/desk/agents.py, straight into the database, sent by the running service's outbox), and the
 search syntax shared by ``triage search`` and the inbox."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from tests.servicekit import BUSINESS, CONTACT, Sink, mail, write_config
 from tests.test_service_e2e import rows, running, send, until
 from triage.cli import main
-from triage.search import QueryError, fts_query
+from triage.desk.search import QueryError, fts_query
 
 
 @pytest.fixture

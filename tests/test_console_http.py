@@ -12,9 +12,9 @@ from yarl import URL
 
 from tests.servicekit import Sink, mail, write_config
 from tests.test_service_e2e import rows, send
-from triage.accounts import Accounts
 from triage.config import load_config
-from triage.service import Service
+from triage.desk.accounts import Accounts
+from triage.service.app import Service
 from triage.store import utcnow
 
 PASSWORD = "correct horse battery staple"

@@ -1,5 +1,5 @@
 """The reports page of the console, against the running service: charts embedded, a CSV per
-chart, the tenant filter limited to the agent's tenants. ``triage.reports`` is built on
+chart, the tenant filter limited to the agent's tenants. ``triage.desk.reports`` is built on
 another branch; until both are merged this test is skipped."""
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from tests.servicekit import OTHER_SUPPORT, mail
 from tests.test_console_http import ZED, client, console, relay  # noqa: F401 - shared fixtures
 from tests.test_service_e2e import send
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("triage.reports") is None,
-                                reason="triage.reports is not on this branch (it comes with the reports branch)")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("triage.desk.reports") is None,
+                                reason="triage.desk.reports is not on this branch (it comes with the reports branch)")
 
 
 async def test_reports_page_charts_and_csv_limited_to_the_agents_tenants(console, client):
@@ -21,7 +21,7 @@ async def test_reports_page_charts_and_csv_limited_to_the_agents_tenants(console
     await client.login(ZED)
     status, page, _ = await client.get("/reports?since=2020-01-01&until=2100-01-01")
     assert status == 200 and "<svg" in page and "Download CSV" in page
-    from triage import reports
+    from triage.desk import reports
 
     report = await console.run_db(reports.build, console.store, ["zenith"], "2020-01-01", "2100-01-01")
     chart = report.charts[0]

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need_shared
-from triage.automated import Automation, detect
 from triage.config import load_config
-from triage.lexicon import Lexicon, load_lexicon
-from triage.parse import parse_email
-from triage.pipeline import Outcome, Pipeline
+from triage.core.automated import Automation, detect
+from triage.core.lexicon import Lexicon, load_lexicon
+from triage.core.parse import parse_email
+from triage.core.pipeline import Outcome, Pipeline
 
 # Samples that are no bounce, with flufl's own word for it.
 NOT_BOUNCES = {

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from tests.conftest import need_shared
 from triage.config import load_config
-from triage.parse import parse_email
-from triage.pipeline import Pipeline
+from triage.core.parse import parse_email
+from triage.core.pipeline import Pipeline
 
 RUN_SECONDS = 10.0  # per message, the whole classify path
 

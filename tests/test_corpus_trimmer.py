@@ -1,4 +1,4 @@
-"""Agreement of triage.quotes with the expected outputs of real reply trimmers.
+"""Agreement of triage.core.quotes with the expected outputs of real reply trimmers.
 
 The corpora live in ../shared/corpora (read-only, never copied into the project); these
 tests are skipped with a reason when that folder is absent, as on a user's clone.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from triage.quotes import Reply, is_sign_off, split_reply
+from triage.core.quotes import Reply, is_sign_off, split_reply
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CORPORA = SHARED / "corpora"

@@ -19,8 +19,8 @@ import yaml
 
 from tests.conftest import need_shared
 from triage.config import load_config
-from triage.parse import parse_email
-from triage.pipeline import Pipeline
+from triage.core.parse import parse_email
+from triage.core.pipeline import Pipeline
 
 # (mail, field) -> why our value differs from Zammad's expected one.
 KNOWN_DIFFERENCES = {

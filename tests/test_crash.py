@@ -19,7 +19,7 @@ import pytest
 
 from tests.servicekit import SUPPORT, Sink, free_port, mail, write_config
 from triage.config import load_config
-from triage.inbound import queue_path
+from triage.service.inbound import queue_path
 
 REPO = Path(__file__).resolve().parents[1]
 MESSAGES = 2000

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 
+from channels import imap, slack, widget
 from tests.conftest import REPO
 from triage.cli import build_parser
 from triage.config import SERVICE_KEYS, TENANT_KEYS, WEBHOOK_KEYS
-from channels import imap, slack, widget
-from triage import (agents, intake, knowledge, loops, notifier, outbox, renewal, threading, trust, webhooks,
-                    widget_identity)
-from triage.policy import ACTIONS, MARGIN_RULE_IDS, RULES
+from triage.core import knowledge, threading, trust, widget_identity
+from triage.core.policy import ACTIONS, MARGIN_RULE_IDS, RULES
+from triage.desk import agents
+from triage.service import intake, loops, notifier, outbox, renewal, webhooks
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 

@@ -5,9 +5,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from triage.parse import parse_chat
-from triage.pipeline import Pipeline
-from triage.trust import widget_hash
+from triage.core.parse import parse_chat
+from triage.core.pipeline import Pipeline
+from triage.core.trust import widget_hash
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)  # a Tuesday, inside support hours
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import make_email
-from triage.domains import is_public, registrable, similar
-from triage.identify import identify
-from triage.message import Message
-from triage.parse import parse_chat, parse_email
+from triage.core.domains import is_public, registrable, similar
+from triage.core.identify import identify
+from triage.core.message import Message
+from triage.core.parse import parse_chat, parse_email
 
 
 @pytest.mark.parametrize("domain, expected", [

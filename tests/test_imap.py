@@ -16,7 +16,7 @@ from tests.dovecot import PASSWORD, Dovecot, free_port
 from tests.servicekit import mail, write_config
 from triage.cli import main
 from triage.config import IMAP_KEYS, ConfigError, load_config
-from triage.service import Service
+from triage.service.app import Service
 from triage.store import Store
 
 ENV = "TRIAGE_TEST_IMAP_PASSWORD"

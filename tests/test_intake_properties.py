@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from tests.servicekit import BOT, CONTACT, NOREPLY, OTHER_SUPPORT, SUPPORT, make_intake, write_config
 from triage.config import load_config
-from triage.intake import Delivery
-from triage.pipeline import Pipeline
+from triage.core.pipeline import Pipeline
+from triage.service.intake import Delivery
 from triage.store import Store
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)

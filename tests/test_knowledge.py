@@ -13,9 +13,9 @@ import pytest
 
 from tests.conftest import HERE, REPO, TEST_CONFIG, make_email
 from triage.config import ConfigError, load_config
-from triage.knowledge import ArticleError, KnowledgeBase, import_export, load_articles, offer, parse_article
-from triage.parse import parse_email
-from triage.pipeline import Pipeline
+from triage.core.knowledge import ArticleError, KnowledgeBase, import_export, load_articles, offer, parse_article
+from triage.core.parse import parse_email
+from triage.core.pipeline import Pipeline
 
 KB = HERE / "data" / "kb"
 LANGS = ["en", "sv", "uk", "ru", "de"]

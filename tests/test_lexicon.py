@@ -4,9 +4,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from triage.lexicon import Cue, Lexicon, _CANDIDATE, load_language, load_lexicon, DATA
+from triage.core.lexicon import _CANDIDATE, FOLDER, Cue, Lexicon, load_language, load_lexicon
 
 LEXICON = load_lexicon()
 _BRUTE = [(c, re.compile(c.pattern, re.I)) for c in LEXICON.cues]
@@ -56,7 +57,7 @@ def test_index_agrees_on_mixed_texts(parts):
 
 
 def test_every_language_file_loads_and_patterns_have_no_capturing_groups():
-    for path in sorted(DATA.glob("*.toml")):
+    for path in sorted(FOLDER.glob("*.toml")):
         cues = load_language(path)
         assert cues, path
         assert all(re.compile(c.pattern).groups == 0 for c in cues)

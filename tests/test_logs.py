@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from triage.logs import configure, event, redact
+from triage.service.logs import configure, event, redact
 
 
 @pytest.fixture(autouse=True)
@@ -112,7 +112,7 @@ def test_a_stderr_nobody_reads_never_blocks_the_caller():
     import threading
     import time
 
-    from triage import logs
+    from triage.service import logs
 
     read_end, write_end = os.pipe()  # nobody reads: the pipe fills after ~64 KiB
     stream = os.fdopen(write_end, "w")

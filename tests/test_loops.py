@@ -7,11 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.servicekit import BOT, SUPPORT, make_intake, mail, rule_literals, write_config
-from triage.config import Contact, load_config
-from triage.intake import Delivery
-from triage.loops import RULES, Gate, Window, is_system_address, parse_limits
-from triage.pipeline import Pipeline
+from tests.servicekit import BOT, SUPPORT, mail, make_intake, rule_literals, write_config
+from triage.config import Contact, Window, load_config, parse_limits
+from triage.core.pipeline import Pipeline
+from triage.service.intake import Delivery
+from triage.service.loops import RULES, Gate, is_system_address
 from triage.store import Store
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
@@ -80,15 +80,15 @@ def test_relays_are_not_rate_capped_but_never_go_to_dead_or_own_addresses():
 
 
 def test_every_rule_id_is_described():
-    import triage.intake
-    import triage.loops
-    import triage.outbox
-    import triage.threading
+    import triage.core.threading
+    import triage.service.intake
+    import triage.service.loops
+    import triage.service.outbox
 
     assert all(rule.startswith("loop-") and text for rule, text in RULES.items())
-    assert rule_literals(triage.loops) <= set(RULES)
-    known = set(RULES) | set(triage.intake.RULES) | set(triage.outbox.RULES) | set(triage.threading.RULES)
-    assert rule_literals(triage.intake) <= known
+    assert rule_literals(triage.service.loops) <= set(RULES)
+    known = set(RULES) | set(triage.service.intake.RULES) | set(triage.service.outbox.RULES) | set(triage.core.threading.RULES)
+    assert rule_literals(triage.service.intake) <= known
 
 
 # -- through the intake -------------------------------------------------------------------

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.servicekit import Sink, free_port, parse, rule_literals
-from triage.outbox import RULES, Outbox, Relay, Unencodable, compose, envelope_address, reply_subject
+from triage.service.outbox import RULES, Outbox, Relay, Unencodable, compose, envelope_address, reply_subject
 from triage.store import Store, iso
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
@@ -81,10 +81,10 @@ def test_relay_url(monkeypatch):
 
 
 def test_every_rule_id_is_described():
-    import triage.outbox
+    import triage.service.outbox
 
     assert all(rule.startswith("outbox-") and text for rule, text in RULES.items())
-    assert rule_literals(triage.outbox) <= set(RULES)
+    assert rule_literals(triage.service.outbox) <= set(RULES)
 
 
 # -- delivery ---------------------------------------------------------------------------

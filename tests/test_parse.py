@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from triage.parse import parse_chat, parse_email
+from triage.core.parse import parse_chat, parse_email
 
 
 def test_plain_mail_fields():
@@ -117,7 +118,7 @@ def test_raw_8bit_cyrillic_is_told_from_its_lookalike_codecs():
 
 
 def test_charset_labels_python_does_not_know():
-    from triage.parse import resolve_charset
+    from triage.core.parse import resolve_charset
     assert [resolve_charset(c) for c in ("iso-gb2312", "x-gbk", "cp-1251", "windows-874", "ks_c_5601-1987",
                                          "unicode-1-1-utf-7", "iso-8859-1", "\"utf-8\"", "utf-8*en")] == [
         "gb18030", "gb18030", "cp1251", "cp874", "cp949", "utf-7", "cp1252", "utf-8", "utf-8"]

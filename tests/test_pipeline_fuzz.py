@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import SHARED, make_email
-from triage.parse import parse_email
-from triage.pipeline import Pipeline
+from triage.core.parse import parse_email
+from triage.core.pipeline import Pipeline
 
 CORPUS_SEEDS = [
     "corpora/zammad/test_data_mail/mail068.box",  # junk line before the headers

@@ -9,12 +9,12 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import make_email
-from triage.automated import Automation
-from triage.classify import Classification
-from triage.identify import identify
-from triage.parse import parse_chat, parse_email
-from triage.policy import ACTIONS, CHEAP_FALLBACK, FALLBACKS, MARGINS, RULES, Context, decide
-from triage.trust import assess
+from triage.core.automated import Automation
+from triage.core.classify import Classification
+from triage.core.identify import identify
+from triage.core.parse import parse_chat, parse_email
+from triage.core.policy import ACTIONS, CHEAP_FALLBACK, FALLBACKS, MARGINS, RULES, Context, decide
+from triage.core.trust import assess
 
 REPLYING = {"acknowledge", "redirect_business", "relay_to_company", "renew_invitation",
             "guide_self_service", "request_verified_channel", "decline"}

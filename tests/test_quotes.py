@@ -1,4 +1,4 @@
-"""Unit tests for triage.quotes: one group per language, then edge cases and properties.
+"""Unit tests for triage.core.quotes: one group per language, then edge cases and properties.
 
 The mails are written for these tests (procurement-desk style); the real-world corpora
 are measured in test_corpus_trimmer.py.
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triage.quotes import Reply, _classify, _Scan, is_sign_off, split_reply
+from triage.core.quotes import Reply, _classify, _Scan, is_sign_off, split_reply
 
 QUOTE = "> Hello,\n>\n> the approval step was fixed yesterday.\n> Regards, Anna\n"
 

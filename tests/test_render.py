@@ -8,8 +8,8 @@ import jinja2
 import jinja2.meta
 import pytest
 
-from triage.render import (DECLINE_REASONS, GUIDES, RELAY_KEYS, REPLY_KEYS, RenderError, Renderer,
-                           format_hours, format_moment)
+from triage.core.render import (DECLINE_REASONS, GUIDES, RELAY_KEYS, REPLY_KEYS, Renderer, RenderError, format_hours,
+                                format_moment)
 
 LANGS = ["en", "sv", "de", "ru", "uk"]
 PARTS = ["acknowledge", "urgent", "redirect_business", "relay_notice", "renew_invitation", "renewal_confirmed",

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_CONFIG
-from tests.test_widget_browser import ARGS as BROWSER_ARGS, CHROMIUM
-from triage import reports
+from tests.test_widget_browser import ARGS as BROWSER_ARGS
+from tests.test_widget_browser import CHROMIUM
 from triage.config import load_config
+from triage.desk import reports
 from triage.store import Store
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -252,9 +253,9 @@ def test_report_reads_what_intake_and_agents_write(tmp_path, cfg):
     """A real mail through intake, an agent's answer and resolution through Agents."""
     from tests.conftest import make_email
     from tests.servicekit import make_intake
-    from triage.agents import Agents
-    from triage.intake import Delivery
-    from triage.pipeline import Pipeline
+    from triage.core.pipeline import Pipeline
+    from triage.desk.agents import Agents
+    from triage.service.intake import Delivery
 
     store = Store(tmp_path / "real.db")
     try:
@@ -329,7 +330,9 @@ def test_rule_kinds_the_report_reads_are_the_ones_written():
     """The event kinds the report looks for are written by intake, agents and the store."""
     import inspect
 
-    from triage import agents, intake, store
+    from triage import store
+    from triage.desk import agents
+    from triage.service import intake
     source = "".join(inspect.getsource(m) for m in (agents, intake, store))
     for kind in {*reports.AGENT_ANSWER, *reports.AGENT_TOUCH, *reports.REFUSED_MAIL, "reply", "decision", "status"}:
         assert f'"{kind}"' in source, kind

@@ -21,7 +21,7 @@ import pytest
 from tests.servicekit import (BUSINESS, CONTACT, OTHER_SUPPORT, SUPPORT, Sink, drained, free_port, mail, parse,
                               write_config)
 from triage.config import load_config
-from triage.service import Service
+from triage.service.app import Service
 from triage.store import Store
 
 TOM = "tom@steelworks.example"
@@ -229,7 +229,7 @@ async def test_without_relay_mail_is_held_in_the_outbox(tmp_path):
 
 
 async def test_healthz_says_error_when_a_background_task_has_ended(tmp_path, sink, monkeypatch):
-    from triage.outbox import Outbox
+    from triage.service.outbox import Outbox
 
     async def crash(self, stop):  # noqa: ANN001, ANN202
         raise RuntimeError("boom")

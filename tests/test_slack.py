@@ -19,8 +19,8 @@ import pytest
 from tests import slackkit as sk
 from tests.servicekit import OTHER_SUPPORT, SUPPORT, Sink, TroublePipeline, drained, mail, write_config
 from triage.config import SupportHours, load_config
-from triage.notifier import first_response_due
-from triage.service import Service
+from triage.service.app import Service
+from triage.service.notifier import first_response_due
 from triage.store import Store, utcnow
 
 TOM = "tom@steelworks.example"
@@ -381,7 +381,8 @@ def test_first_response_due_counts_only_support_hours():
 
 
 def test_train_reads_the_agents_corrections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from triage import cli, train
+    from triage import cli
+    from triage.desk import train
 
     folder = write_config(tmp_path)
     store = Store(load_config(folder).database)

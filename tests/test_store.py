@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from triage.directory import User
+from triage.core.directory import User
 from triage.store import FIRST_NUMBER, Store, migrations
 
 

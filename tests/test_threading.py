@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 
 from tests.servicekit import BOT, mail, rule_literals
-from triage.parse import parse_email
+from triage.core.parse import parse_email
+from triage.core.threading import RULES, Signer, find_thread, signing_key
 from triage.store import Store
-from triage.threading import RULES, Signer, find_thread, signing_key
 
 SIGNER = Signer(b"k" * 32, "support.test")
 
@@ -123,10 +123,10 @@ def test_bounce_to_the_bot_finds_the_ticket_of_the_returned_mail():
 
 
 def test_every_rule_id_is_described():
-    import triage.threading
+    import triage.core.threading
 
     assert all(rule.startswith("thread-") and text for rule, text in RULES.items())
-    assert rule_literals(triage.threading) <= set(RULES)
+    assert rule_literals(triage.core.threading) <= set(RULES)
 
 
 def test_signing_key_from_environment_else_persisted_in_database(tmp_path, monkeypatch):
@@ -141,6 +141,6 @@ def test_signing_key_from_environment_else_persisted_in_database(tmp_path, monke
 
 @pytest.mark.parametrize("subject", ["Fwd: x", "FW: x", "WG: x", "VB: x", "Пересл: x", "Re: Fwd: x"])
 def test_forward_prefixes(subject):
-    from triage.threading import is_forward
+    from triage.core.threading import is_forward
 
     assert is_forward(parse_email(mail(subject=subject)))

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from triage.classify import CONTENT_AUTOMATED
-from triage.model import Model, features, fit
-from triage.train import VARIANTS, Example, load_examples, train
+from triage.core.classify import CONTENT_AUTOMATED
+from triage.core.model import Model, features, fit
+from triage.desk.train import VARIANTS, Example, load_examples, train
 
 LANGS = ["en", "sv", "uk", "ru", "de"]
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from triage.automated import Automation
-from triage.classify import Classifier
-from triage.lexicon import load_lexicon
-from triage.message import Message
-from triage.model import Model
-from triage.translit import detect, transliterate
+from triage.core.automated import Automation
+from triage.core.classify import Classifier
+from triage.core.lexicon import load_lexicon
+from triage.core.message import Message
+from triage.core.model import Model
+from triage.core.translit import detect, transliterate
 
 LANGS = ["en", "sv", "uk", "ru", "de"]
 MODEL = Model.load()

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import make_email
-from triage.parse import parse_chat, parse_email
-from triage.trust import RULES, assess, widget_hash
+from triage.core.parse import parse_chat, parse_email
+from triage.core.trust import RULES, assess, widget_hash
 
 TRUSTED = ["mx.support.test"]
 
@@ -144,9 +144,9 @@ def test_every_trust_rule_is_described():
     import ast
     import inspect
 
-    import triage.trust
+    import triage.core.trust
 
-    literals = {n.value for n in ast.walk(ast.parse(inspect.getsource(triage.trust)))
+    literals = {n.value for n in ast.walk(ast.parse(inspect.getsource(triage.core.trust)))
                 if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.startswith("trust-")
                 and n.value != "trust-dmarc-"}
     assert literals <= set(RULES) and all(RULES.values())

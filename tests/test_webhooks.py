@@ -24,7 +24,7 @@ from tests.mailattacks import INVITATION
 from tests.servicekit import SUPPORT, Sink, free_port, mail, write_config
 from tests.test_crash import start
 from tests.test_service_e2e import REPO, health, rows, running, send, until
-from triage import webhooks
+from triage.service import webhooks
 
 SECRET = "portal-test-secret-0123456789"
 HOOK_SECRET = "hook-test-secret-9876543210"
@@ -273,6 +273,7 @@ def test_sigkill_between_decision_and_call_calls_once_after_restart(tmp_path):
         proc, _ = start(folder)
         try:
             import smtplib
+
             from triage.config import load_config
             port = int(load_config(folder).email["listen"].rpartition(":")[2])
             with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
@@ -391,7 +392,7 @@ def test_operator_commands_list_test_and_redeliver(tmp_path, capsys):
 
 
 async def test_agents_actions_are_ticket_events(tmp_path, sink):
-    from triage.agents import Agents
+    from triage.desk.agents import Agents
 
     receiver = Receiver()
     try:

@@ -15,8 +15,8 @@ import pytest
 
 from tests.servicekit import parse, write_config
 from triage.config import ConfigError, load_config
-from triage.service import Service
-from triage.trust import widget_hash
+from triage.core.trust import widget_hash
+from triage.service.app import Service
 
 SECRET = "acme-widget-secret"
 PORTAL = "https://portal.acme.example"

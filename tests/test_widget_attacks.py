@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.test_widget_api import ANNA, LOGIN, PORTAL, SECRET, Client, rows, service, session  # noqa: F401
-from triage.service import Service
-from triage.trust import widget_hash
+from triage.core.trust import widget_hash
+from triage.service.app import Service
 
 EVIL = "https://evil.example"
 

@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.test_widget_api import ANNA, SECRET, service  # noqa: F401 - the same running-service fixture
-from triage.service import Service
-from triage.trust import widget_hash
+from triage.core.trust import widget_hash
+from triage.service.app import Service
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

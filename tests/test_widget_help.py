@@ -10,12 +10,11 @@ import uuid
 
 import pytest
 
+from channels.widget import TEXTS
 from tests.servicekit import write_config
 from tests.test_widget_api import ANNA, LOGIN, PORTAL, Client, rows, service, session  # noqa: F401 - fixtures
-from channels.widget import TEXTS
-from triage.config import ConfigError, load_config
-from triage.loops import Window
-from triage.service import Service
+from triage.config import ConfigError, Window, load_config
+from triage.service.app import Service
 
 
 def browser_client(service: Service, session) -> Client:  # noqa: ANN001

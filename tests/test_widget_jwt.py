@@ -1,4 +1,4 @@
-"""Widget identity by a short-lived JWT (triage/widget_identity.py), attacked over HTTP: the
+"""Widget identity by a short-lived JWT (triage/core/widget_identity.py), attacked over HTTP: the
 tokens an attacker would try — expired, dated in the future, ``alg: none``, signed with a
 guessed key, HS512, an RS256 token forged with the secret as "public key", another address,
 a token valid for a year — each leaves the visitor unverified, with its own rule id."""
@@ -16,8 +16,8 @@ import pytest
 
 from tests.test_widget_api import ANNA, LOGIN, PORTAL, SECRET, rows, session, widget_config  # noqa: F401
 from triage.config import load_config
-from triage.service import Service
-from triage.widget_identity import LEEWAY, MAX_LIFETIME
+from triage.core.widget_identity import LEEWAY, MAX_LIFETIME
+from triage.service.app import Service
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ async def test_forged_and_stale_tokens_leave_the_visitor_unverified(service, ses
 
 async def test_a_valid_token_beats_no_hash_and_an_invalid_one_does_not_fall_back_to_the_hash(service, session):
     """A portal that sends tokens has moved to JWT: a bad token is not rescued by an old hash."""
-    from triage.trust import widget_hash
+    from triage.core.trust import widget_hash
 
     host, port = service.web_address
     line = {"text": LOGIN, "email": ANNA, "client_id": uuid.uuid4().hex, "token": "",
@@ -129,7 +129,7 @@ async def test_a_valid_token_beats_no_hash_and_an_invalid_one_does_not_fall_back
 def test_the_longest_lifetime_is_a_day():
     assert MAX_LIFETIME == 24 * 3600
     now = int(time.time())
-    from triage.widget_identity import verify
+    from triage.core.widget_identity import verify
 
     assert verify(SECRET, ANNA, token(iat=now, exp=now + MAX_LIFETIME)).verified
     assert verify(SECRET, ANNA, token(iat=now, exp=now + MAX_LIFETIME + 60)).reason == "trust-widget-jwt-too-long-lived"

@@ -13,7 +13,7 @@ import pytest
 
 from tests.test_widget_api import service  # noqa: F401 - the running-service fixture
 from tests.test_widget_browser import ARGS, CHROMIUM, demo_url, open_panel, send
-from triage.service import Service
+from triage.service.app import Service
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (Debian package chromium)")
 LOGIN = "I cannot log in to the supplier portal, the password reset link has expired."

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from triage.config import Config, ConfigError, config_warnings, load_config, redact_url, resolve_hosts
-from triage.logs import FORMATS, LEVELS
-from triage.message import Message
-from triage.parse import parse_chat, parse_email
+from triage.core.message import Message
+from triage.core.parse import parse_chat, parse_email
+from triage.service.logs import FORMATS, LEVELS
 from triage.store import OUTBOX_STATUSES, STATUSES, Store, iso, utcnow
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config"
@@ -97,7 +97,7 @@ def _inputs(paths: list[str]) -> Iterator[tuple[str, Message | None, str]]:
 
 
 def cmd_classify(args: argparse.Namespace, config: Config) -> int:
-    from triage.pipeline import Pipeline
+    from triage.core.pipeline import Pipeline
 
     pipeline = Pipeline(config)
     ticket = FIRST_DRY_RUN_TICKET
@@ -119,8 +119,8 @@ def cmd_classify(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_train(args: argparse.Namespace, config: Config) -> int:
-    from triage.agents import corrections
-    from triage.train import train
+    from triage.desk.agents import corrections
+    from triage.desk.train import train
 
     fixed = []
     if config.database.exists():  # agents' corrections from Slack are labelled examples too
@@ -136,8 +136,8 @@ def cmd_train(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
-    from triage.loops import parse_limits
-    from triage.outbox import Relay
+    from triage.config import parse_limits
+    from triage.service.outbox import Relay
 
     try:  # the mail settings `triage serve` would refuse at start
         relay = Relay.from_config(config.email["relay_url"], config.email["relay_username_env"],
@@ -162,8 +162,8 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
-    from triage.logs import configure
-    from triage.service import serve
+    from triage.service.app import serve
+    from triage.service.logs import configure
 
     configure(args.log_level, args.log_format)
     try:
@@ -238,7 +238,7 @@ def cmd_ticket(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_search(args: argparse.Namespace, config: Config) -> int:
-    from triage.search import QueryError
+    from triage.desk.search import QueryError
 
     try:
         rows = _store(config).search(" ".join(args.text), args.limit)
@@ -270,7 +270,7 @@ def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_webhooks_list(args: argparse.Namespace, config: Config) -> int:
-    from triage import webhooks
+    from triage.service import webhooks
 
     per = webhooks.counts(_store(config))
     receivers = [(h.name, h.url, ", ".join(h.events)) for h in config.webhooks]
@@ -287,7 +287,7 @@ def cmd_webhooks_list(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_webhooks_test(args: argparse.Namespace, config: Config) -> int:
-    from triage import webhooks
+    from triage.service import webhooks
 
     hook = next((h for h in config.webhooks if h.name == args.name), None)
     if hook is None:
@@ -299,7 +299,7 @@ def cmd_webhooks_test(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_webhooks_redeliver(args: argparse.Namespace, config: Config) -> int:
-    from triage import webhooks
+    from triage.service import webhooks
 
     if not webhooks.redeliver(_store(config), args.id, iso(utcnow())):
         print(f"triage: delivery {args.id} is not a failed delivery", file=sys.stderr)
@@ -311,7 +311,7 @@ def cmd_webhooks_redeliver(args: argparse.Namespace, config: Config) -> int:
 def cmd_directory_import(args: argparse.Namespace, config: Config) -> int:
     from datetime import datetime, timezone
 
-    from triage.directory import DirectoryError, read_csv
+    from triage.core.directory import DirectoryError, read_csv
 
     _tenant(config, args.tenant, "directory import")
     path = Path(args.file)
@@ -408,7 +408,7 @@ def cmd_kb_list(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_kb_search(args: argparse.Namespace, config: Config) -> int:
     """What a message would be offered: the ranking with scores, and which clear the threshold."""
-    from triage.knowledge import KnowledgeBase
+    from triage.core.knowledge import KnowledgeBase
 
     tenants = _kb_tenants(args, config, "search")
     if tenants is None:
@@ -442,7 +442,7 @@ def cmd_kb_check(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_kb_import(args: argparse.Namespace, config: Config) -> int:
     """Articles from a help centre's CSV or JSON export, written as Markdown files."""
-    from triage.knowledge import ArticleError, import_export
+    from triage.core.knowledge import ArticleError, import_export
 
     tenant = config.tenants.get(args.tenant)
     if tenant is None:
@@ -467,7 +467,7 @@ def cmd_kb_import(args: argparse.Namespace, config: Config) -> int:
     bar.done()
     print(f"imported {len(rows)} articles into {folder} (triage serve reads them at its next start)")
 def cmd_report(args: argparse.Namespace, config: Config) -> int:
-    from triage.reports import ReportError, build
+    from triage.desk.reports import ReportError, build
 
     try:
         report = build(_store(config), args.tenant, args.since, args.until, config=config)
@@ -479,13 +479,13 @@ def cmd_report(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
-    from triage.demo import run_demo
+    from triage.desk.demo import run_demo
 
     return run_demo(config, _tenant(config, args.tenant, "demo"))
 
 
-def _accounts(config: Config):  # noqa: ANN202 - triage.accounts.Accounts, imported lazily (argon2)
-    from triage.accounts import Accounts
+def _accounts(config: Config):  # noqa: ANN202 - triage.desk.accounts.Accounts, imported lazily (argon2)
+    from triage.desk.accounts import Accounts
 
     return Accounts(_store(config), sorted(config.tenants))
 
@@ -495,7 +495,7 @@ def _password(prompt: str) -> str:
     import getpass
     import os
 
-    from triage.accounts import AccountError
+    from triage.desk.accounts import AccountError
 
     value = os.environ.get("TRIAGE_AGENT_PASSWORD", "")
     if value:
@@ -511,7 +511,7 @@ def _password(prompt: str) -> str:
 def cmd_agents(args: argparse.Namespace, config: Config) -> int:
     from datetime import datetime, timezone
 
-    from triage.accounts import AccountError
+    from triage.desk.accounts import AccountError
 
     accounts = _accounts(config)
     try:
@@ -538,16 +538,17 @@ def cmd_agents(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_act(args: argparse.Namespace, config: Config) -> int:
-    """reply, note, approve, resolve, close, assign: through triage/agents.py, straight into the
+    """reply, note, approve, resolve, close, assign: through triage/desk/agents.py, straight into the
     database; the running service's outbox picks the queued mail up (see the README)."""
     import getpass
     from datetime import datetime, timezone
 
-    from triage.agents import AgentError, Agents
-    from triage.intake import Intake
-    from triage.loops import Gate, parse_limits
-    from triage.pipeline import Pipeline
-    from triage.threading import Signer, signing_key
+    from triage.config import parse_limits
+    from triage.core.pipeline import Pipeline
+    from triage.core.threading import Signer, signing_key
+    from triage.desk.agents import AgentError, Agents
+    from triage.service.intake import Intake
+    from triage.service.loops import Gate
 
     store = _store(config)
     try:
@@ -580,7 +581,7 @@ def cmd_act(args: argparse.Namespace, config: Config) -> int:
 
 def _only_ticket(store: Store, number: int, tenant: str | None) -> int:
     """The id of the one ticket with this number; an AgentError says why there is not exactly one."""
-    from triage.agents import AgentError
+    from triage.desk.agents import AgentError
 
     found = store.find_tickets(number, tenant)
     if not found:

@@ -19,12 +19,31 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lingua import IsoCode639_1
 
-from triage.directory import Directory, DirectoryError, load_directory
-from triage.knowledge import Article, ArticleError, load_articles
-from triage.loops import Window, base_address, parse_limits
+from triage.core.directory import Directory, DirectoryError, load_directory
+from triage.core.domains import base_address
+from triage.core.knowledge import Article, ArticleError, load_articles
 
 DEFAULT_LANGUAGES = ["en", "sv", "uk", "ru", "de"]
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+@dataclass(frozen=True)
+class Window:
+    """A rate limit: at most ``count`` events in ``seconds``."""
+
+    count: int
+    seconds: int
+
+
+def parse_limits(values: list[str]) -> list[Window]:
+    """``["10/600", "25/3600"]`` -> windows; a malformed value is a configuration error."""
+    windows = []
+    for value in values:
+        count, sep, seconds = str(value).partition("/")
+        if not sep or not count.strip().isdigit() or not seconds.strip().isdigit() or int(seconds) <= 0:
+            raise ValueError(f"email.reply_limits: {value!r} is not COUNT/SECONDS (for example '10/600')")
+        windows.append(Window(int(count), int(seconds)))
+    return windows
 
 
 class ConfigError(ValueError):
@@ -93,7 +112,7 @@ TENANT_KEYS: dict[str, tuple[type, Any, str]] = {
                                 "POST {portal_api_url}/invitations/renew (empty: an agent renews)"),
     "portal_api_secret_env": (str, "", "environment variable holding the key that signs calls to the portal's API"),
 }
-# ``[[webhooks]]`` tables of triage.toml: receivers of signed ticket events (triage.webhooks).
+# ``[[webhooks]]`` tables of triage.toml: receivers of signed ticket events (triage.service.webhooks).
 WEBHOOK_EVENTS = ("created", "decided", "replied", "relayed", "escalated", "held", "resolved", "closed",
                   "reopened", "assigned", "note")
 WEBHOOK_KEYS: dict[str, tuple[type, Any, str]] = {

@@ -23,8 +23,8 @@ from typing import Any
 
 from sqlite_utils import Database, Migrations
 
-from triage.directory import User
-from triage.search import fts_query
+from triage.core.directory import User
+from triage.desk.search import fts_query
 
 STATUSES = ("new", "open", "pending", "resolved", "closed")
 OUTBOX_STATUSES = ("queued", "sending", "sent", "failed", "held_local")
@@ -158,7 +158,7 @@ def m006_foreign_keys(db: Database) -> None:
 
 @migrations()
 def m007_report_indexes(db: Database) -> None:
-    """Reports (``triage/reports.py``) select tickets by creation time, optionally per tenant:
+    """Reports (``triage/desk/reports.py``) select tickets by creation time, optionally per tenant:
     without these a report on a month of a million tickets scans the whole table. (Each
     ticket's events are then read through the existing ``events(ticket)`` index.)"""
     db["tickets"].create_index(["created_at"], if_not_exists=True)

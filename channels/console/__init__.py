@@ -2,7 +2,7 @@
 
 Server-rendered Jinja2 pages with htmx (vendored in ``static/``) for the live inbox; every
 page works without JavaScript. Like the Slack app, this is an adapter: every action on a
-ticket is a call on :class:`triage.agents.Agents` in the database thread, so Slack, the
+ticket is a call on :class:`triage.desk.agents.Agents` in the database thread, so Slack, the
 console and the CLI share one module and one audit trail. An agent sees only the tenants
 they are assigned (other tickets answer 404, as if they did not exist).
 
@@ -32,17 +32,17 @@ import jinja2
 from aiohttp import web
 
 from channels.console import inbox
-from channels.console.auth import (LOGIN_COOKIE, SESSION_COOKIE, SESSION_SECONDS, KEY_SETTING, Signer,
-                                   console_key, set_cookie)
+from channels.console.auth import (KEY_SETTING, LOGIN_COOKIE, SESSION_COOKIE, SESSION_SECONDS, Signer, console_key,
+                                   set_cookie)
 from channels.widget import RateLimiter
-from triage.accounts import Accounts, Agent
-from triage.agents import AgentError, Agents
-from triage.classify import HUMAN_LABELS
-from triage.loops import Window
-from triage.parse import parse_email
+from triage.config import Window
+from triage.core.classify import HUMAN_LABELS
+from triage.core.parse import parse_email
+from triage.desk.accounts import Accounts, Agent
+from triage.desk.agents import AgentError, Agents
 
 if TYPE_CHECKING:
-    from triage.service import Service
+    from triage.service.host import Host
 
 HERE = Path(__file__).resolve().parent
 LOGIN_LIMITS = {"address": [Window(8, 900)], "source": [Window(30, 900)]}
@@ -59,7 +59,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class ConsoleChannel:
-    def __init__(self, service: Service):
+    def __init__(self, service: Host):
         self.service = service
         self.config = service.config
         self.tenants = sorted(service.config.tenants)
@@ -217,7 +217,7 @@ class ConsoleChannel:
     async def _events(self, request: web.Request) -> web.StreamResponse:
         """One event each time a ticket of the agent's tenants is created or changes."""
         tenants = self.visible(request)
-        hub = self.service.widget.hub
+        hub = self.service.hub
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         seen = await self.db(inbox.version, self.service.store, tenants)
@@ -326,7 +326,7 @@ class ConsoleChannel:
             except AgentError as e:
                 said = f"not done: {e}"
         self.service.outbox.wake()
-        self.service.widget.hub.notify()
+        self.service.hub.notify()
         response = _redirect(f"/tickets/{ticket['tenant']}/{ticket['number']}")
         set_cookie(response, request, "triage_said", quote(said[:300]), max_age=60)
         return response
@@ -356,7 +356,7 @@ class ConsoleChannel:
                 error = str(e)
             else:
                 self.service.outbox.wake()
-                self.service.widget.hub.notify()
+                self.service.hub.notify()
                 raise web.HTTPSeeOther(f"/tickets/{ticket['tenant']}/{ticket['number']}")
         return self.page(request, "new.html", 400, tenants=tenants, form=form, error=error)
 
@@ -384,9 +384,9 @@ class ConsoleChannel:
 
     async def _build_report(self, request: web.Request) -> Any:
         try:
-            from triage import reports
+            from triage.desk import reports
         except ImportError:
-            raise ReportError("Reports are not part of this installation (the triage.reports module is missing).",
+            raise ReportError("Reports are not part of this installation (the triage.desk.reports module is missing).",
                               404) from None
         tenants, since, until = self._report_args(request)
         return await self.db(reports.build, self.service.store, tenants, since, until)

@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from triage.config import Config
-from triage.notifier import first_response_due
-from triage.search import fts_query
+from triage.desk.search import fts_query
+from triage.service.notifier import first_response_due
 from triage.store import STATUSES, Store
 
 PRIORITIES = ("urgent", "normal")

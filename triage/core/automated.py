@@ -1,0 +1,187 @@
+"""Machine-sent mail: out-of-office replies, bounces, newsletters. It never gets a reply.
+
+The checks are the union of what mature helpdesks look at (Zammad, RT, OTRS, Mailman):
+RFC 3834 ``Auto-Submitted``, the vendor ``X-Auto*`` headers, ``Precedence``, list headers,
+null or MAILER-DAEMON return paths, system senders, DSNs (RFC 3464 ``multipart/report``, with
+the failed recipients taken out, and flufl.bounce for the many non-standard bounce formats)
+and out-of-office subjects and bodies in every configured language. Each check has a rule id.
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from email.message import Message as MimeMessage
+from pathlib import Path
+
+from flufl.bounce import all_failures
+
+from triage import DATA
+from triage.core.lexicon import Lexicon
+from triage.core.message import Message
+from triage.core.subjects import FORWARDED, PREFIXES
+
+_DATA = tomllib.loads((DATA / "automated.toml").read_text("utf-8"))
+_SYSTEM = set(_DATA["system_senders"])
+_BOUNCE_SENDERS = set(_DATA["bounce_senders"])
+_BOUNCE_SUBJECT = re.compile("|".join(_DATA["bounce_subjects"]), re.I)
+_HEADER_FLAGS = {  # header -> (rule id, kind) when present with any value but "no"
+    "x-autoreply": ("auto-header-x-autoreply", "auto_reply"),
+    "x-autorespond": ("auto-header-x-autorespond", "auto_reply"),
+    "x-autoreply-from": ("auto-header-x-autoreply-from", "auto_reply"),
+    "x-mail-autoreply": ("auto-header-x-mail-autoreply", "auto_reply"),
+    "x-loop": ("auto-header-x-loop", "auto_reply"),
+    "x-failed-recipients": ("auto-header-x-failed-recipients", "bounce"),
+    "x-ms-exchange-message-is-ndr": ("auto-header-exchange-ndr", "bounce"),
+    "list-id": ("auto-header-list-id", "bulk"),
+    "list-unsubscribe": ("auto-header-list-unsubscribe", "bulk"),
+    "feedback-id": ("auto-header-feedback-id", "bulk"),
+}
+
+
+@dataclass
+class Automation:
+    """What kind of machine mail this is ("" when a human wrote it), and why."""
+
+    kind: str = ""  # auto_reply / bounce / bulk / ""
+    reasons: list[str] = field(default_factory=list)
+    failed_recipients: list[str] = field(default_factory=list)
+    permanent: bool = False  # a hard bounce (5.x.x): stop mailing that address for a while
+
+    def add(self, rule: str, kind: str) -> None:
+        self.reasons.append(rule)
+        # a bounce outranks an auto-reply, which outranks bulk: the strongest fact wins
+        order = {"": 0, "bulk": 1, "auto_reply": 2, "bounce": 3}
+        if order[kind] > order[self.kind]:
+            self.kind = kind
+
+
+def _has(msg: Message, name: str) -> bool:
+    return bool(msg.headers(name))
+
+
+def _delivery_status(mime: MimeMessage) -> tuple[list[str], bool]:
+    """Failed recipients of an RFC 3464 report and whether any failure is permanent."""
+    failed: list[str] = []
+    permanent = False
+    for part in mime.walk():
+        if part.get_content_type() != "message/delivery-status":
+            continue
+        payload = part.get_payload()
+        blocks = payload if isinstance(payload, list) else []
+        if not blocks:  # some parsers leave the body as text
+            raw = part.get_payload(decode=True) or b""
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            blocks = [dict(re.findall(r"(?im)^([\w-]+):\s*(.+)$", chunk)) for chunk in re.split(r"\n\s*\n", text)]
+        for block in blocks:
+            get = (lambda k, b=block: b.get(k) or b.get(k.lower()) or b.get(k.title()))
+            action = str(get("Action") or "").strip().lower()
+            recipient = str(get("Final-Recipient") or get("Original-Recipient") or "")
+            if action not in ("failed", "delayed") or not recipient:
+                continue
+            address = recipient.split(";", 1)[-1].strip().strip("<>").lower()
+            if address and address not in failed:
+                failed.append(address)
+            if action == "failed" and str(get("Status") or "5").strip().startswith("5"):
+                permanent = True
+    return failed, permanent
+
+
+def _flufl(mime: MimeMessage) -> tuple[list[str], bool]:
+    """flufl.bounce: RFC 3464 reports (preferring Original-Recipient, the address we wrote
+    to) and the odd formats of many MTAs (qmail, Exim, Yahoo, GroupWise, Exchange, …)."""
+    try:
+        temporary, permanent = all_failures(mime)
+    except Exception:  # a detector tripping over a broken bounce must not stop triage
+        return [], False
+    found = [a.decode("utf-8", "replace").strip("<>").lower() for a in (*sorted(permanent), *sorted(temporary))]
+    return [a for a in dict.fromkeys(found) if "@" in a], bool(permanent)
+
+
+def _bounced(mime: MimeMessage) -> tuple[list[str], bool]:
+    """Bounced addresses and whether any failure is permanent. flufl.bounce knows far more
+    formats (116 of its 117 samples exactly, tests/test_corpus_bounces.py); the report
+    parse above still reads DSNs whose delivery-status part it cannot split into blocks."""
+    failed, permanent = _flufl(mime)
+    if not failed:
+        failed, permanent = _delivery_status(mime)
+    return failed, permanent
+
+
+def _header_checks(msg: Message, mime: MimeMessage, auto: Automation, local: str) -> None:
+    """What the headers and the sender say: RFC 3834, vendor flags, lists, DSNs, daemons."""
+    submitted = msg.header("Auto-Submitted").strip().lower()
+    if submitted and submitted != "no":
+        auto.add("auto-header-auto-submitted", "auto_reply")
+    for name, (rule, kind) in _HEADER_FLAGS.items():
+        if _has(msg, name):
+            auto.add(rule, kind)
+    suppress = msg.header("X-Auto-Response-Suppress").lower()
+    if any(v in suppress for v in ("oof", "autoreply", "all")):
+        auto.add("auto-header-x-auto-response-suppress", "auto_reply")
+    precedence = (msg.header("Precedence") or msg.header("X-Precedence")).strip().lower()
+    if precedence in ("bulk", "junk", "list"):
+        auto.add(f"auto-header-precedence-{precedence}", "bulk")
+    elif precedence == "auto_reply":
+        auto.add("auto-header-precedence-auto-reply", "auto_reply")
+    return_path = msg.header("Return-Path").strip()
+    if return_path == "<>":
+        auto.add("auto-null-return-path", "auto_reply")
+    elif return_path.strip("<>").partition("@")[0].lower() in _BOUNCE_SENDERS:
+        auto.add("auto-return-path-mailer-daemon", "bounce")
+    if mime.get_content_type() == "multipart/report" and mime.get_param("report-type", "").lower() == "delivery-status":
+        auto.add("auto-dsn-report", "bounce")
+    if local in _BOUNCE_SENDERS:
+        auto.add("auto-sender-mailer-daemon", "bounce")
+
+
+def _content_checks(msg: Message, lexicon: Lexicon, auto: Automation) -> None:
+    """Out-of-office and newsletter wording, in every configured language."""
+    # "Out of Office: …" is the autoresponder's own subject; "RE: Out of Office: …" is a
+    # person answering in that thread (back from holiday, say): only the first counts.
+    if lexicon.scan(msg.subject, "auto:auto_reply_subject") and not PREFIXES.match(msg.subject):
+        auto.add("auto-out-of-office-subject", "auto_reply")
+    body = msg.new_text or msg.text
+    # A person may well write "I am on leave next week, can you…?": an out-of-office text
+    # alone counts only when it asks nothing.
+    # Out-of-office text stands at the top, newsletter footers at the bottom: one scan of
+    # each end (the whole body when it is short).
+    ends = body if len(body) <= 5000 else body[:2000] + "\n" + body[-3000:]
+    totals: dict[str, float] = {}
+    for hit in lexicon.scan(ends, "auto:"):
+        totals[hit.label] = totals.get(hit.label, 0.0) + hit.weight
+    if totals.get("auto:auto_reply_body", 0) >= 4 and "?" not in body:
+        auto.add("auto-out-of-office-body", "auto_reply")
+    if totals.get("auto:bulk_body", 0) >= 4:
+        auto.add("auto-newsletter-body", "bulk")
+
+
+def _bounce_checks(msg: Message, mime: MimeMessage, auto: Automation, local: str) -> None:
+    """A bounce subject counts with any other sign of machine mail ("This message was
+    created automatically by mail delivery software" included), and bounced addresses are
+    searched for in mail that looks machine-made or is titled like a bounce — flufl.bounce
+    reads many formats, but a person's message quoting an error text is no bounce, and an
+    out-of-office naming a colleague's address is no bounce either."""
+    bounce_subject = bool(_BOUNCE_SUBJECT.search(msg.subject)) and not FORWARDED.match(msg.subject)
+    if bounce_subject and (auto.kind or local in _SYSTEM or mime.get_content_type() == "multipart/report"):
+        auto.add("auto-bounce-subject", "bounce")
+    out_of_office = any(r.startswith("auto-out-of-office") for r in auto.reasons)
+    if bounce_subject or auto.kind == "bounce" or (auto.kind and not out_of_office):
+        failed, permanent = _bounced(mime)
+        if failed:
+            auto.add("auto-bounce-recipients-found", "bounce")
+        auto.failed_recipients, auto.permanent = failed, permanent
+
+
+def detect(msg: Message, lexicon: Lexicon) -> Automation:
+    """Run every check; the result carries the rule ids that fired."""
+    auto = Automation()
+    local = msg.sender.partition("@")[0]
+    if msg.mime is not None:
+        _header_checks(msg, msg.mime, auto, local)
+    _content_checks(msg, lexicon, auto)
+    if msg.mime is not None:
+        _bounce_checks(msg, msg.mime, auto, local)
+        if not auto.kind and local in _SYSTEM:
+            auto.add("auto-system-sender", "auto_reply")
+    return auto

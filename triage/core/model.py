@@ -1,0 +1,131 @@
+"""The statistical half of classification: a linear model over word stems and character
+n-grams, trained on the labelled examples in the repo.
+
+It complements the cue phrases: the lexicon knows the decisive words, the model knows the
+rest of the vocabulary of each intent, and its character n-grams catch inflections and
+typos the stems miss. ``triage train`` fits it (scikit-learn's logistic regression, or
+naive Bayes when that wins the cross-validation) and exports the weights to JSON
+(``triage/data/model.json``), so an agent can read which features pull towards which intent
+and classifying is a pure-Python sparse dot product: no numpy or scikit-learn at run time.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from triage import DATA
+
+MODEL_PATH = DATA / "model.json"
+_WORD = re.compile(r"[^\W\d_]{2,}|\d+", re.U)
+STEM = 6  # a crude stem that works across the inflected languages: the word's first letters
+CHAR_TEXT = 800  # characters read for character n-grams: the opening says what a mail is about
+
+
+def features(text: str) -> set[str]:
+    """Stems and stem bigrams of a text, lower-cased; digits fold to '#'."""
+    stems = ["#" if w.isdigit() else w[:STEM] for w in _WORD.findall(text.lower())]
+    feats = set(stems)
+    feats.update(f"{a}_{b}" for a, b in zip(stems, stems[1:]))
+    return feats
+
+
+def char_grams(text: str, low: int, high: int) -> set[str]:
+    """Character n-grams inside words (each word padded with spaces), marked ``~``."""
+    grams: set[str] = set()
+    for word in _WORD.findall(text[:CHAR_TEXT].lower()):
+        if word.isdigit():
+            continue
+        padded = f" {word} "
+        for n in range(low, high + 1):
+            grams.update("~" + padded[i:i + n] for i in range(len(padded) - n + 1))
+    return grams
+
+
+@dataclass
+class Model:
+    labels: list[str]
+    prior: list[float]  # log P(label)
+    weights: dict[str, list[float]]  # feature -> log P(feature | label) - log P(feature | ¬label)
+    temperature: float = 1.0  # divides the model's log-odds (naive Bayes is over-confident)
+    lexicon_weight: float = 1.0  # how much one cue weight unit counts against the model
+    unknown_bonus: float = 0.0  # cue units for "other/unknown" when no cue at all is present
+    kind: str = "naive_bayes"  # or "logistic": which trainer made the weights
+    chars: tuple[int, int] | None = None  # character n-gram sizes, None for stems only
+    normalise: bool = False  # a linear model sees each feature as 1/sqrt(feature count)
+    calibration: float = 1.0  # divides the mixed scores before the softmax (fit on held-out data)
+    vocabulary: dict[str, set[str]] = field(default_factory=dict)  # word beginnings per language
+
+    def featurize(self, text: str) -> set[str]:
+        """The features this model was trained on."""
+        feats = features(text)
+        if self.chars:
+            feats |= char_grams(text, *self.chars)
+        return feats
+
+    def log_scores(self, feats: set[str]) -> tuple[list[float], list[tuple[str, list[float]]]]:
+        """Per-label log scores (untempered) and the known features with their weight rows."""
+        weights = self.weights
+        known = [(feat, weights[feat]) for feat in feats if feat in weights]
+        scale = 1.0 / math.sqrt(len(feats)) if self.normalise and feats else 1.0
+        scores = list(self.prior)
+        if known:  # summing column-wise in C: this is the hot path of classification
+            sums = map(sum, zip(*[row for _, row in known]))
+            scores = [p + scale * total for p, total in zip(scores, sums)]
+        return scores, known
+
+    def strongest(self, known: list[tuple[str, list[float]]], label: str, n: int) -> list[tuple[str, float]]:
+        """The n features that pull hardest towards ``label``: the evidence an agent reads."""
+        i = self.labels.index(label) if label in self.labels else 0
+        top = sorted(known, key=lambda fr: -fr[1][i])[:n]
+        return [(feat, row[i]) for feat, row in top if row[i] > 0]
+
+    def save(self, path: Path = MODEL_PATH) -> None:
+        data = {"kind": self.kind, "labels": self.labels, "prior": self.prior,
+                "temperature": self.temperature, "lexicon_weight": self.lexicon_weight,
+                "unknown_bonus": self.unknown_bonus, "calibration": self.calibration,
+                "chars": list(self.chars) if self.chars else None, "normalise": self.normalise,
+                "vocabulary": {lang: sorted(words) for lang, words in sorted(self.vocabulary.items())},
+                "weights": {k: [round(v, 3) for v in row] for k, row in sorted(self.weights.items())}}
+        path.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n", "utf-8")
+
+    @classmethod
+    def load(cls, path: Path = MODEL_PATH) -> Model | None:
+        if not path.exists():
+            return None
+        data = json.loads(path.read_text("utf-8"))
+        chars = data.get("chars")
+        return cls(data["labels"], data["prior"], data["weights"], data["temperature"],
+                   data["lexicon_weight"], data.get("unknown_bonus", 0.0), data.get("kind", "naive_bayes"),
+                   tuple(chars) if chars else None, data.get("normalise", False),
+                   data.get("calibration", 1.0),
+                   {lang: set(words) for lang, words in data.get("vocabulary", {}).items()})
+
+
+def fit(samples: list[tuple[set[str], str]], min_count: int = 2, alpha: float = 0.5) -> Model:
+    """Multinomial naive Bayes with add-alpha smoothing, stored as one-vs-rest log-odds."""
+    labels = sorted({label for _, label in samples})
+    index = {label: i for i, label in enumerate(labels)}
+    per_label = [Counter() for _ in labels]
+    totals = Counter()
+    for feats, label in samples:
+        per_label[index[label]].update(feats)
+        totals.update(feats)
+    vocab = [f for f, n in totals.items() if n >= min_count]
+    counts = Counter(label for _, label in samples)
+    prior = [math.log(counts[label] / len(samples)) for label in labels]
+    sizes = [sum(c[f] for f in vocab) for c in per_label]
+    all_size = sum(sizes)
+    weights: dict[str, list[float]] = {}
+    for feat in vocab:
+        row = []
+        for i, c in enumerate(per_label):
+            p_in = (c[feat] + alpha) / (sizes[i] + alpha * len(vocab))
+            rest = totals[feat] - c[feat]
+            p_out = (rest + alpha) / (all_size - sizes[i] + alpha * len(vocab))
+            row.append(math.log(p_in / p_out))
+        weights[feat] = row
+    return Model(labels, prior, weights)

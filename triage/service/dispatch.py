@@ -1,0 +1,198 @@
+"""From the inbound queue to tickets: workers assess, the one writer files, in queue order.
+
+Like a Mailman runner over its queue directory: the dispatcher takes the oldest queued
+rows that are due, has the worker processes assess them in parallel, and hands each
+batch, in queue order, to the writer (the database thread), which threads, numbers,
+renders and files the whole batch in one transaction of the main database. Only then
+are the rows deleted from the queue. While one batch is being filed the next is being
+assessed, so neither the workers nor the writer wait for the other.
+
+Taking mail comes first: during a flood (``busy()``: hundreds of mails a second, the queue
+not near its limit), the writer pauses after each batch for nine times as long as the batch
+took, so the SMTP sessions in the same process get most of the interpreter; the queue
+absorbs the burst and is filed at full speed as soon as it calms down (or fills up).
+
+A row whose pipeline raised, whose worker died, or whose filing failed is tried again
+after ``retry_delay`` × attempts seconds; the third failure quarantines it (its raw mail,
+envelope and error in the ``quarantine`` table, an ``intake-quarantined`` event, the
+agents alerted). The sender heard 250 when the row was queued and is never asked again.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from triage.core.policy import decided_by
+from triage.service.chat import Conversations, Posted
+from triage.service.inbound import MAX_ATTEMPTS, Inbound, Queued
+from triage.service.intake import Intake, Result
+from triage.service.logs import event
+from triage.service.workers import Assessed, Job, NotRun, WorkerDied, WorkerFailed, Workers
+from triage.store import iso
+
+log = logging.getLogger(__name__)
+
+RunIn = Callable[..., Awaitable[Any]]
+YIELD = 9  # during a flood the writer pauses 9× as long as a batch took: 10 % of the interpreter
+
+
+@dataclass
+class Filed:
+    """What one batch came to, for the queue and for whoever waits on a row."""
+
+    done: list[int] = field(default_factory=list)  # filed or quarantined: leave the queue
+    failed: dict[int, str] = field(default_factory=dict)  # tried again later
+    results: dict[int, Result | Posted | Exception] = field(default_factory=dict)
+    quarantined: int = 0
+    queued: int = 0  # outbox rows waiting for the relay
+
+
+def file_batch(intake: Intake, conversations: Conversations, rows: list[Queued],
+               assessed: list[Assessed | Exception], now: datetime) -> Filed:
+    """The writer's part (database thread): one transaction, one savepoint per row."""
+    filed = Filed()
+    store, at = intake.store, iso(now)
+    with store.transaction():
+        intake.prepare(now)
+        for row, item in zip(rows, assessed):
+            if isinstance(item, NotRun):
+                continue  # stays queued as it was: the next pass takes it again
+            try:
+                if isinstance(item, Exception):
+                    raise item
+                with store.transaction():
+                    outcome = item.outcome.bind(intake.config, item.tenant)
+                    received = datetime.fromisoformat(row.received_at)
+                    if row.kind == "chat":
+                        result: Result | Posted = conversations.file(row.chat, outcome, received)
+                    else:
+                        assert item.raw is not None
+                        result = intake.file(outcome, item.key, received, item.raw, row.recipients)
+                        filed.queued += result.queued
+                filed.done.append(row.id)
+                filed.results[row.id] = result
+                event(log, logging.INFO, "mail filed" if row.kind != "chat" else "chat line filed",
+                      ticket=result.number, tenant=item.tenant, rule=decided_by(outcome.decision.reasons),
+                      duplicate=result.duplicate or None, queue_id=row.id,
+                      ms=round((now - received).total_seconds() * 1000))
+            except Exception as e:  # this row only: retried, or quarantined after the last attempt
+                error = str(e) if isinstance(e, (WorkerFailed, WorkerDied)) else f"{type(e).__name__}: {e}"
+                attempts = row.attempts + 1
+                if attempts >= MAX_ATTEMPTS:
+                    intake.quarantine(row.raw, {**row.envelope, "kind": row.kind}, error, attempts, at)
+                    filed.done.append(row.id)
+                    filed.quarantined += 1
+                    filed.results[row.id] = RuntimeError(f"quarantined after {attempts} attempts: {error}")
+                    event(log, logging.ERROR, "mail quarantined", queue_id=row.id, attempts=attempts, error=error,
+                          rule="intake-quarantined")
+                else:
+                    store.add_event(None, "retry", ["intake-retry"], error, at,
+                                    detail={**row.envelope, "kind": row.kind, "attempts": attempts, "error": error})
+                    filed.failed[row.id] = error
+                    event(log, logging.WARNING, "filing failed, will retry", queue_id=row.id, attempts=attempts,
+                          error=error, rule="intake-retry")
+    return filed
+
+
+class Dispatcher:
+    """The loop between the queue, the workers and the writer (see the module docstring)."""
+
+    def __init__(self, inbound: Inbound, run_queue: RunIn, run_db: RunIn, workers: Workers, intake: Intake,
+                 conversations: Conversations, clock: Callable[[], datetime],
+                 on_filed: Callable[[Filed], None], *, busy: Callable[[], bool] = lambda: False,
+                 batch: int = 32, retry_delay: float = 2.0):
+        self.inbound = inbound
+        self.run_queue = run_queue
+        self.run_db = run_db
+        self.workers = workers
+        self.intake = intake
+        self.conversations = conversations
+        self.clock = clock
+        self.on_filed = on_filed
+        self.busy = busy
+        self.batch = batch
+        self.retry_delay = retry_delay
+        self.inflight: set[int] = set()
+        self.last_error = ""
+        self._waiters: dict[int, asyncio.Future[Any]] = {}
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """New rows were queued."""
+        self._wake.set()
+
+    def waiter(self, row_id: int) -> asyncio.Future[Any]:
+        """A future set when the row is filed (its Result or Posted) or quarantined (an exception)."""
+        future = self._waiters.get(row_id)
+        if future is None:
+            future = self._waiters[row_id] = asyncio.get_running_loop().create_future()
+            future.add_done_callback(_retrieved)
+        return future
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Assess and file until ``stop``; the batch being assessed is still filed."""
+        batches: asyncio.Queue[tuple[list[Queued], list[Assessed | Exception]] | None] = asyncio.Queue(maxsize=1)
+        writer = asyncio.create_task(self._file_loop(batches), name="triage-filer")
+        try:
+            while not stop.is_set() and not writer.done():
+                self._wake.clear()
+                rows = await self.run_queue(self.inbound.due, self.clock(), set(self.inflight), self.batch)
+                if not rows:
+                    await _first(self._wake.wait(), stop.wait(), timeout=1.0)  # retries come due by time
+                    continue
+                self.inflight.update(row.id for row in rows)
+                version = self.intake.directory_version
+                jobs = [Job(row.kind, row.raw, row.mail_from, row.recipients,
+                            datetime.fromisoformat(row.received_at), version) for row in rows]
+                parts = await asyncio.gather(*(self.workers.assess(chunk) for chunk in self.workers.chunks(jobs)))
+                await batches.put((rows, [result for part in parts for result in part]))
+        finally:
+            await batches.put(None)
+            await writer
+
+    async def _file_loop(self, batches: asyncio.Queue[tuple[list[Queued], list[Assessed | Exception]] | None]) -> None:
+        while (item := await batches.get()) is not None:
+            rows, assessed = item
+            now = self.clock()
+            started = asyncio.get_running_loop().time()
+            try:
+                filed = await self.run_db(file_batch, self.intake, self.conversations, rows, assessed, now)
+                await self.run_queue(self.inbound.finish, filed.done, filed.failed, now, self.retry_delay)
+            except Exception as e:  # the database failed: the rows stay queued and are tried again
+                self.last_error = f"writer: {type(e).__name__}: {e}"
+                self.inflight.difference_update(row.id for row in rows)
+                await asyncio.sleep(1.0)
+                continue
+            self.inflight.difference_update(row.id for row in rows)
+            for row_id, result in filed.results.items():
+                future = self._waiters.pop(row_id, None)
+                if future is not None and not future.done():
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+            if filed.failed:
+                self.last_error = "intake: " + list(filed.failed.values())[-1]
+            self.on_filed(filed)
+            if self.busy():  # mail is arriving: let the sessions have the interpreter (see above)
+                await asyncio.sleep(YIELD * (asyncio.get_running_loop().time() - started))
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """A waiter nobody awaits any more (the widget answered "queued") must not log its exception."""
+    if not future.cancelled():
+        future.exception()
+
+
+async def _first(*waits: Awaitable[Any], timeout: float) -> None:
+    """Return when the first of ``waits`` finishes or after ``timeout`` seconds."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
