@@ -360,8 +360,8 @@ class WidgetChannel:
         return response
 
     async def _transcript(self, request: web.Request) -> web.Response:
-        data = await check.read_json(request, malformed("the request is too large: it needs only the "
-                                                        "conversation's token"))
+        data = await check.read_json(request, BadRequest(
+            413, "bad-request", "the request is too large: it needs only the conversation's token", "widget-too-large"))
         token = check.token(check.string(data, "token", 100))
         state = await self.service.conversation_state(token)
         if state is None or state["tenant"] != request[TENANT].slug or state["ticket"] is None:
