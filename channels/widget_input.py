@@ -6,9 +6,8 @@ any code point (a lone surrogate cannot be stored or encoded; CR/LF in a name wo
 in a mail header). Each check raises :class:`BadRequest` with the HTTP status, an error code
 (the visitor's sentence for it is per language, ``channels/widget_texts.py``) and an English
 detail naming the problem for the portal's developers, so a malformed request is a 4xx JSON
-error and never reaches
-the service, where it could only fail as a 500 or as a 503 "send it again" that can never
-succeed.
+error and never reaches the service, where it could only fail as a 500 or as a 503 "send it
+again" that can never succeed.
 """
 from __future__ import annotations
 
