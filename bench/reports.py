@@ -84,7 +84,7 @@ def generate(store: Store, tenants: list[str], count: int, seed: int = 7) -> Non
             "channel, subject, requester_address, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             tickets)
         store.db.conn.executemany(
-            "INSERT INTO events (ticket, kind, rules, outcome, at, detail) VALUES (?,?,?,?,?,?)", events)
+            "INSERT INTO events (ticket, kind, rules, outcome, created_at, detail) VALUES (?,?,?,?,?,?)", events)
 
 
 def timed(label: str, run) -> float:  # noqa: ANN001 - a callable

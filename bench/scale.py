@@ -87,9 +87,9 @@ def build(path: Path, count: int, seed: int = 7) -> float:
                          "trust, language, channel, subject, requester_address, created_at, updated_at) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", tickets)
         conn.executemany("INSERT INTO messages (id, ticket, direction, message_id, channel, sender, recipients, "
-                         "subject, text, raw_size, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", messages)
-        conn.executemany("INSERT INTO events (ticket, kind, rules, outcome, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
-                         events)
+                         "subject, text, raw_size, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", messages)
+        conn.executemany("INSERT INTO events (ticket, kind, rules, outcome, detail, created_at) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", events)
         conn.execute("COMMIT")
     conn.execute("ANALYZE")
     conn.close()

@@ -4,9 +4,12 @@ A thin adapter (like ``channels/smtp.py``): it checks what a browser sent — or
 rate, shape — turns a line into a :class:`triage.service.chat.ChatLine` and hands it to the
 service's one chat entry point, which answers only after the line is committed. Refusals
 happen before anything is stored, so a refused message is never half-stored; each refusal
-is a JSON error the widget shows as it is, with a rule id. What a request must look like is
-checked in one place, ``channels/widget_input.py``; what one source may cost (refusals in the
-audit trail, open event streams) is bounded in ``channels/widget_limits.py``.
+is a JSON error ``{"error", "code"[, "rule", "detail"]}``: ``error`` is the sentence the widget
+shows as it is, in the visitor's language (``channels/widget_texts.py``), ``code`` the stable
+name a client branches on, ``rule`` the rule id when a policy rule refused. What a request
+must look like is checked in one place, ``channels/widget_input.py``; what one source may
+cost (refusals in the audit trail, open event streams) is bounded in
+``channels/widget_limits.py``.
 
 Routes (the tenant is in the path so a CORS preflight, which has no body, knows it):
 
@@ -20,8 +23,9 @@ Routes (the tenant is in the path so a CORS preflight, which has no body, knows 
     POST /widget/api/T/transcript                  {token}: the transcript by email (verified only)
     POST /widget/api/T/feedback                    {token, line, article, solved}: the suggested articles helped?
 
-The widget's own texts (buttons, labels, notices) are data, one JSON file per language in
-``static/i18n/``, chosen by the visitor's language, else the tenant's, else English.
+The widget's own texts (buttons, labels, notices) and its error sentences are data, one JSON
+file per language in ``static/i18n/``, chosen by the visitor's language (every call may carry
+``?lang=``; else Accept-Language), else the tenant's, else English.
 """
 from __future__ import annotations
 
@@ -40,11 +44,12 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from channels import widget_input as check
-from channels.widget_input import BadRequest
+from channels import widget_texts as texts
+from channels.widget_input import BadRequest, malformed
 from channels.widget_limits import Refusals, Streams
 from triage.config import Tenant, Window
 from triage.core import hours
-from triage.core.render import DEFAULT_LANGUAGE, format_hours, format_moment, normalise_language
+from triage.core.render import format_hours, format_moment
 from triage.service.chat import BROWSER_KEY, ChatLine
 from triage.service.logs import event
 from triage.store import iso
@@ -62,7 +67,6 @@ RULES = {
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
-TEXTS = {path.stem: json.loads(path.read_text("utf-8")) for path in sorted((STATIC / "i18n").glob("*.json"))}
 TENANT = web.RequestKey("tenant", Tenant)
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # conversation tokens are URL-safe base64
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies keep the stream open
@@ -99,8 +103,13 @@ class RateLimiter:
         return 0
 
 
-def _error(status: int, message: str, rule: str = "", headers: dict[str, str] | None = None) -> web.Response:
-    body = {"error": message, **({"rule": rule} if rule else {})}
+def _error(request: web.Request, status: int, code: str, *, rule: str = "", detail: str = "",
+           headers: dict[str, str] | None = None, **values: Any) -> web.Response:
+    """An error answer: the visitor's sentence for ``code`` in their language, the code itself."""
+    tenant = request.get(TENANT)
+    lang = texts.request_language(request, tenant.language if tenant else "")
+    body = {"error": texts.error(lang, code, **values), "code": code,
+            **({"rule": rule} if rule else {}), **({"detail": detail} if detail else {})}
     return web.json_response(body, status=status, headers=headers)
 
 
@@ -138,17 +147,17 @@ class WidgetChannel:
                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         tenant = self.config.tenants.get(request.match_info.get("tenant", ""))
         if tenant is None:
-            return _error(404, "unknown tenant")
+            return _error(request, 404, "unknown-tenant")
         origin = request.headers.get("Origin")
         if origin is not None and not self._allowed(request, tenant, origin):
             await self._refused(request, "origin-refused", "widget-origin-refused", {"origin": origin[:200]})
-            return _error(403, f"this site ({origin[:200]}) may not use the help widget of {tenant.name}",
-                          "widget-origin-refused")
+            return _error(request, 403, "origin-refused", rule="widget-origin-refused", origin=origin[:200],
+                          tenant=tenant.name)
         request[TENANT] = tenant
         try:
             response = await handler(request)
         except BadRequest as e:
-            response = _error(e.status, e.message, e.rule)
+            response = _error(request, e.status, e.code, rule=e.rule, detail=e.detail, **e.values)
         if origin is not None and not response.prepared:
             response.headers.update(self._cors(origin))
         return response
@@ -218,10 +227,10 @@ class WidgetChannel:
 
     async def _status(self, request: web.Request) -> web.Response:
         tenant: Tenant = request[TENANT]
-        lang = widget_language(request.query.get("lang", ""), tenant.language)
+        lang = texts.request_language(request, tenant.language)
         return web.json_response({**self.support_status(tenant, self.service.clock(), lang),
                                   "name": tenant.name, "color": tenant.widget_color, "lang": lang,
-                                  "texts": TEXTS[lang]})
+                                  "texts": texts.interface(lang)})
 
     @staticmethod
     def support_status(tenant: Tenant, now: datetime, lang: str = "") -> dict[str, Any]:
@@ -237,22 +246,22 @@ class WidgetChannel:
     async def _post(self, request: web.Request) -> web.Response:
         tenant: Tenant = request[TENANT]
         limit = tenant.widget_max_message_size
-        too_large = f"the message is too long: at most {limit} bytes (about {limit // 2} characters) please"
+        too_large = BadRequest(413, "too-large", rule="widget-too-large", limit=limit, chars=limit // 2)
         line = self._line(tenant, await check.read_json(request, too_large))
         size = len(line.text.encode())
         if size > limit:
             await self._refused(request, "message-refused", "widget-too-large", {"size": size})
-            return _error(413, too_large, "widget-too-large")
+            raise too_large
         keys = [f"ip:{request.remote}"] + ([f"conversation:{line.token}"] if line.token else [])
         wait = self.limiter.retry_after(keys, tenant.widget_rate_limits)
         if wait:
-            return _error(429, f"too many messages in a short time: please wait {wait} s and send again",
-                          "widget-rate-limited", headers={"Retry-After": str(wait)})
+            return _error(request, 429, "rate-limited", rule="widget-rate-limited",
+                          headers={"Retry-After": str(wait)}, wait=wait)
         try:
             posted = await self.service.deliver_chat(line)
         except Exception as e:  # nothing was stored (one transaction): the widget keeps the text to resend
             self.service.last_error = f"widget: {type(e).__name__}: {e}"
-            return _error(503, "the message could not be saved; please send it again in a moment")
+            return _error(request, 503, "not-saved")
         return web.json_response({"token": posted.token, "ticket": posted.number, "verified": posted.verified,
                                   "duplicate": posted.duplicate, "queued": posted.queued})
 
@@ -261,10 +270,10 @@ class WidgetChannel:
         """A posted line, every field checked (channels/widget_input.py) or BadRequest."""
         text = check.string(data, "text", check.MAX_BODY, lines=True)
         if not text.strip():
-            raise BadRequest(400, "the message is empty")
+            raise BadRequest(400, "empty-message", "the message is empty")
         browser = check.string(data, "browser", 64)
         if browser and not BROWSER_KEY.match(browser):
-            raise BadRequest(400, "browser must be 22 to 64 letters, digits, '-' or '_'")
+            raise malformed("browser must be 22 to 64 letters, digits, '-' or '_'")
         return ChatLine(tenant.slug, check.email(check.string(data, "email", 254)),
                         check.string(data, "name", check.MAX_NAME).strip(),
                         check.string(data, "user_hash", check.MAX_HASH).strip(), text,
@@ -275,7 +284,7 @@ class WidgetChannel:
     async def _conversation(self, request: web.Request) -> web.Response:
         state = await self._state(request, 0)
         if state is None:
-            return _error(404, "this conversation is not known (any more): start a new one")
+            return _error(request, 404, "unknown-conversation")
         return web.json_response({**state, "support": self.support_status(request[TENANT], self.service.clock())})
 
     async def _state(self, request: web.Request, after: int) -> dict[str, Any] | None:
@@ -290,11 +299,11 @@ class WidgetChannel:
         after = check.event_position(request)
         state = await self._state(request, after)
         if state is None:
-            return _error(404, "this conversation is not known (any more): start a new one")
+            return _error(request, 404, "unknown-conversation")
         source = request.remote or "-"
         if not self.streams.acquire(source):
-            return _error(429, "too many open conversations from this address: close one and try again",
-                          "widget-streams-limited", headers={"Retry-After": str(int(KEEPALIVE))})
+            return _error(request, 429, "too-many-streams", rule="widget-streams-limited",
+                          headers={"Retry-After": str(int(KEEPALIVE))})
         try:
             return await self._stream(request, state, after)
         finally:
@@ -326,18 +335,19 @@ class WidgetChannel:
         return response
 
     async def _transcript(self, request: web.Request) -> web.Response:
-        data = await check.read_json(request, "the request is too large: it needs only the conversation's token")
+        data = await check.read_json(request, BadRequest(
+            413, "bad-request", "the request is too large: it needs only the conversation's token", "widget-too-large"))
         token = check.token(check.string(data, "token", 100))
         state = await self.service.conversation_state(token)
         if state is None or state["tenant"] != request[TENANT].slug or state["ticket"] is None:
-            return _error(404, "this conversation is not known (any more)")
+            return _error(request, 404, "unknown-conversation")
         try:
             refused = await self.service.mail_transcript(token)
         except PermissionError as e:
             await self._refused(request, "transcript-refused", "widget-transcript-unverified", {})
-            return _error(403, str(e), "widget-transcript-unverified")
+            return _error(request, 403, "transcript-unverified", rule="widget-transcript-unverified", detail=str(e))
         if refused:
-            return _error(409, "no mail can be sent to this address just now", refused)
+            return _error(request, 409, "mail-refused", rule=refused)
         return web.json_response({"queued": True, "to": state["email"]})
 
     async def _feedback(self, request: web.Request) -> web.Response:
@@ -349,26 +359,18 @@ class WidgetChannel:
             assert isinstance(token, str) and isinstance(article, str) and isinstance(solved, bool)
             assert isinstance(line, int) and not isinstance(line, bool) and 0 < line < 2 ** 62
         except (ValueError, AttributeError, KeyError, TypeError, AssertionError):
-            return _error(400, "the request must be a JSON object with token, line (a number), article and solved "
-                               "(true or false)")
+            raise malformed("the request must be a JSON object with token, line (a number), article and solved "
+                            "(true or false)") from None
         state = await self._state_of(request, token) if TOKEN.match(token) else None
         if state is None:
-            return _error(404, "this conversation is not known (any more)")
+            return _error(request, 404, "unknown-conversation")
         try:
             result = await self.service.article_feedback(token, line, article[:200], solved)
-        except LookupError as e:
-            return _error(404, str(e))
+        except LookupError as e:  # the conversation is there (checked above): the line or the article is not
+            return _error(request, 404, "unknown-article", detail=str(e))
         return web.json_response(result)
 
     async def _state_of(self, request: web.Request, token: str) -> dict[str, Any] | None:
         """The conversation of a token, if it belongs to this tenant."""
         state = await self.service.run_db(self.service.conversations.state, token, 2 ** 62)
         return state if state is not None and state["tenant"] == request[TENANT].slug else None
-
-
-def widget_language(requested: str, tenant_language: str) -> str:
-    """The language of the widget's texts: the visitor's, else the tenant's, else English."""
-    for lang in (normalise_language(requested), tenant_language):
-        if lang in TEXTS:
-            return lang
-    return DEFAULT_LANGUAGE

@@ -150,7 +150,7 @@ def test_hard_bounce_silences_the_address_for_the_quiet_hours(intake):
     [ack] = replies(intake)
     deliver(intake, dsn(TOM, returned_id=ack["message_id"]), rcpts=[BOT], mail_from="")
     row = next(intake.store.db.query("SELECT * FROM suppressions"))
-    assert row["address"] == TOM and row["until"].startswith("2026-11-26T10:00")
+    assert row["address"] == TOM and row["expires_at"].startswith("2026-11-26T10:00")
     assert len(replies(intake)) == 1  # and the bounce itself gets no answer
     deliver(intake, mail(subject="Cannot log in"), NOW + timedelta(hours=1))
     assert len(replies(intake)) == 1 and suppressed(intake) == ["loop-hard-bounce-quiet"]

@@ -228,6 +228,33 @@ async def test_without_relay_mail_is_held_in_the_outbox(tmp_path):
         assert status["status"] == "ok" and status["tasks"] == []  # no relay: no delivery loop, not a dead one
 
 
+async def test_the_wal_is_checkpointed_while_the_service_runs(tmp_path):
+    """A copy of the database file alone (what a naive backup takes) holds the mail filed a
+    moment ago, and the WAL is emptied: the service's periodic checkpoint did it, not a stop."""
+    import shutil
+    import sqlite3
+
+    async with running(write_config(tmp_path), checkpoint_every=0.2) as service:
+        await send(service, mail())
+        database = service.config.database
+        wal = database.with_name(database.name + "-wal")
+
+        def file_alone_holds_the_ticket() -> bool:
+            copy = tmp_path / "copy.db"
+            shutil.copyfile(database, copy)  # the main file only, never its -wal
+            conn = sqlite3.connect(copy)
+            try:
+                tickets = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
+            except sqlite3.OperationalError:  # no tickets table yet: the schema is still only in the WAL
+                return False
+            finally:
+                conn.close()
+            return tickets == 1 and wal.stat().st_size == 0
+
+        await until(file_alone_holds_the_ticket)
+        assert service.last_error == "" and (await health(service))["status"] == "ok"
+
+
 async def test_healthz_says_error_when_a_background_task_has_ended(tmp_path, sink, monkeypatch):
     from triage.service.outbox import Outbox
 

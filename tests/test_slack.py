@@ -390,7 +390,7 @@ def test_train_reads_the_agents_corrections(tmp_path: Path, monkeypatch: pytest.
                                "created_at": "2024-01-01", "updated_at": "2024-01-01"})
     for label in ("other/unknown", "technical/access"):  # the latest correction of a ticket counts
         store.db["corrections"].insert({"ticket": tid, "label": label, "agent": "slack:U1", "subject": "Hej",
-                                        "text": "jag kommer inte in", "channel": "email", "language": "sv", "at": "x"})
+                                        "text": "jag kommer inte in", "channel": "email", "language": "sv", "created_at": "x"})
     store.close()
     seen = {}
 
@@ -413,7 +413,7 @@ async def test_thread_reply_on_a_widget_ticket_is_shown_in_the_widget(env: Env):
                                        "updated_at": "2024-01-01T00:00:00+00:00"})
             shown = store.add_message({"ticket": tid, "direction": "in", "message_id": "<w1@widget>",
                                        "channel": "widget", "sender": TOM, "recipients": "[]", "subject": "",
-                                       "text": "I cannot log in", "at": "2024-01-01T00:00:00+00:00"})
+                                       "text": "I cannot log in", "created_at": "2024-01-01T00:00:00+00:00"})
             store.db["slack_threads"].insert({"ticket": tid, "channel": sk.CHANNEL, "ts": "1.5", "posted_at": "x",
                                               "last_message": shown})  # already shown in the thread
         return tid

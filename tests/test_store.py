@@ -57,7 +57,7 @@ def test_numbers_count_per_tenant_from_1001(store):
 
 def test_inbound_message_id_is_unique(store):
     t = ticket(store, "acme", 1001)
-    row = {"ticket": t, "direction": "in", "message_id": "<a@x>", "text": "", "at": "t"}
+    row = {"ticket": t, "direction": "in", "message_id": "<a@x>", "text": "", "created_at": "t"}
     store.add_message(row)
     assert store.inbound("<a@x>")["ticket"] == t
     with pytest.raises(sqlite3.IntegrityError):
@@ -78,7 +78,7 @@ def test_a_failed_savepoint_leaves_the_rest_of_the_transaction(store):
 def test_search_treats_input_as_words(store):
     t = ticket(store, "acme", 1001)
     store.add_message({"ticket": t, "direction": "in", "message_id": "<a@x>", "subject": "Login",
-                       "text": "Пароль не работает, \"error\" 500", "at": "t"})
+                       "text": "Пароль не работает, \"error\" 500", "created_at": "t"})
     assert store.search("пароль")[0]["number"] == 1001
     assert store.search('"error" -500')[0]["number"] == 1001  # quotes and dashes are not FTS syntax
     assert store.search("nothing-like-this") == []
@@ -165,3 +165,80 @@ def test_backup_while_writing_holds_what_the_wal_holds(tmp_path):
     store.checkpoint()
     assert (tmp_path / "live.db-wal").stat().st_size == 0
     store.close()
+
+
+def test_time_columns_migration_keeps_the_data_of_a_database_made_by_the_previous_schema(tmp_path):
+    """m010 renames every bare ``at`` (and ``until``, ``first_at``, ``last_seen``…) in a database
+    that the previous release wrote: the rows stay, under the new names, and the full-text index,
+    its triggers and the rate-limit indexes keep working."""
+    from sqlite_utils import Database
+
+    path = tmp_path / "triage.db"
+    old = Database(path)
+    migrations.apply(old, stop_before="m010_time_columns")
+    when = "2026-12-01T10:00:00.000000+00:00"
+    old["tickets"].insert({"id": 1, "tenant": "acme", "number": 1001, "status": "new", "created_at": when,
+                           "updated_at": when})
+    old["messages"].insert({"id": 1, "ticket": 1, "direction": "in", "message_id": "<a@x>", "subject": "Login",
+                            "text": "Passwort vergessen", "at": when})
+    old["events"].insert({"ticket": 1, "message": 1, "kind": "decision", "rules": "[]", "at": when})
+    old["corrections"].insert({"ticket": 1, "label": "technical/access", "text": "x", "at": when})
+    old["sent_log"].insert({"address": "tom@x.example", "ticket": 1, "at": when})
+    old["suppressions"].insert({"address": "tom@x.example", "until": "2026-12-04", "created_at": when})
+    old["quarantine"].insert({"sha256": "00", "raw": b"x", "first_at": when, "last_at": "2026-12-02"})
+    old["directory_imports"].insert({"tenant": "acme", "source": "users.csv", "rows": 3, "at": when})
+    old["widget_conversations"].insert({"token_hash": "h", "tenant": "acme", "ticket": 1, "created_at": when,
+                                        "last_seen": "2026-12-02"})
+    old.close()
+
+    store = Store(path)  # applies the pending m010
+    one = lambda sql: dict(next(store.db.query(sql)))  # noqa: E731 - a one-line reader
+    assert one("SELECT created_at FROM messages") == {"created_at": when}
+    assert one("SELECT created_at FROM events") == {"created_at": when}
+    assert one("SELECT created_at FROM corrections") == {"created_at": when}
+    assert one("SELECT sent_at FROM sent_log") == {"sent_at": when}
+    assert one("SELECT expires_at FROM suppressions") == {"expires_at": "2026-12-04"}
+    assert one("SELECT first_failed_at, last_failed_at FROM quarantine") == {
+        "first_failed_at": when, "last_failed_at": "2026-12-02"}
+    assert one("SELECT imported_at FROM directory_imports") == {"imported_at": when}
+    assert one("SELECT last_seen_at FROM widget_conversations") == {"last_seen_at": "2026-12-02"}
+    # the queries of the store read the renamed columns
+    assert store.conversation(1)[0]["created_at"] == when
+    assert store.sent_since("tom@x.example", "2026-12-01") == 1
+    assert store.suppressed_until("tom@x.example", "2026-12-03") == "2026-12-04"
+    # the full-text index found the old row, and its triggers index a row written after the rename
+    assert [r["id"] for r in store.search("passwort")] == [1]
+    store.add_message({"ticket": 1, "direction": "in", "message_id": "<b@x>", "subject": "", "text": "Passwort",
+                       "created_at": when})
+    assert len(store.search("passwort")) == 2
+    plan = " ".join(r[3] for r in store.db.execute(
+        "EXPLAIN QUERY PLAN SELECT count(*) FROM sent_log WHERE address = ? AND sent_at >= ?", ["a", "b"]))
+    assert "idx_sent_log_address_sent_at" in plan
+    no_bare = [(t, c.name) for t in store.db.table_names() for c in store.db[t].columns
+               if c.name in ("at", "until", "first_at", "last_at", "last_seen")]
+    assert no_bare == []
+    store.close()
+
+
+def test_a_queue_file_of_the_previous_schema_keeps_its_mail_under_next_attempt_at(tmp_path):
+    """The inbound queue (its own file, no migration table) may hold mail across an upgrade."""
+    from datetime import datetime, timezone
+
+    from triage.service.inbound import Inbound
+
+    path = tmp_path / "triage.queue.db"
+    old = sqlite3.connect(path)
+    old.executescript("CREATE TABLE inbound (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, raw BLOB NOT NULL, "
+                      "mail_from TEXT NOT NULL DEFAULT '', recipients TEXT NOT NULL DEFAULT '[]', "
+                      "received_at TEXT NOT NULL, token_hash TEXT NOT NULL DEFAULT '', "
+                      "attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '', "
+                      "next_at TEXT NOT NULL);"
+                      "INSERT INTO inbound (kind, raw, received_at, next_at) VALUES "
+                      "('email', x'00', '2026-12-01T10:00:00+00:00', '2026-12-01T10:00:00+00:00');")
+    old.commit()
+    old.close()
+    queue = Inbound(path)
+    [row] = queue.due(datetime(2026, 12, 1, 11, tzinfo=timezone.utc), set(), 10)
+    assert row.raw == b"\x00" and row.received_at == "2026-12-01T10:00:00+00:00"
+    assert queue.due(datetime(2026, 12, 1, 9, tzinfo=timezone.utc), set(), 10) == []  # next_attempt_at counts
+    queue.close()

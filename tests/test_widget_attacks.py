@@ -153,7 +153,7 @@ MALFORMED = [
 async def test_malformed_bodies_get_a_400_naming_the_problem(service, session):
     for name, data, says in MALFORMED:  # one service for all: starting one costs seconds
         status, answer = await raw_post(session, f"{base(service)}/messages", data)
-        assert status == 400 and says in answer["error"], (name, answer)
+        assert status == 400 and answer["code"] == "bad-request" and says in answer["detail"], (name, answer)
     assert (await table_sizes(service))["messages"] == 0
 
 
@@ -180,7 +180,7 @@ async def test_wrong_field_types_and_values_get_a_400_naming_the_field(service, 
     for name, change, field in FIELDS:
         data = json.dumps(body(**change)).encode()  # json.dumps escapes a lone surrogate as \ud800
         status, answer = await raw_post(session, f"{base(service)}/messages", data, {"Origin": PORTAL})
-        assert status == 400 and field in answer["error"], (name, answer)
+        assert status == 400 and answer["code"] == "bad-request" and field in answer["detail"], (name, answer)
     assert (await table_sizes(service))["messages"] == 0
 
 
@@ -190,9 +190,9 @@ async def test_a_strange_event_position_is_a_400_not_a_crash(service, session):
     url = f"{base(service)}/events"
     for after in ("²", "٣", "1" * 40, "-1", "1e5", "\u00b9\u00b2"):  # "²".isdigit() is True
         async with session.get(url, params={"token": client.token, "after": after}) as r:
-            assert r.status == 400 and "after" in (await r.json())["error"], after
+            assert r.status == 400 and "after" in (await r.json())["detail"], after
         async with session.get(url, params={"token": client.token}, headers={"Last-Event-ID": after}) as r:
-            assert r.status == 400 and "Last-Event-ID" in (await r.json())["error"], after
+            assert r.status == 400 and "Last-Event-ID" in (await r.json())["detail"], after
 
 
 async def test_strange_tokens_in_the_query_are_4xx(service, session):
@@ -208,7 +208,7 @@ async def test_the_transcript_endpoint_is_checked_the_same_way(service, session)
     for data, says in ((b"[" * 30_000, "JSON"), (b'{"token": ["x"]}', "token"), (b"\xff", "UTF-8"),
                        (b'{"token": "\\ud800"}', "token")):
         status, answer = await raw_post(session, url, data)
-        assert status == 400 and says in answer["error"], (data[:20], answer)
+        assert status == 400 and says in answer["detail"], (data[:20], answer)
 
 
 async def test_a_chunked_body_past_the_limit_is_refused_without_being_read_whole(service, session):

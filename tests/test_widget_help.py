@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from channels.widget import TEXTS
+from channels.widget_texts import TEXTS
 from tests.servicekit import write_config
 from tests.test_widget_api import ANNA, LOGIN, PORTAL, Client, rows, service, session  # noqa: F401 - fixtures
 from triage.config import ConfigError, Window, load_config
@@ -141,7 +142,7 @@ async def test_a_malformed_browser_key_is_refused_and_nothing_stored(service, se
     for key in ("short", "x" * 65, "<script>alert(1)</script>abcdefghijklmnopq"):
         client.browser = key
         status, data, _ = await client.post()
-        assert status == 400 and "browser" in data["error"]
+        assert status == 400 and "browser" in data["detail"]
     assert await rows(service, "SELECT id FROM tickets") == []
 
 
@@ -160,7 +161,9 @@ def test_every_language_has_every_interface_text():
     assert sorted(TEXTS) == ["de", "en", "ru", "sv", "uk"]
     for lang, texts in TEXTS.items():
         assert texts.keys() == TEXTS["en"].keys(), lang
-        assert all(isinstance(v, str) and v.strip() for v in texts.values()), lang
+        assert texts["errors"].keys() == TEXTS["en"]["errors"].keys(), lang
+        words = [v for k, v in texts.items() if k != "errors"] + list(texts["errors"].values())
+        assert all(isinstance(v, str) and v.strip() for v in words), lang
         assert "{timezone}" in texts["closed"] and "{back}" in texts["closed"] and "{number}" in texts["ticket"]
 
 

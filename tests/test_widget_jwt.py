@@ -143,4 +143,4 @@ async def test_an_overlong_or_binary_token_is_a_400(service, session, field):
         line = {"text": LOGIN, "email": ANNA, "client_id": uuid.uuid4().hex, field: value}
         async with session.post(f"http://{host}:{port}/widget/api/acme/messages", json=line) as r:
             data = await r.json()
-            assert r.status == 400 and field in data["error"] and says in data["error"], data
+            assert r.status == 400 and field in data["detail"] and says in data["detail"], data

@@ -1,7 +1,7 @@
 """The widget a portal embeds, in a real headless Chromium: launcher and open state across
 reloads, an anonymous visitor's history after a reload, a short answer with the ticket
 number and suggested articles ("This solved it" resolves the ticket in the database),
-Swedish texts for a Swedish browser, a full-screen panel on a phone, Esc and keyboard-only
+Swedish texts for a Swedish browser, a German refusal for a German one, a full-screen panel on a phone, Esc and keyboard-only
 sending. Screenshots go to $TRIAGE_SCREENSHOTS when set (else the test's own folder)."""
 from __future__ import annotations
 
@@ -130,6 +130,19 @@ async def test_texts_are_swedish_for_a_swedish_visitor(service, browser):
     await expect(page.locator(".triage-done")).to_contain_text("öppet")
     [ticket] = await service.run_db(service.store.tickets)
     assert ticket["status"] != "resolved"
+
+
+async def test_a_refusal_reads_in_the_visitors_language(service, browser):
+    """widget.js names its language on every call, so the service's sentence is German too."""
+    from playwright.async_api import expect
+
+    page = await new_page(browser, locale="de-DE")
+    await page.goto(demo_url(service))
+    await send(page, "x" * 501)  # the test tenant allows 500 bytes
+    await expect(page.locator(".triage-error")).to_have_text(
+        "Die Nachricht ist zu lang: bitte höchstens 500 Byte (etwa 250 Zeichen).")
+    await expect(page.locator(".triage-text")).to_have_value("x" * 501)  # kept, to shorten and resend
+    assert await service.run_db(service.store.tickets) == []
 
 
 async def test_phone_shows_the_panel_full_screen(service, browser, tmp_path):

@@ -226,14 +226,14 @@ def cmd_ticket(args: argparse.Namespace, config: Config) -> int:
     print("\nConversation")
     for m in store.conversation(t["id"]):
         arrow = "<-" if m["direction"] == "in" else "->"
-        print(f"  {arrow} {m['at'][:19]} {m['sender']} to {', '.join(json.loads(m['recipients'] or '[]'))}")
+        print(f"  {arrow} {m['created_at'][:19]} {m['sender']} to {', '.join(json.loads(m['recipients'] or '[]'))}")
         print(f"     {m['message_id']}  {m['subject']!r}")
         for text_line in (m["text"] or "").strip().splitlines():
             print(f"     | {text_line}")
     print("\nAudit trail")
     for e in store.events(t["id"]):
         rules = ", ".join(json.loads(e["rules"] or "[]"))
-        print(f"  {e['at'][:19]} {e['kind']:<16} {e['outcome']}" + (f"  [{rules}]" if rules else ""))
+        print(f"  {e['created_at'][:19]} {e['kind']:<16} {e['outcome']}" + (f"  [{rules}]" if rules else ""))
     return 0
 
 

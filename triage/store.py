@@ -189,6 +189,32 @@ def m009_webhooks(db: Database) -> None:
     db["webhook_deliveries"].create_index(["idempotency_key"], unique=True)
 
 
+@migrations()
+def m010_time_columns(db: Database) -> None:
+    """Time columns named one way: ``created_at`` for when a row came to be (a message received
+    or written, an event, a correction), and a name that says what happened otherwise
+    (``sent_at``, ``imported_at``, ``expires_at``, ``first_failed_at``, ``last_seen_at``).
+    ``RENAME COLUMN`` rewrites the indexes and the full-text triggers that name a column; the two
+    ``sent_log`` indexes are made again only so their names say the new column too."""
+    renamed = {  # table: {old name: new name}
+        "messages": {"at": "created_at"},
+        "events": {"at": "created_at"},
+        "corrections": {"at": "created_at"},
+        "sent_log": {"at": "sent_at"},
+        "directory_imports": {"at": "imported_at"},
+        "suppressions": {"until": "expires_at"},
+        "quarantine": {"first_at": "first_failed_at", "last_at": "last_failed_at"},
+        "widget_conversations": {"last_seen": "last_seen_at"},
+    }
+    for table, renames in renamed.items():
+        for old, new in renames.items():
+            db.execute(f"ALTER TABLE [{table}] RENAME COLUMN [{old}] TO [{new}]")
+    db.execute("DROP INDEX IF EXISTS idx_sent_log_at")
+    db.execute("DROP INDEX IF EXISTS idx_sent_log_address_at")
+    db["sent_log"].create_index(["sent_at"])
+    db["sent_log"].create_index(["address", "sent_at"])
+
+
 def connect(path: Path | str) -> Database:
     """Open (and create or migrate) the database with the durability settings of the service."""
     path = Path(path)
@@ -397,7 +423,7 @@ class Store:
         return self._insert("events", {
             "ticket": ticket, "message": message, "kind": kind,
             "rules": json.dumps(rules, ensure_ascii=False), "outcome": outcome,
-            "detail": json.dumps(detail or {}, ensure_ascii=False), "at": at,
+            "detail": json.dumps(detail or {}, ensure_ascii=False), "created_at": at,
         })
 
     def set_event_detail(self, event_id: int, detail: dict[str, Any]) -> None:
@@ -408,7 +434,7 @@ class Store:
 
     def conversation(self, ticket_id: int) -> list[dict[str, Any]]:
         return list(self.db.query(
-            "SELECT id, direction, message_id, sender, recipients, subject, text, at "
+            "SELECT id, direction, message_id, sender, recipients, subject, text, created_at "
             "FROM messages WHERE ticket = ? ORDER BY id", [ticket_id]))
 
     def events(self, ticket_id: int) -> list[dict[str, Any]]:
@@ -443,7 +469,7 @@ class Store:
         """What the visitor may see of a ticket: its widget lines both ways, never the relays
         to the tenant's contacts or other email (those name people the visitor must not see)."""
         return list(self.db.query(
-            "SELECT id, direction, sender, text, at FROM messages "
+            "SELECT id, direction, sender, text, created_at FROM messages "
             "WHERE ticket = ? AND channel = 'widget' AND id > ? ORDER BY id", [ticket_id, after]))
 
     def add_widget_reply(self, ticket_id: int, text: str, author: str, at: str | None = None) -> int:
@@ -456,7 +482,7 @@ class Store:
             message = self.add_message({
                 "ticket": ticket_id, "direction": "out", "message_id": f"<widget-reply.{secrets.token_hex(12)}@triage>",
                 "channel": "widget", "sender": author, "recipients": "[]", "subject": "", "text": text,
-                "raw_size": len(text.encode()), "at": at,
+                "raw_size": len(text.encode()), "created_at": at,
             })
             self.add_event(ticket_id, "widget-reply", [], "shown in the widget", at, message=message,
                            detail={"author": author})
@@ -466,21 +492,21 @@ class Store:
     # -- loop protection state --------------------------------------------------------
 
     def log_sent(self, address: str, ticket: int, at: str) -> None:
-        self._insert("sent_log", {"address": address.lower(), "ticket": ticket, "at": at})
+        self._insert("sent_log", {"address": address.lower(), "ticket": ticket, "sent_at": at})
 
     def sent_since(self, address: str, since: str) -> int:
-        return self._scalar("SELECT count(*) FROM sent_log WHERE address = ? AND at >= ?",
+        return self._scalar("SELECT count(*) FROM sent_log WHERE address = ? AND sent_at >= ?",
                             [address.lower(), since])
 
     def prune_sent_log(self, before: str) -> None:
-        self.db.execute("DELETE FROM sent_log WHERE at < ?", [before])
+        self.db.execute("DELETE FROM sent_log WHERE sent_at < ?", [before])
 
     def suppressed_until(self, address: str, now: str) -> str | None:
-        return self._scalar("SELECT until FROM suppressions WHERE address = ? AND until > ?",
+        return self._scalar("SELECT expires_at FROM suppressions WHERE address = ? AND expires_at > ?",
                             [address.lower(), now])
 
     def suppress(self, address: str, until: str, reason: str, at: str) -> None:
-        self.db["suppressions"].upsert({"address": address.lower(), "until": until, "reason": reason,
+        self.db["suppressions"].upsert({"address": address.lower(), "expires_at": until, "reason": reason,
                                         "created_at": at}, pk="address")
 
     # -- quarantine -------------------------------------------------------------------
@@ -489,9 +515,9 @@ class Store:
         """Keep mail we could not process, once per content, counting the attempts."""
         digest = hashlib.sha256(raw).hexdigest()
         self.db.execute(
-            "INSERT INTO quarantine (sha256, raw, envelope, error, attempts, first_at, last_at) "
+            "INSERT INTO quarantine (sha256, raw, envelope, error, attempts, first_failed_at, last_failed_at) "
             "VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT(sha256) DO UPDATE SET "
-            "attempts = attempts + 1, error = excluded.error, last_at = excluded.last_at",
+            "attempts = attempts + 1, error = excluded.error, last_failed_at = excluded.last_failed_at",
             [digest, raw, json.dumps(envelope), error, at, at])
 
     # -- IMAP mailboxes -----------------------------------------------------------------
@@ -583,12 +609,12 @@ class Store:
 
     def last_error(self) -> str:
         """The most recent failure recorded in the audit trail (for /healthz after a restart)."""
-        row = self._one("SELECT kind, outcome, detail, at FROM events WHERE kind IN "
+        row = self._one("SELECT kind, outcome, detail, created_at FROM events WHERE kind IN "
                         "('delivery-retry', 'delivery-failed', 'quarantined') ORDER BY id DESC LIMIT 1")
         if row is None:
             return ""
         error = json.loads(row["detail"] or "{}").get("error") or row["outcome"]
-        return f"{row['at'][:19]} {row['kind']}: {error}"
+        return f"{row['created_at'][:19]} {row['kind']}: {error}"
 
     # -- directory ----------------------------------------------------------------------
 
@@ -606,7 +632,7 @@ class Store:
                     "imported_at": at} for u in part), replace=True)
                 if progress:
                     progress(start + len(part))
-            self.db["directory_imports"].insert({"tenant": tenant, "source": source, "rows": len(users), "at": at})
+            self.db["directory_imports"].insert({"tenant": tenant, "source": source, "rows": len(users), "imported_at": at})
         return len(users)
 
     def directory_version(self) -> int:

@@ -270,7 +270,7 @@ class ConsoleChannel:
         except Exception as e:  # a ticket without a readable first message still shows its history
             card, card_error = None, f"{type(e).__name__}: {e}"
         rows = list(store.db.query(
-            "SELECT m.id, m.direction, m.channel, m.sender, m.recipients, m.subject, m.text, m.at, m.raw, "
+            "SELECT m.id, m.direction, m.channel, m.sender, m.recipients, m.subject, m.text, m.created_at, m.raw, "
             "o.kind AS kind, o.status AS delivery FROM messages m LEFT JOIN outbox o ON o.message_id = m.message_id "
             "WHERE m.ticket = ? ORDER BY m.id", [ticket_id]))
         events = store.events(ticket_id)
@@ -281,7 +281,7 @@ class ConsoleChannel:
             timeline.append({"type": "relay" if kind == "relay" else ("in" if m["direction"] == "in" else "out"),
                              "kind": kind, "channel": m["channel"], "sender": m["sender"],
                              "to": ", ".join(json.loads(m["recipients"] or "[]")), "subject": m["subject"],
-                             "text": m["text"] or "", "at": m["at"], "attachments": attachments,
+                             "text": m["text"] or "", "at": m["created_at"], "attachments": attachments,
                              "delivery": m["delivery"] or ""})
         trail = []
         evidence: list[str] = []
@@ -289,11 +289,11 @@ class ConsoleChannel:
             detail = json.loads(e["detail"] or "{}")
             if e["kind"] == "note":
                 timeline.append({"type": "note", "kind": "note", "channel": "internal",
-                                 "sender": detail.get("agent", ""), "text": detail.get("text", ""), "at": e["at"],
+                                 "sender": detail.get("agent", ""), "text": detail.get("text", ""), "at": e["created_at"],
                                  "attachments": []})
             if e["kind"] in ("decision", "reclassified") and detail.get("evidence"):
                 evidence = detail["evidence"]
-            trail.append({"at": e["at"], "kind": e["kind"], "rules": json.loads(e["rules"] or "[]"),
+            trail.append({"at": e["created_at"], "kind": e["kind"], "rules": json.loads(e["rules"] or "[]"),
                           "outcome": e["outcome"] or "", "agent": detail.get("agent") or detail.get("author", "")})
         timeline.sort(key=lambda item: item["at"])
         return {"card": card, "card_error": card_error, "timeline": timeline, "trail": trail,

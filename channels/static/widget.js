@@ -13,7 +13,9 @@
  * to the service's JSON API; answers arrive by server-sent events. The conversation's
  * token stays in localStorage, so a reload shows the history, for anonymous visitors too.
  * The widget's own texts come from the service (channels/static/i18n/<lang>.json), in the
- * visitor's language (data-lang, else the browser's), else the tenant's, else English.
+ * visitor's language (data-lang, else the browser's), else the tenant's, else English; every
+ * call names that language (?lang=), so the service's error sentences read in it too (a
+ * client that branches on an error uses its "code", which never changes).
  * Every text from the service or a visitor is put on the page with textContent, never as HTML.
  */
 (function () {
@@ -30,11 +32,11 @@
   var api = base + "/widget/api/" + encodeURIComponent(tenant);
   var storeKey = "triage-widget:" + base + ":" + tenant;  // {token, email, signed}: the conversation
   var openKey = storeKey + ":open";  // "1" while the panel is open
-  var browserKey = "triage-widget:" + base + ":browser";  // this browser's random key (see triage/chat.py)
+  var browserKey = "triage-widget:" + base + ":browser";  // this browser's random key (see triage/service/chat.py)
 
   var state = {
     token: "", lastId: 0, verified: false, supportOpen: true, events: null, pending: null,
-    email: signedIn, texts: null, browser: ""
+    email: signedIn, texts: null, lang: "", browser: ""
   };
 
   // -- small helpers ---------------------------------------------------------------------
@@ -306,13 +308,17 @@
 
   // -- talking to the service ------------------------------------------------------------------
   function request(method, path, body) {
-    return fetch(api + path, {
+    var lang = state.texts ? state.lang : wantedLang;  // the panel's language once it is known
+    var url = api + path + (path.indexOf("?") < 0 ? "?" : "&") + "lang=" + encodeURIComponent(lang);
+    return fetch(url, {
       method: method, headers: body ? { "Content-Type": "application/json" } : {},
       body: body ? JSON.stringify(body) : undefined, mode: "cors", credentials: "omit"
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (data) {
         if (!response.ok) {
-          var problem = new Error(data.error || ("the help service answered " + response.status));
+          var problem = new Error(data.error || (state.texts ? t("failed", { status: response.status })
+            : "the help service answered " + response.status));
+          problem.code = data.code || "";
           problem.status = response.status;
           throw problem;
         }
@@ -363,7 +369,7 @@
       listen();
     }).catch(function (problem) {
       ui.error.textContent = problem.message;
-      if (!state.email || problem.status === 400) { ui.email.hidden = ui.emailLabel.hidden = false; }
+      if (!state.email || problem.code === "email-needed") { ui.email.hidden = ui.emailLabel.hidden = false; }
     }).then(function () {
       ui.send.disabled = false;
       ui.send.textContent = t("send");
@@ -399,8 +405,9 @@
   }
 
   restore();
-  request("GET", "/status?lang=" + encodeURIComponent(wantedLang)).then(function (status) {
+  request("GET", "/status").then(function (status) {
     state.texts = status.texts;
+    state.lang = status.lang;
     build(status);
     showSupport(status);
     setOpen(load(openKey) === "1", false);

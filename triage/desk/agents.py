@@ -198,7 +198,7 @@ class Agents:
             self.store.add_correction({
                 "ticket": ticket_id, "label": label, "agent": agent, "subject": first["subject"] or "",
                 "text": first["text"] or "", "channel": ticket["channel"], "language": ticket["language"] or "",
-                "at": iso(now)})
+                "created_at": iso(now)})
             out = self.outcome(ticket_id, now)
             before = f"{ticket['category']}/{ticket['intent']}"
             self.store.update_ticket(ticket_id, {"category": out.cls.category, "intent": out.cls.intent,

@@ -316,7 +316,7 @@ class _TicketFacts:
             else DEFAULT_DUE_HOURS
         self.drop()
         # The selected tickets first (by the created_at or tenant index, not a scan in id order), then
-        # one pass over their events (a few each: one range of the events(ticket) index). ``min(at ||
+        # one pass over their events (a few each: one range of the events(ticket) index). ``min(created_at ||
         # US || x)`` is the x of the earliest such event; the first automatic reply is the first
         # outgoing reply before any agent's answer (an agent's mail is an outbox 'reply' too).
         self.db.execute(f"""
@@ -324,13 +324,13 @@ class _TicketFacts:
               SELECT t.id, t.tenant, t.category, t.intent, t.created_at FROM tickets t{where})
             SELECT t.id AS id, coalesce(t.tenant, '') AS tenant,
               coalesce(t.category, '') || '/' || coalesce(t.intent, '') AS label, t.created_at AS created,
-              min(CASE WHEN e.kind = 'decision' THEN e.at || char(31) || coalesce(e.outcome, '') END) AS decision,
-              min(CASE WHEN e.kind = 'reply' THEN e.at END) AS reply,
-              min(CASE WHEN e.kind IN ({_kinds(AGENT_ANSWER)}) THEN e.at END) AS answered,
+              min(CASE WHEN e.kind = 'decision' THEN e.created_at || char(31) || coalesce(e.outcome, '') END) AS decision,
+              min(CASE WHEN e.kind = 'reply' THEN e.created_at END) AS reply,
+              min(CASE WHEN e.kind IN ({_kinds(AGENT_ANSWER)}) THEN e.created_at END) AS answered,
               min(CASE WHEN e.kind = 'status' AND (instr(e.rules, '"agent-resolved"') > 0
-                       OR instr(e.rules, '"agent-closed"') > 0) THEN e.at END) AS resolved,
-              min(CASE WHEN e.kind IN ({_kinds(AGENT_TOUCH)}) THEN e.at END) AS touched,
-              min(CASE WHEN e.kind = 'reclassified' THEN e.at || char(31) || coalesce(e.detail, '') END) AS corrected
+                       OR instr(e.rules, '"agent-closed"') > 0) THEN e.created_at END) AS resolved,
+              min(CASE WHEN e.kind IN ({_kinds(AGENT_TOUCH)}) THEN e.created_at END) AS touched,
+              min(CASE WHEN e.kind = 'reclassified' THEN e.created_at || char(31) || coalesce(e.detail, '') END) AS corrected
             FROM t LEFT JOIN events e ON e.ticket = t.id
             GROUP BY t.id""", params)
         self.db.execute(f"""

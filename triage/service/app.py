@@ -68,7 +68,8 @@ class Service:
                  out: Callable[[str], None] = lambda line: print(line, flush=True),
                  clock: Callable[[], datetime] = utcnow, slack_base_url: str | None = None,
                  slack_interval: float = 5.0, pipeline: Callable[[Config], Pipeline] = Pipeline,
-                 intake_retry: float = 2.0, chat_wait: float = CHAT_WAIT):
+                 intake_retry: float = 2.0, chat_wait: float = CHAT_WAIT,
+                 checkpoint_every: float = CHECKPOINT_SECONDS):
         self.config = config
         self.slack_base_url = slack_base_url  # tests point the Slack Web API client at a local stand-in
         self.slack_interval = slack_interval
@@ -88,6 +89,7 @@ class Service:
         self._agents: Agents | None = None
         self.intake_retry = intake_retry
         self.chat_wait = chat_wait
+        self.checkpoint_every = checkpoint_every  # seconds between WAL checkpoints (tests: a fraction of one)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-db")
         self._queue_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-queue")
         self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[int]] | None] = asyncio.Queue()
@@ -267,12 +269,12 @@ class Service:
         self.slack = SlackChannel(self.config, agents, self.run_db, client, secret, self.clock, self._agent_acted)
         self.out("triage serve: slack on (POST /slack/events)")
 
-    async def _checkpoints(self, every: float = CHECKPOINT_SECONDS) -> None:
+    async def _checkpoints(self) -> None:
         """Move the WAL into the database file regularly, so the file alone stays current (a
         copy of it is never minutes behind) and the WAL does not grow without bound."""
         while not self._stop.is_set():
             try:
-                await asyncio.wait_for(self._stop.wait(), timeout=every)
+                await asyncio.wait_for(self._stop.wait(), timeout=self.checkpoint_every)
             except asyncio.TimeoutError:
                 try:
                     await self.run_db(self.store.checkpoint)

@@ -129,10 +129,10 @@ class Conversations:
             self.store.add_widget_conversation({
                 "token_hash": line["token_hash"], "tenant": line["tenant"], "ticket": result.ticket,
                 "email": line["email"], "name": line["name"], "verified": int(verified), "created_at": at,
-                "last_seen": at})
+                "last_seen_at": at})
         else:
             self.store.update_widget_conversation(conversation["id"], {
-                "ticket": result.ticket, "verified": int(verified), "last_seen": at})
+                "ticket": result.ticket, "verified": int(verified), "last_seen_at": at})
         return Posted("", result.ticket, result.number, verified, result.duplicate)
 
     def state(self, token: str, after: int = 0, pending: dict[str, Any] | None = None) -> dict[str, Any] | None:
@@ -220,7 +220,7 @@ class Conversations:
             ticket = self.store.ticket(conversation["ticket"])
             assert ticket is not None
             letters = {m: r.get("letter") for m, r in self._replies(ticket["id"])[0].items()}
-            lines = [{"at": row["at"][:16].replace("T", " "), "inbound": row["direction"] == "in",
+            lines = [{"at": row["created_at"][:16].replace("T", " "), "inbound": row["direction"] == "in",
                       "text": letters.get(row["id"]) or row["text"]}  # the bot's whole letter, not the chat size
                      for row in self.store.widget_messages(ticket["id"])]
             language = ticket["language"] or tenant.language
@@ -233,7 +233,7 @@ class Conversations:
 def _line(row: dict[str, Any], articles: list[dict[str, str]], feedback: str | None) -> dict[str, Any]:
     line = {"id": row["id"], "direction": row["direction"],
             "author": "you" if row["direction"] == "in" else ("triage" if row["sender"] == "triage" else "agent"),
-            "text": row["text"], "at": row["at"]}
+            "text": row["text"], "at": row["created_at"]}
     if articles:
         line["articles"] = articles
         line["feedback"] = feedback or ""

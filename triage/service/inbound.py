@@ -9,7 +9,7 @@ crash in between delivers it to the writer again, and the Message-ID dedupe of t
 makes that a no-op (an ``intake-duplicate-message-id`` event, never a second ticket).
 
 Rows that failed are tried again after a pause (``attempts``, ``last_error``,
-``next_at``); after :data:`MAX_ATTEMPTS` the writer quarantines them in the main database.
+``next_attempt_at``); after :data:`MAX_ATTEMPTS` the writer quarantines them in the main database.
 Like :class:`triage.store.Store`, an :class:`Inbound` is not thread-safe: the service
 gives it one thread.
 """
@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS inbound (
     token_hash TEXT NOT NULL DEFAULT '',     -- chat: the conversation the line belongs to
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT NOT NULL DEFAULT '',
-    next_at TEXT NOT NULL
+    next_attempt_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inbound_token ON inbound(token_hash) WHERE token_hash != '';
 """
@@ -79,6 +79,14 @@ class Inbound:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.executescript(SCHEMA)
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        """A queue file written before the time columns were named like the main database's
+        (``next_at``, see ``m010_time_columns`` in triage/store.py) may still hold mail: rename in place."""
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(inbound)")}
+        if "next_at" in columns:
+            self.conn.execute("ALTER TABLE inbound RENAME COLUMN next_at TO next_attempt_at")
 
     def close(self) -> None:
         self.conn.close()
@@ -90,7 +98,7 @@ class Inbound:
         try:
             for row in rows:
                 cursor = self.conn.execute(
-                    "INSERT INTO inbound (kind, raw, mail_from, recipients, received_at, token_hash, next_at) "
+                    "INSERT INTO inbound (kind, raw, mail_from, recipients, received_at, token_hash, next_attempt_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [row["kind"], row["raw"], row.get("mail_from", ""), json.dumps(row.get("recipients", [])),
                      row["received_at"], row.get("token_hash", ""), row["received_at"]])
@@ -105,7 +113,7 @@ class Inbound:
         """The oldest rows that may be tried now, except those already being worked on."""
         rows = self.conn.execute(
             "SELECT id, kind, raw, mail_from, recipients, received_at, attempts FROM inbound "
-            "WHERE next_at <= ? ORDER BY id LIMIT ?", [iso(now), limit + len(skip)]).fetchall()
+            "WHERE next_attempt_at <= ? ORDER BY id LIMIT ?", [iso(now), limit + len(skip)]).fetchall()
         return [Queued(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows if r[0] not in skip][:limit]
 
     def finish(self, done: list[int], failed: dict[int, str], now: datetime, delay: float) -> None:
@@ -116,7 +124,7 @@ class Inbound:
             for row_id, error in failed.items():
                 self.conn.execute(
                     "UPDATE inbound SET attempts = attempts + 1, last_error = ?, "
-                    "next_at = ? WHERE id = ?", [error, iso(now + timedelta(seconds=delay)), row_id])
+                    "next_attempt_at = ? WHERE id = ?", [error, iso(now + timedelta(seconds=delay)), row_id])
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")

@@ -194,7 +194,7 @@ class Intake:
             "ticket": ticket_id, "direction": "in", "message_id": key, "channel": msg.channel,
             "sender": msg.sender, "recipients": json.dumps(msg.recipients), "subject": msg.subject,
             "text": msg.text, "raw_size": len(raw) if raw is not None else len(msg.text.encode()), "raw": raw,
-            "at": at,
+            "created_at": at,
         })
         self.store.add_event(ticket_id, "thread", thread.rules, "joined" if thread.ticket else "new ticket",
                              at, message=message, detail={"number": number})
@@ -291,7 +291,7 @@ class Intake:
         message = self.store.add_message({
             "ticket": ticket_id, "direction": "out", "message_id": self.signer.new_id(ticket_id),
             "channel": "widget", "sender": "triage", "recipients": "[]", "subject": "", "text": text,
-            "raw_size": len(text.encode()), "at": at,
+            "raw_size": len(text.encode()), "created_at": at,
         })
         # The chat shows the short answer and the articles as links; the letter stays for the transcript.
         articles = [{"id": s.article.id, "title": s.article.title, "url": s.article.url}
@@ -342,7 +342,7 @@ class Intake:
         self.store.add_message({
             "ticket": ticket_id, "direction": "out", "message_id": message_id, "channel": "email",
             "sender": sender, "recipients": json.dumps(recipients), "subject": subject, "text": body,
-            "raw_size": len(raw), "at": at,
+            "raw_size": len(raw), "created_at": at,
         })
         self.store.add_event(ticket_id, kind, ["outbox-held-local"] if self.hold_local else [], status, at,
                              detail={"message_id": message_id, "to": recipients})

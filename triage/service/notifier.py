@@ -160,7 +160,7 @@ class Notifier:
             return []
         last = int(self.store._scalar("SELECT value FROM settings WHERE name = ?", [ALERTED]) or 0)
         out = []
-        for row in self.store.db.query("SELECT id, outcome, detail, at FROM events WHERE kind = 'quarantined' "
+        for row in self.store.db.query("SELECT id, outcome, detail, created_at FROM events WHERE kind = 'quarantined' "
                                        "AND id > ? ORDER BY id LIMIT 20", [last]):
             detail = json.loads(row["detail"] or "{}")
             slugs = [detail.get("tenant")] + [t.slug for r in detail.get("rcpt_to", [])
@@ -168,7 +168,7 @@ class Notifier:
             channel = next((self.channels[s] for s in slugs if s in self.channels), next(iter(self.channels.values())))
             text = (f":warning: A mail from {detail.get('mail_from') or 'an unknown sender'} could not be processed "
                     f"({detail.get('attempts', 1)} attempts) and is kept in quarantine: {row['outcome']} "
-                    f"(received {row['at'][:19]} UTC)")
+                    f"(received {row['created_at'][:19]} UTC)")
             out.append((row["id"], channel, text))
         return out
 
