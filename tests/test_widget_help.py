@@ -10,7 +10,6 @@ import uuid
 
 import pytest
 
-from channels.widget import TEXTS
 from channels.widget_texts import TEXTS
 from tests.servicekit import write_config
 from tests.test_widget_api import ANNA, LOGIN, PORTAL, Client, rows, service, session  # noqa: F401 - fixtures
