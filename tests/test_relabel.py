@@ -48,3 +48,19 @@ def test_asking_how_to_register_from_a_company_on_the_portal_is_access(config):
 def test_an_agents_correction_is_never_read_over(config):
     got = _refined(config, "business/confidential", HOW, "eva.strand@acme.se", rules=["agent-reclassified"])
     assert got.label == "business/confidential"
+
+
+def test_access_for_a_named_person_without_an_account_asks_for_an_account(config):
+    got = _refined(config, "account/access_change", {}, "petra.admin@steelworks.lt",
+                   body="Please give access to our external consultant, rimas.consult@gmail.com.")
+    assert got.label == "account/new_user" and got.rules == ["relabel-access-for-someone-without-account"]
+    # rights for someone who already has an account are a change of access
+    known = _refined(config, "account/access_change", {}, "petra.admin@steelworks.lt",
+                     body="Please make tom.user@steelworks.lt an administrator too.")
+    assert known.label == "account/access_change"
+    # a mailbox at the sender's own domain is where notifications should go, not a new person
+    mailbox = _refined(config, "account/access_change", {}, "petra.admin@steelworks.lt",
+                       body="Please send the tender notifications to orders@steelworks.lt as well.")
+    assert mailbox.label == "account/access_change"
+    # and without anyone named it is the sender's own access
+    assert _refined(config, "account/access_change", {}, "tom.user@steelworks.lt").label == "account/access_change"
