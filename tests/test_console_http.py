@@ -11,6 +11,7 @@ import pytest
 from yarl import URL
 
 from tests.servicekit import Sink, mail, write_config
+from tests.slackkit import until
 from tests.test_service_e2e import rows, send
 from triage.config import load_config
 from triage.desk.accounts import Accounts
@@ -230,6 +231,8 @@ async def test_a_reply_to_a_widget_ticket_goes_into_the_conversation(console, cl
     async with client.session.post(client.base + "/widget/api/acme/messages", json=line) as r:
         assert r.status == 200
         token = (await r.json())["token"]
+    # the line is filed by the writer; on a busy machine the answer may come before the ticket
+    await until(lambda: rows(console, "SELECT id FROM tickets"))
     await client.login()
     status, _, _ = await client.post("/tickets/acme/1001/reply", {"csrf": client.csrf, "text": "Hi Anna, done."})
     assert status == 303
