@@ -80,3 +80,18 @@ def test_a_person_answering_under_an_out_of_office_subject_is_a_person(subject):
                      "with error 413 when I send the certificate. Can you help?")
     auto = detect(parse_email(raw), LEXICON)
     assert auto.kind != "auto_reply", auto.reasons
+
+
+@pytest.mark.parametrize("subject, body, person", [
+    ("Autosvar: Re: [#1001] inloggning", "Förlåt för autosvaret, jag var på mässa. Länken för nytt lösenord "
+     "fungerar fortfarande inte. Vad gör jag för fel?", True),
+    ("Automatic reply: [#1001] Upload error", "Sorry about my auto-reply, I am back. Where do I see the error log?",
+     True),
+    ("Automatic reply: [#1001] Upload error", "I am out of the office until Monday with limited access to e-mail. "
+     "For urgent matters please contact my colleague.", False),
+])
+def test_a_question_under_the_autoresponders_own_subject_is_a_person(subject, body, person):
+    """An autoresponder does not ask: a question under its subject is the person writing
+    again, unless the body itself reads as an out-of-office."""
+    auto = detect(parse_email(make_email(subject=subject, body=body)), LEXICON)
+    assert (auto.kind != "auto_reply") is person, auto.reasons

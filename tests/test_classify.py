@@ -114,3 +114,38 @@ def test_marketing_without_headers_is_bulk(text):
 ])
 def test_a_person_back_from_holiday_is_no_auto_reply(text):
     assert _cls(text).category != "automated"
+
+
+def _reply(new: str, quoted: str, subject: str):
+    msg = Message(channel="email", id="t", sender="x@y.se", subject=subject, text=f"{new}\n\n{quoted}",
+                  new_text=new)
+    return CLASSIFIER.classify(msg, Automation(), "en")
+
+
+QUOTED = "> Hello, the Submit button of RFQ 4466 stays disabled because of an error in the price field."
+
+
+@pytest.mark.parametrize("new", [
+    "Thanks a lot, clearing the cache did the trick. Piotr",
+    "Tack så mycket, nu fungerar det igen! /Emma",
+    "Vielen Dank für die schnelle Rückmeldung! Mit freundlichen Grüßen Markus",
+    "Дякую, все запрацювало після оновлення сторінки.",
+    "Спасибо, всё работает!",
+])
+def test_a_reply_that_only_thanks_is_no_new_request(new):
+    """The subject and the quoted answer still speak of the solved problem; the new text
+    only thanks, so it is not relayed, escalated or answered as a new bug report."""
+    got = _reply(new, QUOTED, "RE: [#1001] Error when submitting the quote for RFQ 4466")
+    assert got.label == "other/unknown" and got.rules == ["classify-thanks-only"], got.evidence
+
+
+@pytest.mark.parametrize("new", [
+    "Thanks, but it still does not work: the Submit button stays grey.",
+    "Tack, men det fungerar fortfarande inte.",
+    "Danke, aber es funktioniert leider immer noch nicht.",
+    "Thanks! It works now. How do I add my colleague as a user?",
+    "Thank you for the answer. The upload now fails with error 500 when I attach the certificate.",
+])
+def test_thanks_with_a_remaining_problem_or_a_new_question_is_read(new):
+    got = _reply(new, QUOTED, "RE: [#1001] Error when submitting the quote for RFQ 4466")
+    assert "classify-thanks-only" not in got.rules and got.label != "other/unknown", got.evidence

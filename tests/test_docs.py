@@ -8,8 +8,8 @@ from channels import imap, slack, widget
 from tests.conftest import REPO
 from triage.cli import build_parser
 from triage.config import SERVICE_KEYS, TENANT_KEYS, WEBHOOK_KEYS
-from triage.core import knowledge, threading, trust, widget_identity
-from triage.core.policy import ACTIONS, MARGIN_RULE_IDS, RULES
+from triage.core import classify, knowledge, relabel, threading, trust, widget_identity
+from triage.core.policy import ACTIONS, FORGED_NOT_RELAYED, MARGIN_RULE_IDS, RULES
 from triage.desk import agents
 from triage.service import intake, loops, notifier, outbox, renewal, webhooks
 
@@ -17,9 +17,9 @@ README = (REPO / "README.md").read_text(encoding="utf-8")
 
 
 def test_rule_ids_documented():
-    ids = [r.id for r in RULES] + MARGIN_RULE_IDS
+    ids = [r.id for r in RULES] + MARGIN_RULE_IDS + [FORGED_NOT_RELAYED] + [r.id for r in relabel.RULES]
     for module in (threading, intake, loops, outbox, agents, notifier, imap, widget, trust, widget_identity,
-                   slack, knowledge, webhooks, renewal):
+                   slack, knowledge, webhooks, renewal, classify):
         ids += list(module.RULES)
     missing = [i for i in ids if f"`{i}`" not in README]
     assert not missing, f"rules missing from README: {missing}"

@@ -5,7 +5,7 @@ import pytest
 
 from tests.conftest import make_email
 from triage.core.domains import is_public, registrable, similar
-from triage.core.identify import identify
+from triage.core.identify import identify, mail_system
 from triage.core.message import Message
 from triage.core.parse import parse_chat, parse_email
 
@@ -92,3 +92,14 @@ def test_bounce_to_bot_address_tenant_only_from_bounced_headers(config):
     bare = Message(channel="email", id="<b@x>", sender="mailer-daemon@mx.example",
                    recipients=["support@support.test"])
     assert identify(bare, config).tenant is None
+
+
+def test_a_bounce_is_written_by_a_mail_system_not_by_a_supplier(config):
+    """A company's mail server returning our reply is nobody the desk can help: requester
+    unknown, unless the address itself is in the directory."""
+    server = identify(parse_email(make_email(sender="mailer-daemon@mail.steelworks.lt")), config)
+    assert server.requester == "external"
+    got = mail_system(server)
+    assert got.requester == "unknown" and got.reasons[-1] == "requester-mail-system"
+    listed = identify(parse_email(make_email(sender="tom.user@steelworks.lt")), config)
+    assert mail_system(listed).requester == "external"

@@ -191,3 +191,12 @@ def test_header_facts_need_no_margin(config):
 def test_cheap_actions_need_no_margin(config):
     d = _decide(config, make_email(), "technical/bug", confidence=0.5)
     assert d.actions == ["acknowledge", "notify_agents"] and d.reasons[-1] == "technical-help"
+
+
+def test_a_forged_sender_is_never_relayed_into_the_company(config):
+    """The receiving host's DMARC check failed: the From address is not who wrote, so the
+    business question is answered with the redirect but not forwarded to the contacts."""
+    d = _decide(config, make_email(dmarc="fail"), "business/question")
+    assert "relay_to_company" not in d.actions and not d.relay_topic
+    assert "redirect_business" in d.actions and "relay-withheld-forged-sender" in d.reasons
+    assert "relay_to_company" in _decide(config, make_email(dmarc="none"), "business/question").actions

@@ -137,20 +137,24 @@ def _header_checks(msg: Message, mime: MimeMessage, auto: Automation, local: str
 
 def _content_checks(msg: Message, lexicon: Lexicon, auto: Automation) -> None:
     """Out-of-office and newsletter wording, in every configured language."""
-    # "Out of Office: …" is the autoresponder's own subject; "RE: Out of Office: …" is a
-    # person answering in that thread (back from holiday, say): only the first counts.
-    if lexicon.scan(msg.subject, "auto:auto_reply_subject") and not PREFIXES.match(msg.subject):
-        auto.add("auto-out-of-office-subject", "auto_reply")
     body = msg.new_text or msg.text
-    # A person may well write "I am on leave next week, can you…?": an out-of-office text
-    # alone counts only when it asks nothing.
     # Out-of-office text stands at the top, newsletter footers at the bottom: one scan of
     # each end (the whole body when it is short).
     ends = body if len(body) <= 5000 else body[:2000] + "\n" + body[-3000:]
     totals: dict[str, float] = {}
     for hit in lexicon.scan(ends, "auto:"):
         totals[hit.label] = totals.get(hit.label, 0.0) + hit.weight
-    if totals.get("auto:auto_reply_body", 0) >= 4 and "?" not in body:
+    out_of_office_body = totals.get("auto:auto_reply_body", 0) >= 4
+    # "Out of Office: …" is the autoresponder's own subject; "RE: Out of Office: …" is a
+    # person answering in that thread (back from holiday, say), and so is someone who asks
+    # a question under the autoresponder's subject ("Autosvar: …", "sorry for my auto-reply,
+    # the link still fails — what am I doing wrong?"): an autoresponder does not ask.
+    if (lexicon.scan(msg.subject, "auto:auto_reply_subject") and not PREFIXES.match(msg.subject)
+            and ("?" not in body or out_of_office_body)):
+        auto.add("auto-out-of-office-subject", "auto_reply")
+    # A person may well write "I am on leave next week, can you…?": an out-of-office text
+    # alone counts only when it asks nothing.
+    if out_of_office_body and "?" not in body:
         auto.add("auto-out-of-office-body", "auto_reply")
     if totals.get("auto:bulk_body", 0) >= 4:
         auto.add("auto-newsletter-body", "bulk")

@@ -43,6 +43,13 @@ LANGUAGE_SAMPLE = 400  # characters: plenty for lingua, and the cost grows with 
 URGENCY_BONUS = 2.0
 NO_MODEL_UNKNOWN_BONUS = 0.5
 _MIN_NEW_TEXT = 12  # shorter "new text" means the splitter cut too much: read the whole body
+THANKS_WORDS = 60  # a thank-you note is short; a longer text says something more
+THANKS_CONFIDENCE = 0.9
+THANKS_NEW_REQUEST = 4.0  # cue weight of one clear request: "solved, thanks — and I need access for Jan"
+RULES = {
+    "classify-thanks-only": "a reply that only thanks (the problem is solved, nothing new is asked) is not a "
+                            "new request, whatever the subject and the quoted answer below it are about",
+}
 
 
 @dataclass
@@ -55,6 +62,7 @@ class Classification:
     evidence: list[str] = field(default_factory=list)
     signals: dict[str, list[str]] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
+    rules: list[str] = field(default_factory=list)  # ids of the reading rules that set the label
 
     @property
     def label(self) -> str:
@@ -139,6 +147,10 @@ class Classifier:
         if automation.kind:
             return Classification("automated", automation.kind, language, "low", 0.99,
                                   [f"rule:{r}" for r in automation.reasons], signals)
+        thanks = self.thanks_only(msg)
+        if thanks:
+            return Classification("other", "unknown", language, "normal", THANKS_CONFIDENCE,
+                                  ["rule:classify-thanks-only", *thanks], signals, rules=["classify-thanks-only"])
         scores, evidence = self._score(text, hits, signals)
         probs = softmax(scores, self.model.calibration if self.model else 1.0)
         label = max(probs, key=probs.__getitem__)
@@ -152,6 +164,23 @@ class Classifier:
         return Classification(category, intent, language, priority, round(probs[label], 3),
                               top_evidence[:8], signals,
                               {k: round(v, 3) for k, v in sorted(probs.items(), key=lambda kv: -kv[1])[:4]})
+
+    def thanks_only(self, msg: Message) -> list[str]:
+        """The evidence that the new text only thanks, or nothing. Read without the subject
+        and the quoted history, which still speak of the solved problem: thanks with no
+        question, no "still"/"but", and either the problem said to be solved (then only a
+        clear new request outweighs it) or no request of any intent in the new text."""
+        new = msg.new_text.strip()
+        if not new or "?" in new or len(new.split()) > THANKS_WORDS:
+            return []
+        hits = self.lexicon.scan(new)
+        found = self.signals(hits)
+        if "gratitude" not in found or "persisting" in found:
+            return []
+        asks = max(_sum_hits([h for h in hits if ":" not in h.label and h.label != UNKNOWN]).values(), default=0.0)
+        if asks >= (THANKS_NEW_REQUEST if "resolved" in found else SIGNAL_MIN):
+            return []
+        return [f"signal gratitude '{found['gratitude'][0]}'"] + [f"signal resolved '{t}'" for t in found.get("resolved", [])[:1]]
 
     @staticmethod
     def cues(hits: list[Hit], signals: dict[str, list[str]]) -> tuple[dict[str, float], list[str]]:

@@ -6,7 +6,7 @@ tenant's) or ``unknown`` (a public mailbox or no address: anyone could be behind
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from triage.config import Config, Tenant
 from triage.core.directory import User
@@ -105,3 +105,11 @@ def identify(msg: Message, config: Config) -> Identity:
     if not company and colleagues:
         company = colleagues[0].company
     return Identity(tenant, requester, user, company, public, colleagues, reasons)
+
+
+def mail_system(who: Identity) -> Identity:
+    """A bounce was written by a mail server, not by a supplier: the requester is unknown
+    (unless the bounce comes from an address in the directory)."""
+    if who.user is not None or who.requester == "unknown":
+        return who
+    return replace(who, requester="unknown", reasons=[*who.reasons, "requester-mail-system"])

@@ -9,9 +9,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from triage.config import Config, Tenant
-from triage.core import automated, hours, knowledge, trust
+from triage.core import automated, hours, knowledge, relabel, trust
 from triage.core.classify import Classification, Classifier
-from triage.core.identify import Identity, identify
+from triage.core.identify import Identity, identify, mail_system
 from triage.core.lexicon import load_lexicon
 from triage.core.message import Message
 from triage.core.model import Model
@@ -172,8 +172,12 @@ class Pipeline(Drafts):
         proof = trust.assess(msg, tenant.widget_secret if tenant else "",
                              self.config.email["trusted_authserv_ids"])
         auto = automated.detect(msg, self.lexicon)
+        if auto.kind == "bounce":
+            who = mail_system(who)
         cls = self.classifier.classify(msg, auto, tenant.language if tenant else "en")
-        decision = decide(Context(msg, who, proof, auto, cls, self.config))
+        context = Context(msg, who, proof, auto, cls, self.config)
+        cls = context.cls = relabel.refine(context)
+        decision = decide(context)
         offered = self.suggest(msg, tenant, auto, cls, decision)
         decision.reasons.append(offered.rule)
         return Outcome(msg, who, proof, auto, cls, decision, 0, None, None, None, offered)

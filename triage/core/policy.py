@@ -269,6 +269,7 @@ def short_of_margin(rule: Rule, confidence: float) -> str:
     return ""
 
 
+FORGED_NOT_RELAYED = "relay-withheld-forged-sender"  # the receiving host's DMARC check failed
 MARGIN_RULE_IDS = sorted({f"low-confidence-{what}" for what, _ in MARGINS.values()})
 
 
@@ -276,15 +277,18 @@ def decide(ctx: Context) -> Decision:
     """Apply the first matching rule; the reasons list every fact and rule that led there.
     A worded rule whose expensive action lacks its confidence margin falls back to the
     cheap acknowledge + hold, and both rule ids are in the reasons."""
-    reasons = list(ctx.who.reasons) + [ctx.trust.reason] + ctx.automation.reasons
+    reasons = list(ctx.who.reasons) + [ctx.trust.reason] + ctx.automation.reasons + ctx.cls.rules
     for rule in RULES:
         if rule.applies(ctx):
             unsure = short_of_margin(rule, ctx.cls.confidence)
             if unsure:
                 return Decision(list(FALLBACKS.get(unsure, CHEAP_FALLBACK)), reasons + [rule.id, unsure])
             topic = "business" if ctx.cls.category == "business" else "account"
-            return Decision(list(rule.actions), reasons + [rule.id], rule.guide, rule.decline,
-                            topic if "relay_to_company" in rule.actions else "")
+            actions, why = list(rule.actions), reasons + [rule.id]
+            if "relay_to_company" in actions and ctx.trust.reason == "trust-dmarc-fail":
+                actions.remove("relay_to_company")  # a forged From is never forwarded into the company
+                why.append(FORGED_NOT_RELAYED)
+            return Decision(actions, why, rule.guide, rule.decline, topic if "relay_to_company" in actions else "")
     raise AssertionError("the last rule always applies")  # pragma: no cover
 
 

@@ -87,7 +87,7 @@ class _Corrected:
         cls = self.inner.classify(msg, auto, default_language)
         category, intent = self.label.split("/")
         return replace(cls, category=category, intent=intent, confidence=1.0,
-                       priority="urgent" if self.label == URGENT else "normal",
+                       priority="urgent" if self.label == URGENT else "normal", rules=["agent-reclassified"],
                        evidence=[f"agent correction: {self.label}", *cls.evidence])
 
 
