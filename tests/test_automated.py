@@ -89,6 +89,9 @@ def test_a_person_answering_under_an_out_of_office_subject_is_a_person(subject):
      True),
     ("Automatic reply: [#1001] Upload error", "I am out of the office until Monday with limited access to e-mail. "
      "For urgent matters please contact my colleague.", False),
+    ("Автоматический ответ: Re: [#1001] Не могу войти", "Это уже не автоответ, я вернулся из отпуска. По вашей "
+     "инструкции сбросил пароль, но при входе всё равно пишет, что учётная запись заблокирована.", True),
+    ("Abwesenheitsnotiz: Ihre Anfrage", "", False),
 ])
 def test_a_question_under_the_autoresponders_own_subject_is_a_person(subject, body, person):
     """An autoresponder does not ask: a question under its subject is the person writing

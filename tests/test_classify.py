@@ -101,6 +101,8 @@ def test_short_chat_line_without_content_is_unknown():
     "Sonderangebot nur diese Woche: 40 % Rabatt auf alle Druckerpatronen! Jetzt bestellen und sparen.",
     "Поздравляем! Вы выиграли денежный приз. Перейдите по ссылке, чтобы получить выигрыш сегодня.",
     "Знижка 50% на всі курси англійської тільки до неділі! Реєструйтеся за посиланням.",
+    "Teams like yours usually cut onboarding time by 60%. Would you be open to a quick 15-minute call next week? "
+    "If you're not the right person, could you point me to who is?",
 ])
 def test_marketing_without_headers_is_bulk(text):
     cls = _cls(text)

@@ -200,3 +200,12 @@ def test_a_forged_sender_is_never_relayed_into_the_company(config):
     assert "relay_to_company" not in d.actions and not d.relay_topic
     assert "redirect_business" in d.actions and "relay-withheld-forged-sender" in d.reasons
     assert "relay_to_company" in _decide(config, make_email(dmarc="none"), "business/question").actions
+
+
+def test_open_registration_is_for_new_companies_not_for_someone_acting_for_one(config):
+    """A consultant hired by a supplier, or someone new at one, does not register a company:
+    that is the tenant's decision (relayed), even where new companies may register."""
+    raw = make_email("ceo@brand-new.ee", to="zenith@support.test")
+    assert "new-user-open-registration" in _decide(config, raw, "account/new_user").reasons
+    acting = _decide(config, raw, "account/new_user", signals={"on_behalf": ["on their behalf"]})
+    assert "new-user-open-registration" not in acting.reasons and "guide_self_service" not in acting.actions

@@ -21,6 +21,7 @@ from triage.core.lexicon import Lexicon
 from triage.core.message import Message
 from triage.core.subjects import FORWARDED, PREFIXES
 
+SUBJECT_ONLY_WORDS = 12  # an out-of-office subject over a longer body with none of its wording is a person
 _DATA = tomllib.loads((DATA / "automated.toml").read_text("utf-8"))
 _SYSTEM = set(_DATA["system_senders"])
 _BOUNCE_SENDERS = set(_DATA["bounce_senders"])
@@ -146,11 +147,12 @@ def _content_checks(msg: Message, lexicon: Lexicon, auto: Automation) -> None:
         totals[hit.label] = totals.get(hit.label, 0.0) + hit.weight
     out_of_office_body = totals.get("auto:auto_reply_body", 0) >= 4
     # "Out of Office: …" is the autoresponder's own subject; "RE: Out of Office: …" is a
-    # person answering in that thread (back from holiday, say), and so is someone who asks
-    # a question under the autoresponder's subject ("Autosvar: …", "sorry for my auto-reply,
-    # the link still fails — what am I doing wrong?"): an autoresponder does not ask.
+    # person answering in that thread (back from holiday, say). Under the autoresponder's
+    # own subject ("Autosvar: …") it still counts when the body reads as one, or says next to
+    # nothing; a question or a longer text with no out-of-office wording is the person
+    # writing again ("this is no auto-reply any more, the reset still fails").
     if (lexicon.scan(msg.subject, "auto:auto_reply_subject") and not PREFIXES.match(msg.subject)
-            and ("?" not in body or out_of_office_body)):
+            and (out_of_office_body or ("?" not in body and len(body.split()) <= SUBJECT_ONLY_WORDS))):
         auto.add("auto-out-of-office-subject", "auto_reply")
     # A person may well write "I am on leave next week, can you…?": an out-of-office text
     # alone counts only when it asks nothing.

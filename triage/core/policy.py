@@ -202,9 +202,10 @@ RULES: list[Rule] = [
     Rule("new-user-internal-invites", "the tenant's staff invite suppliers in the portal",
          lambda c: c.label == "account/new_user" and c.who.requester == "internal",
          ("guide_self_service", "notify_agents"), guide="internal_invite"),
-    Rule("new-user-open-registration", "the tenant lets new supplier companies register themselves",
+    Rule("new-user-open-registration", "the tenant lets new supplier companies register themselves "
+         "(not someone new at a supplier, or acting for one: that is the company's decision)",
          lambda c: c.label == "account/new_user" and c.who.tenant is not None and c.who.tenant.open_registration
-         and c.who.user is None and not c.who.colleagues,
+         and c.who.user is None and not c.who.colleagues and not c.signal("on_behalf"),
          ("guide_self_service", "notify_agents"), guide="open_registration"),
     Rule("new-user-public-address", "accounts are never made for public mailbox addresses",
          lambda c: c.label == "account/new_user" and _named_public(c),
