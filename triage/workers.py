@@ -35,7 +35,7 @@ from typing import Any
 
 from triage.pipeline import Outcome, Pipeline
 
-NICE = 19  # the lowest priority: under load the CPU goes to the SMTP process first (accepting is the critical path)
+NICE = 10  # workers yield the CPU to the SMTP process under load
 START_TIMEOUT = 120.0  # seconds for a worker to import and load its pipeline on a busy machine
 
 
