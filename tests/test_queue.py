@@ -114,3 +114,63 @@ async def test_widget_line_gets_its_ack_promptly_through_the_queue(tmp_path):
             assert asyncio.get_running_loop().time() - started < 3.0
         [out] = await rows(service, "SELECT text FROM messages WHERE direction = 'out' AND channel = 'widget'")
         assert "1001" in out["text"]
+
+
+async def test_a_stalled_transaction_holds_no_other_senders_250(tmp_path):
+    """The group commit waits a moment for transactions under way (MAIL FROM answered): one
+    that never sends its mail costs the others at most that moment, and RSET, DATA and a
+    cut-off connection each end its wait."""
+    import socket
+    import time
+
+    def begin() -> smtplib.SMTP:
+        client = smtplib.SMTP(*service.smtp_address, timeout=30)
+        client.ehlo()
+        assert client.mail(TOM)[0] == 250
+        return client
+
+    async with running(write_config(tmp_path)) as service:
+        stalled = await asyncio.to_thread(begin)
+        cut_off = await asyncio.to_thread(begin)
+        try:
+            assert len(service._coming) == 2
+            start = time.monotonic()
+            code, text = await asyncio.to_thread(smtp_send, service, mail(subject="Cannot log in"))
+            assert code == 250 and "queued as" in text
+            assert time.monotonic() - start < 2.0, "a sender waited for a transaction that never came"
+            assert (await asyncio.to_thread(stalled.rset))[0] == 250
+            await until(lambda: len(service._coming) == 1)
+            cut_off.sock.shutdown(socket.SHUT_RDWR)  # the connection ends mid-transaction, without QUIT
+            await until(lambda: not service._coming)
+        finally:
+            await asyncio.to_thread(stalled.close)
+            cut_off.close()
+        await drained(service)
+        assert len(await rows(service, "SELECT id FROM tickets")) == 1
+
+
+async def test_concurrent_senders_share_commits(tmp_path):
+    """Eight senders whose mail arrives together are committed together, not one fsync each."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    async with running(write_config(tmp_path)) as service:
+        sizes: list[int] = []
+        add = service.inbound.add
+        service.inbound.add = lambda batch: (sizes.append(len(batch)), add(batch))[1]  # type: ignore[method-assign]
+        ready = threading.Barrier(8)
+
+        def send(i: int) -> int:
+            with smtplib.SMTP(*service.smtp_address, timeout=30) as client:
+                client.ehlo()
+                client.mail(TOM)
+                client.rcpt(SUPPORT)
+                ready.wait(30)
+                return client.data(mail(subject=f"Cannot log in {i}", message_id=f"<share.{i}@x.example>"))[0]
+
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(8) as threads:
+            codes = await asyncio.gather(*(loop.run_in_executor(threads, send, i) for i in range(8)))
+        assert codes == [250] * 8 and sum(sizes) == 8 and max(sizes) > 1, sizes
+        await drained(service)
+        assert len(await rows(service, "SELECT id FROM tickets")) == 8
