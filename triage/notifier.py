@@ -24,7 +24,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from triage import hours, slack_blocks
-from triage.agents import Agents
+from triage.agents import ANSWER_KINDS, Agents
 from triage.config import Config, SupportHours
 from triage.outbox import RunDb
 from triage.store import Store, iso
@@ -207,7 +207,8 @@ class Notifier:
             "SELECT s.ticket, s.channel, s.ts, t.tenant, t.number, t.created_at FROM slack_threads s "
             "JOIN tickets t ON t.id = s.ticket WHERE s.reminded_at IS NULL AND t.status IN ('new', 'open') "
             f"AND s.ticket NOT IN ({','.join('?' * len(skip))}) "
-            "AND NOT EXISTS (SELECT 1 FROM events e WHERE e.ticket = s.ticket AND e.kind IN ('agent-reply', 'approved'))",
+            "AND NOT EXISTS (SELECT 1 FROM events e WHERE e.ticket = s.ticket AND e.kind IN "
+            f"({', '.join(repr(k) for k in ANSWER_KINDS)}))",
             skip)
         out = []
         for row in rows:
