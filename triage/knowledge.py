@@ -54,19 +54,13 @@ SNOWBALL = {"en": "english", "sv": "swedish", "de": "german", "ru": "russian", "
 PREFIX = 6
 MAX_QUERY_TERMS = 60  # a long mail's first distinct stems are plenty, and bound the query's cost
 WEIGHTS = (6.0, 4.0, 1.0)  # BM25 column weights: title, keywords, body
-INTENT_BOOST = 1.25  # an article tagged with the classified intent counts this much more
-# A stem in at least half of its language's articles ("and", "och", "не", "portal") says
-# nothing about which one answers, but the index holds every language, where it looks rare:
-# it is left out of the query. Only from COMMON_MIN_ARTICLES on: in a help centre of three
-# articles, half of them is no evidence that a word is common.
-COMMON_SHARE = 0.5
-COMMON_MIN_ARTICLES = 6
-# Chosen on tests/data/kb_questions.jsonl (see bench/kb.py; tuned on one half of the questions
-# and checked on the other) for no suggestion on questions no article answers: the best score
-# divided by log(1 + the query's informative stems) must reach MIN_SCORE and beat the next
-# article by CLEAR_LEAD; a second or third article is shown only when nearly as good.
-MIN_SCORE = 8.8
-CLEAR_LEAD = 1.05
+INTENT_BOOST = 1.5  # an article tagged with the classified intent counts this much more
+# Chosen on tests/data/kb_questions.jsonl (see bench/kb.py) for no suggestion on questions no
+# article answers: the best score divided by the square root of the query's distinct stems
+# must reach MIN_SCORE, and beat the next article by CLEAR_LEAD; a second or third article
+# is shown only when nearly as good as the first.
+MIN_SCORE = 7.0
+CLEAR_LEAD = 1.15
 ALSO_SHOWN = 0.8
 OTHER_LANGUAGE_SCORE = 10.0  # an article in another language must be this clearly right
 AGENT_MIN_SCORE = 0.5 * MIN_SCORE  # agents see weaker matches too: they choose before anything is sent
@@ -187,22 +181,6 @@ def load_articles(folder: Path, languages: list[str]) -> list[Article]:
     return articles
 
 
-def _common_stems(articles: list[Article]) -> dict[str, frozenset[str]]:
-    """Per language (with at least COMMON_MIN_ARTICLES articles), the stems found in at least
-    COMMON_SHARE of its articles: the words every article of that language uses."""
-    out: dict[str, frozenset[str]] = {}
-    for lang in {a.language for a in articles}:
-        mine = [a for a in articles if a.language == lang]
-        if len(mine) < COMMON_MIN_ARTICLES:
-            continue
-        counts: dict[str, int] = {}
-        for a in mine:
-            for stem in set(terms(f"{a.title} {' '.join(a.keywords)} {a.body}", lang)):
-                counts[stem] = counts.get(stem, 0) + 1
-        out[lang] = frozenset(t for t, n in counts.items() if n >= COMMON_SHARE * len(mine))
-    return out
-
-
 class KnowledgeBase:
     """One tenant's articles in an FTS5 index of their stems (title and keywords weigh more)."""
 
@@ -214,22 +192,19 @@ class KnowledgeBase:
             (n, " ".join(terms(a.title, a.language)), " ".join(terms(" ".join(a.keywords), a.language)),
              " ".join(terms(a.body, a.language))) for n, a in enumerate(articles)])
         self.languages = {a.language for a in articles}
-        self.common = _common_stems(articles)
 
     def search(self, text: str, language: str, limit: int = 10) -> list[Suggestion]:
-        """Articles ranked by BM25 over the text's informative stems (those common in the
-        language's articles left out), best first; the score is divided by the logarithm of the
-        query's length, so a long mail's many incidental matches do not outweigh a short
-        question's decisive ones (no threshold applied here)."""
-        common = self.common.get(language, frozenset())
-        query = [t for t in list(dict.fromkeys(terms(text, language)))[:MAX_QUERY_TERMS] if t not in common]
+        """Articles ranked by BM25 over the text's stems, best first; the score is divided by
+        the square root of the query's length, so a long mail's many incidental matches do
+        not outweigh a short question's decisive ones (no threshold applied here)."""
+        query = list(dict.fromkeys(terms(text, language)))[:MAX_QUERY_TERMS]
         if not query or not self.articles:
             return []
         match = " OR ".join(f'"{t}"' for t in query)
         weights = ", ".join(str(w) for w in WEIGHTS)
         rows = self.db.execute(f"SELECT rowid, -bm25(articles, {weights}) FROM articles WHERE articles MATCH ? "
                                f"ORDER BY bm25(articles, {weights}) LIMIT ?", (match, limit)).fetchall()
-        scale = math.log(1 + len(query))
+        scale = math.sqrt(len(query))
         return [Suggestion(self.articles[rowid], score / scale) for rowid, score in rows]
 
     def ranked(self, text: str, intent: str, language: str) -> list[Suggestion]:
