@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import shutil
 import socket
 import ssl
 import threading
@@ -108,6 +109,18 @@ def write_config(folder: Path, *, relay_url: str = "", smtp_port: int = 0, web_p
     (folder / "tenants" / "acme.toml").write_text(ACME.format(support=SUPPORT, noreply=NOREPLY, contact=CONTACT))
     (folder / "tenants" / "acme.users.csv").write_text(USERS)
     (folder / "tenants" / "zenith.toml").write_text(ZENITH.format(other=OTHER_SUPPORT, noreply=NOREPLY))
+    return folder
+
+
+HELP_CENTRE = Path(__file__).resolve().parents[1] / "config" / "tenants" / "borealis-help"
+
+
+def with_knowledge_base(folder: Path, tenant: str = "acme") -> Path:
+    """The configuration in ``folder`` with the example tenant's help centre as ``tenant``'s
+    knowledge base (the matching thresholds are set for a help centre of that size)."""
+    shutil.copytree(HELP_CENTRE, folder / "tenants" / f"{tenant}-kb")
+    path = folder / "tenants" / f"{tenant}.toml"
+    path.write_text(f'knowledge_base = "{tenant}-kb"\n' + path.read_text())
     return folder
 
 

@@ -122,10 +122,10 @@ def trigger_id() -> str:
 _TRIGGERS = itertools.count(1)
 
 
-def action_body(action: dict[str, Any], ticket: int, message_ts: str) -> str:
+def action_body(action: dict[str, Any], ticket: int, message_ts: str, channel: str = CHANNEL) -> str:
     payload = {"type": "block_actions", "team": {"id": "T1"}, "user": {"id": AGENT, "team_id": "T1"},
-               "api_app_id": "A1", "token": "x", "trigger_id": trigger_id(), "channel": {"id": CHANNEL},
-               "container": {"type": "message", "message_ts": message_ts, "channel_id": CHANNEL},
+               "api_app_id": "A1", "token": "x", "trigger_id": trigger_id(), "channel": {"id": channel},
+               "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
                "message": {"ts": message_ts, "type": "message"},
                "actions": [{"block_id": f"ticket:{ticket}", "action_ts": str(time.time()), **action}]}
     return urlencode({"payload": json.dumps(payload)})
@@ -133,6 +133,12 @@ def action_body(action: dict[str, Any], ticket: int, message_ts: str) -> str:
 
 def button(name: str, ticket: int, ts: str) -> str:
     return action_body({"type": "button", "action_id": name, "value": str(ticket)}, ticket, ts)
+
+
+def send_article(ticket: int, article: str, ts: str, channel: str = CHANNEL) -> str:
+    """A click on a help article's Send button of the card (value ``ticket:article``)."""
+    return action_body({"type": "button", "action_id": "send_article", "value": f"{ticket}:{article}"},
+                       ticket, ts, channel)
 
 
 def select(label: str, ticket: int, ts: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -33,8 +34,14 @@ def relay() -> AsyncIterator[Sink]:
 @pytest.fixture
 async def console(tmp_path: Path, relay: Sink) -> AsyncIterator[Service]:
     """The service with a relay sink and two agents: Kim (all tenants) and Zed (zenith only)."""
-    service = Service(load_config(write_config(tmp_path / "config", relay_url=relay.url)), out=lambda line: None,
-                      retry_base=0.2)
+    async with console_service(write_config(tmp_path / "config", relay_url=relay.url)) as service:
+        yield service
+
+
+@asynccontextmanager
+async def console_service(folder: Path) -> AsyncIterator[Service]:
+    """The service of the configuration in ``folder``, with the agents Kim and Zed."""
+    service = Service(load_config(folder), out=lambda line: None, retry_base=0.2)
     await service.start()
 
     def agents() -> None:

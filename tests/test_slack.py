@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -84,6 +85,14 @@ def with_channel(folder: Path) -> Path:
 
 @pytest.fixture
 async def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
+    async with slack_service(monkeypatch, lambda relay: with_channel(write_config(tmp_path / "cfg", relay_url=relay))) as e:
+        yield e
+
+
+@asynccontextmanager
+async def slack_service(monkeypatch: pytest.MonkeyPatch, configure: Callable[[str], Path]) -> AsyncIterator[Env]:
+    """The service with Slack on against the stand-in Web API and a relay sink; ``configure``
+    writes the configuration folder for the sink's relay URL."""
     monkeypatch.setenv("SLACK_BOT_TOKEN", sk.BOT_TOKEN)
     monkeypatch.setenv("SLACK_SIGNING_SECRET", sk.SIGNING_SECRET)
     monkeypatch.delenv("SLACK_APP_TOKEN", raising=False)
@@ -91,7 +100,7 @@ async def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
     await api.start()
     sink = Sink()
     shift = [timedelta(0)]
-    config = load_config(with_channel(write_config(tmp_path / "cfg", relay_url=sink.url)))
+    config = load_config(configure(sink.url))
     service = Service(config, out=lambda line: None, retry_base=0.1, slack_base_url=api.base_url,
                       slack_interval=0.2, clock=lambda: utcnow() + shift[0], pipeline=TroublePipeline,
                       intake_retry=0.1)

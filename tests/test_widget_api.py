@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
@@ -13,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.servicekit import parse, write_config
+from tests.servicekit import parse, with_knowledge_base, write_config
 from triage.config import ConfigError, load_config
 from triage.core.trust import widget_hash
 from triage.service.app import Service
@@ -29,17 +28,13 @@ widget_rate_limits = ["4/60"]
 """
 
 
-KB = Path(__file__).resolve().parents[1] / "config" / "tenants" / "borealis-help"
-
-
 def widget_config(folder: Path) -> Path:
     """The service test configuration with the widget set up for acme (top-level keys first),
     with the example tenant's help centre as its knowledge base, so answers come with
-    suggested articles (the matching thresholds are set for a help centre of that size)."""
-    write_config(folder)
-    shutil.copytree(KB, folder / "tenants" / "acme-kb")
+    suggested articles."""
+    with_knowledge_base(write_config(folder))
     acme = folder / "tenants" / "acme.toml"
-    acme.write_text(WIDGET_KEYS + 'knowledge_base = "acme-kb"\n' + acme.read_text())
+    acme.write_text(WIDGET_KEYS + acme.read_text())
     return folder
 
 

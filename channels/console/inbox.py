@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from triage.config import Config
+from triage.desk.agents import ANSWER_KINDS
 from triage.desk.search import fts_query
 from triage.service.notifier import first_response_due
 from triage.store import STATUSES, Store
@@ -29,7 +30,8 @@ OVERDUE_SCAN = 2000  # open tickets looked at for "overdue" at most
 _HELD = ("coalesce((SELECT e.outcome FROM events e WHERE e.ticket = t.id AND e.kind IN ('decision', 'reclassified') "
          "ORDER BY e.id DESC LIMIT 1), '') LIKE '%hold_for_review%' "
          "AND NOT EXISTS (SELECT 1 FROM events e WHERE e.ticket = t.id AND e.kind = 'approved')")
-_ANSWERED = "EXISTS (SELECT 1 FROM events e WHERE e.ticket = t.id AND e.kind IN ('agent-reply', 'approved'))"
+_ANSWERED = ("EXISTS (SELECT 1 FROM events e WHERE e.ticket = t.id AND e.kind IN "
+             f"({', '.join(repr(k) for k in ANSWER_KINDS)}))")
 
 
 @dataclass

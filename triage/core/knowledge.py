@@ -63,6 +63,7 @@ MIN_SCORE = 7.0
 CLEAR_LEAD = 1.15
 ALSO_SHOWN = 0.8
 OTHER_LANGUAGE_SCORE = 10.0  # an article in another language must be this clearly right
+AGENT_MIN_SCORE = 0.5 * MIN_SCORE  # agents see weaker matches too: they choose before anything is sent
 
 
 class ArticleError(ValueError):
@@ -206,17 +207,22 @@ class KnowledgeBase:
         scale = math.sqrt(len(query))
         return [Suggestion(self.articles[rowid], score / scale) for rowid, score in rows]
 
-    def suggest(self, text: str, intent: str, language: str, fallback_language: str,
-                limit: int = 3) -> list[Suggestion]:
-        """Up to ``limit`` articles, one per article id, when the best clears MIN_SCORE and
-        leads the next by CLEAR_LEAD: in the sender's language, else the tenant's; another
-        language only when it is clearly right and no translation exists."""
+    def ranked(self, text: str, intent: str, language: str) -> list[Suggestion]:
+        """The best-scoring file of each article id (intent boost applied), best first; no
+        threshold: what the policy and the agents' view each cut in their own way."""
         best: dict[str, Suggestion] = {}
         for s in self.search(text, language, limit=30):
             score = s.score * (INTENT_BOOST if intent in s.article.intents else 1.0)
             if s.article.id not in best or score > best[s.article.id].score:
                 best[s.article.id] = Suggestion(s.article, score)
-        ranked = sorted(best.values(), key=lambda s: s.score, reverse=True)
+        return sorted(best.values(), key=lambda s: s.score, reverse=True)
+
+    def suggest(self, text: str, intent: str, language: str, fallback_language: str,
+                limit: int = 3) -> list[Suggestion]:
+        """Up to ``limit`` articles, one per article id, when the best clears MIN_SCORE and
+        leads the next by CLEAR_LEAD: in the sender's language, else the tenant's; another
+        language only when it is clearly right and no translation exists."""
+        ranked = self.ranked(text, intent, language)
         if not ranked or ranked[0].score < MIN_SCORE:
             return []
         if len(ranked) > 1 and ranked[0].score < CLEAR_LEAD * ranked[1].score:
@@ -225,19 +231,35 @@ class KnowledgeBase:
         for s in ranked[:limit]:
             if s.score < ALSO_SHOWN * ranked[0].score:
                 break
-            pick = self._translation(s.article.id, language, fallback_language)
+            pick = self.article(s.article.id, language, fallback_language, anywhere=False)
             if pick is not None:
                 chosen.append(Suggestion(pick, s.score))
             elif s.score >= OTHER_LANGUAGE_SCORE:
                 chosen.append(s)
         return chosen
 
-    def _translation(self, article_id: str, language: str, fallback: str) -> Article | None:
+    def matches(self, text: str, intent: str, language: str, fallback_language: str,
+                limit: int = 3) -> list[Suggestion]:
+        """What an agent is shown to pick from, whatever the policy offered the requester: the
+        best ``limit`` articles above AGENT_MIN_SCORE, without the clear-lead rule (the agent,
+        not the bot, judges between two close ones), each in the requester's language if it
+        has a translation. A person reads these before anything is sent, so the bar is lower."""
+        out = []
+        for s in self.ranked(text, intent, language)[:limit]:
+            if s.score < AGENT_MIN_SCORE:
+                break
+            out.append(Suggestion(self.article(s.article.id, language, fallback_language) or s.article, s.score))
+        return out
+
+    def article(self, article_id: str, language: str, fallback: str, anywhere: bool = True) -> Article | None:
+        """The article with this id in ``language``, else ``fallback``, else (with ``anywhere``)
+        in whichever language it exists; None for an id the knowledge base does not have."""
+        found = [a for a in self.articles if a.id == article_id]
         for lang in (language, fallback):
-            for article in self.articles:
-                if article.id == article_id and article.language == lang:
-                    return article
-        return None
+            for a in found:
+                if a.language == lang:
+                    return a
+        return found[0] if found and anywhere else None
 
 
 def offer(kb: KnowledgeBase | None, text: str, category: str, intent: str, actions: list[str],

@@ -76,6 +76,11 @@ class Outcome:
         return line
 
 
+def _kb_text(msg: Message) -> str:
+    """What the knowledge base is searched with: the subject and the new text of the message."""
+    return f"{msg.subject}\n{msg.new_text or msg.text}"
+
+
 def greeting_name(msg: Message, who: Identity, verified: bool) -> str:
     """The name a reply greets: the one the sender gave, else their directory entry's — but
     only for a proven sender, or a stranger typing a supplier's address into the widget would
@@ -186,9 +191,17 @@ class Pipeline(Drafts):
                 decision: Decision) -> knowledge.Suggestions:
         """Help articles for the reply, from the tenant's knowledge base (see triage/core/knowledge.py)."""
         kb = self.knowledge.get(tenant.slug) if tenant else None
-        text = f"{msg.subject}\n{msg.new_text or msg.text}"
-        return knowledge.offer(kb, text, cls.category, cls.intent, decision.actions, bool(auto.kind),
+        return knowledge.offer(kb, _kb_text(msg), cls.category, cls.intent, decision.actions, bool(auto.kind),
                                cls.language, tenant.language if tenant else "en")
+
+    def matches(self, out: Outcome) -> list[knowledge.Suggestion]:
+        """The knowledge base's best articles for the message as agents see them, whatever the
+        policy offered the requester (a misread question still shows its article to an agent)."""
+        tenant = out.who.tenant
+        kb = self.knowledge.get(tenant.slug) if tenant else None
+        if kb is None or tenant is None:
+            return []
+        return kb.matches(_kb_text(out.msg), out.cls.label, out.cls.language, tenant.language)
 
     def run(self, msg: Message, ticket: int, now: datetime | None = None) -> Outcome:
         now = now or datetime.now(timezone.utc)

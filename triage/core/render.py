@@ -7,6 +7,7 @@ Layout of the templates folder::
     <lang>/parts/<part>.txt.j2     one paragraph per reply action (acknowledge, decline, ...)
     <lang>/relay.txt.j2            the message forwarded to the tenant's company contacts
     <lang>/relay_subject.txt.j2    its subject line
+    <lang>/article.txt.j2          a help article an agent sends to the requester
 
 Safety by construction: a template only ever sees the keys listed in ``REPLY_KEYS`` or
 ``RELAY_KEYS``. Anything else a caller passes (a tenant's contacts, say) is dropped before
@@ -36,6 +37,8 @@ REPLY_KEYS = ("ticket", "ticket_tag", "tenant", "sender_name", "channel", "porta
               "articles", "portal_renews")
 # The context of transcript.txt.j2 and transcript_subject.txt.j2: a visitor's own conversation.
 TRANSCRIPT_KEYS = ("ticket_tag", "tenant", "lines")
+# The context of article.txt.j2: one help article an agent sends, and the ticket it answers.
+ARTICLE_KEYS = ("title", "url", "ticket_tag", "tenant", "channel")
 # The whole render context of relay.txt.j2 and relay_subject.txt.j2 (internal readers).
 RELAY_KEYS = ("ticket_tag", "tenant", "sender_name", "sender_email", "sender_company",
               "requester", "verified", "trust_evidence", "category", "intent", "channel",
@@ -208,6 +211,13 @@ class Renderer:
         reads "Support des Lieferantenportals von …", not an English name)."""
         used = self._pick(lang, fallback, "sender_name.txt.j2")
         return _one_line(self._render(f"{used}/sender_name.txt.j2", {"tenant": tenant, "lang": used}))
+
+    def article(self, lang: str, fallback: str, context: dict) -> str:
+        """The short message that carries a help article an agent chose (title and address)."""
+        used = self._pick(lang, fallback, "article.txt.j2")
+        ctx = self._context(context, ARTICLE_KEYS, "article")
+        ctx["lang"] = used
+        return tidy(self._render(f"{used}/article.txt.j2", ctx))
 
     def transcript(self, lang: str, fallback: str, context: dict) -> tuple[str, str]:
         """(subject, body) of a widget conversation mailed to its visitor."""

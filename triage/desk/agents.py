@@ -15,13 +15,14 @@ from __future__ import annotations
 import copy
 import json
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from triage.config import Config
 from triage.core.automated import Automation
 from triage.core.classify import HUMAN_LABELS, URGENT, Classification, Classifier
+from triage.core.knowledge import Suggestion
 from triage.core.message import Message
 from triage.core.parse import parse_email
 from triage.core.pipeline import Outcome, Pipeline
@@ -43,7 +44,10 @@ RULES = {
     "agent-note": "an internal note (in Slack a thread message starting with note:): an event, never sent",
     "agent-reopened": "an agent reopened a resolved or closed ticket",
     "agent-created": "an agent filed a ticket taken by phone or in person (channel phone)",
+    "agent-article-sent": "an agent sent a help article from the tenant's knowledge base to the requester",
 }
+# Events that are an agent's answer to the requester (no reminder is due after one).
+ANSWER_KINDS = ("agent-reply", "approved", "article-sent")
 NOTE_PREFIX = "note:"
 OPEN_STATUSES = ("new", "open")
 DONE_STATUSES = ("resolved", "closed")
@@ -70,6 +74,9 @@ class Card:
     draft: str  # the reply the bot would send once an agent vouches for it
     excerpt: str
     held: bool  # hold_for_review was decided and nobody has approved yet
+    offered: list[Suggestion] = field(default_factory=list)  # the articles the bot offered the requester
+    offer_rule: str = ""  # the knowledge rule that decided that (kb-suggested, kb-not-for-category, …)
+    matches: list[Suggestion] = field(default_factory=list)  # other good articles, for agents only
 
     @property
     def urgent(self) -> bool:
@@ -142,7 +149,9 @@ class Agents:
             verified=out.trust.verified, trust_evidence=out.trust.evidence, label=out.cls.label,
             confidence=out.cls.confidence, reasons=out.decision.reasons, actions=out.decision.actions,
             draft=self._draft(out, now), excerpt=(out.msg.new_text or out.msg.text).strip(),
-            held=self._held(ticket_id))
+            held=self._held(ticket_id), offered=out.suggestions.articles, offer_rule=out.suggestions.rule,
+            matches=[m for m in self.pipeline.matches(out)
+                     if m.article.id not in {s.article.id for s in out.suggestions.articles}])
 
     def _draft(self, out: Outcome, now: datetime) -> str:
         """The reply without "an agent will look at it": what approving sends."""
@@ -247,6 +256,34 @@ class Agents:
             if ticket["status"] in OPEN_STATUSES:
                 self.store.update_ticket(ticket_id, {"status": "pending"})
         return f"sent to the requester ({where})"
+
+    def send_article(self, ticket_id: int, article_id: str, agent: str, now: datetime,
+                     tenants: list[str] | None = None) -> str:
+        """One help article of the ticket's tenant to the requester on the ticket's channel, in
+        their language when it is translated, with a short text in that language. Any article of
+        the tenant may be sent, not only those the bot offered: the agent has read the question.
+        ``tenants`` (those of the Slack channel the click came from) refuses another tenant's ticket."""
+        with self.store.transaction():
+            ticket = self.ticket(ticket_id)
+            if tenants is not None and ticket["tenant"] not in tenants:
+                raise AgentError(f"[#{ticket['number']}] belongs to a tenant this channel's agents do not serve")
+            tenant = self.config.tenants.get(ticket["tenant"] or "")
+            kb = self.pipeline.knowledge.get(tenant.slug) if tenant else None
+            if tenant is None or kb is None:
+                raise AgentError(f"[#{ticket['number']}]'s tenant has no knowledge base")
+            language = ticket["language"] or tenant.language
+            article = kb.article(article_id, language, tenant.language)
+            if article is None:
+                raise AgentError(f"no article {article_id!r} in {tenant.name}'s knowledge base")
+            text = self.pipeline.renderer.article(language, tenant.language, {
+                "title": article.title, "url": article.url, "ticket_tag": f"[#{ticket['number']}]",
+                "tenant": tenant.name, "channel": ticket["channel"]})
+            where = self._send(ticket, text, agent, now)
+            self._event(ticket_id, "article-sent", "agent-article-sent", f"sent {where}", now, agent,
+                        article=article.id, language=article.language, url=article.url)
+            if ticket["status"] in OPEN_STATUSES:
+                self.store.update_ticket(ticket_id, {"status": "pending"})
+        return f"sent “{article.title}” to the requester ({where})"
 
     def create(self, tenant: str, address: str, subject: str, text: str, verified: bool, agent: str,
                now: datetime) -> dict[str, Any]:

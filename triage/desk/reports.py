@@ -31,8 +31,8 @@ DEFAULT_DUE_HOURS = 4.0
 NO_TENANT = "(no tenant)"
 ALL = "all tenants"
 MAX_SERIES = 7  # more series than this are drawn as "other" (the rows and CSV keep them all)
-AGENT_ANSWER = ("agent-reply", "approved", "widget-reply")
-AGENT_TOUCH = ("approved", "reclassified", "agent-reply", "widget-reply", "escalated")
+AGENT_ANSWER = ("agent-reply", "approved", "widget-reply", "article-sent")
+AGENT_TOUCH = ("approved", "reclassified", "agent-reply", "widget-reply", "escalated", "article-sent")
 REFUSED_MAIL = ("reply-suppressed", "relay-suppressed", "mail-suppressed")
 RAW_TMP, TICKETS_TMP, HOURS_TMP = "temp.report_raw", "temp.report_tickets", "temp.report_hours"
 

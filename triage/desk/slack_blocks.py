@@ -13,6 +13,7 @@ from triage.desk.agents import Card
 
 SECTION_LIMIT = 2900  # Slack refuses section text over 3000 characters
 EXCERPT_LIMIT = 600
+ARTICLES_SHOWN = 3
 
 
 def escape(text: str) -> str:
@@ -56,8 +57,34 @@ def ticket_message(card: Card) -> tuple[str, list[dict[str, Any]]]:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
             "*Drafted reply*" + (" (held for review)" if card.held else "") + "\n```"
             + escape(_cut(card.draft, SECTION_LIMIT - 40)) + "```"}})
+    blocks += articles(card)
     blocks.append(actions(card))
     return text, blocks
+
+
+def articles(card: Card) -> list[dict[str, Any]]:
+    """The ticket's help articles, each with a Send button (``send_article``, value
+    ``ticket:article``): those the bot offered the requester, else the knowledge base's best
+    matches, labelled as not offered (the policy withheld them or none cleared its bar)."""
+    tid = str(card.ticket["id"])
+    shown = card.offered or card.matches
+    if not shown:
+        return []
+    label = ("*Help articles* (offered to the requester)" if card.offered else
+             f"*Help articles* (best matches, not offered to the requester: `{card.offer_rule}`)")
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": label}}]
+    for n, s in enumerate(shown[:ARTICLES_SHOWN]):
+        a = s.article
+        blocks.append({"type": "section", "block_id": f"article:{tid}:{n}", "text": {"type": "mrkdwn", "text":
+                       f"<{_link(a.url)}|{escape(_cut(a.title, 150))}> ({a.language})"},
+                       "accessory": {"type": "button", "action_id": "send_article", "value": f"{tid}:{a.id}",
+                                     "text": {"type": "plain_text", "text": "Send to requester"}}})
+    return blocks
+
+
+def _link(url: str) -> str:
+    """A URL inside Slack's ``<url|label>``: the characters that would end the link escaped."""
+    return escape(url).replace("|", "%7C")
 
 
 def actions(card: Card) -> dict[str, Any]:

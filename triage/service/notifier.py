@@ -26,7 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from triage.config import Config, SupportHours
 from triage.core import hours
 from triage.desk import slack_blocks
-from triage.desk.agents import Agents
+from triage.desk.agents import ANSWER_KINDS, Agents
 from triage.service.outbox import RunDb
 from triage.store import Store, iso
 
@@ -208,7 +208,8 @@ class Notifier:
             "SELECT s.ticket, s.channel, s.ts, t.tenant, t.number, t.created_at FROM slack_threads s "
             "JOIN tickets t ON t.id = s.ticket WHERE s.reminded_at IS NULL AND t.status IN ('new', 'open') "
             f"AND s.ticket NOT IN ({','.join('?' * len(skip))}) "
-            "AND NOT EXISTS (SELECT 1 FROM events e WHERE e.ticket = s.ticket AND e.kind IN ('agent-reply', 'approved'))",
+            "AND NOT EXISTS (SELECT 1 FROM events e WHERE e.ticket = s.ticket AND e.kind IN "
+            f"({', '.join(repr(k) for k in ANSWER_KINDS)}))",
             skip)
         out = []
         for row in rows:
