@@ -22,7 +22,7 @@ from tests.test_console_http import KIM, ZED, Browser, base, console_service, cs
 from tests.test_service_e2e import outbox_settled, rows, send, until
 from tests.test_slack import FORM, ZENITH_CHANNEL, Env, actions_of, fields, slack_service, with_channel
 from tests.test_widget_browser import CHROMIUM
-from triage.service import Service
+from triage.service.app import Service
 
 HOWTO = dict(subject="Upload certificate",
              body="Hello, how do I upload our ISO 9001 certificate to the company profile? I cannot find the "
