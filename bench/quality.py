@@ -48,7 +48,8 @@ def measure(scorer, cases_path: Path, triage: str, config: Path) -> dict:
             if want != have:
                 confusion[f"{want} → {have}"] += 1
         if "hold_for_review" in (got.get("actions") or []):
-            held[(got.get("reasons") or ["?"])[-1]] += 1
+            # the decision's rule is the last reason before the help-article rule (kb-…)
+            held[next((r for r in reversed(got.get("reasons") or []) if not r.startswith("kb-")), "?")] += 1
     summary["confusion"] = dict(confusion.most_common())
     summary["held_by_rule"] = dict(held.most_common())
     return summary
