@@ -61,6 +61,7 @@ def test_debug_lines_are_hidden_at_info():
 def test_serve_says_where_everything_is_and_logs_each_mail_as_json(tmp_path):
     """`triage serve --log-format json`: the start-up lines name the widget demo, the console and
     Slack's state; each accepted mail, each refusal and each filing is one JSON line."""
+    import os
     import smtplib
     import subprocess
     import sys
@@ -71,8 +72,9 @@ def test_serve_says_where_everything_is_and_logs_each_mail_as_json(tmp_path):
 
     smtp_port = free_port()
     folder = write_config(tmp_path, smtp_port=smtp_port, web_port=free_port())
+    env = {**os.environ, "TRIAGE_COMMAND": "bin/triage"}  # as bin/triage sets it: the hints name it
     proc = subprocess.Popen([sys.executable, "-m", "triage.cli", "--config", str(folder), "serve", "--log-format",
-                             "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     errors: list[str] = []
     threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True).start()  # type: ignore[arg-type]
     try:
@@ -83,7 +85,7 @@ def test_serve_says_where_everything_is_and_logs_each_mail_as_json(tmp_path):
                 break
         said = "".join(banner)
         assert "triage serve: widget demo http://" in said and "/widget/demo?tenant=" in said
-        assert "triage serve: console http://" in said and "triage agents add" in said
+        assert "triage serve: console http://" in said and "add one with: bin/triage agents add" in said
         assert "triage serve: slack off" in said
         with smtplib.SMTP("127.0.0.1", smtp_port, timeout=20) as client:
             client.sendmail("tom@steelworks.example", ["acme@support.test"], mail())
@@ -103,6 +105,7 @@ def test_serve_says_where_everything_is_and_logs_each_mail_as_json(tmp_path):
     assert by_msg["mail refused"]["code"] == 550
     filed = by_msg["mail filed"]
     assert filed["tenant"] == "acme" and filed["ticket"] == 1001 and filed["rule"] and filed["ms"] >= 0
+    assert filed["held_local"] == 1  # no relay: the acknowledgement waits in the outbox, and the log says so
 
 
 def test_a_stderr_nobody_reads_never_blocks_the_caller():

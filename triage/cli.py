@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from triage import command
 from triage.config import Config, ConfigError, config_warnings, load_config, redact_url, resolve_hosts
 from triage.core.message import Message
 from triage.core.parse import parse_chat, parse_email
@@ -524,7 +525,7 @@ def cmd_agents(args: argparse.Namespace, config: Config) -> int:
             for agent in agents:
                 print(_line(agent.email, repr(agent.name), "tenants: " + ", ".join(agent.tenants or ["all"])))
             if not agents:
-                print("no agents (add one with: triage agents add EMAIL --name NAME)")
+                print(f"no agents (add one with: {command()} agents add EMAIL --name NAME)")
         elif args.agents_command == "remove":
             accounts.remove(args.email)
             print(f"removed {args.email} (their sessions have ended)")

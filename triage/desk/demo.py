@@ -12,6 +12,7 @@ import time
 import uuid
 from email.message import EmailMessage
 
+from triage import command
 from triage.config import Config, Tenant, split_listen
 from triage.store import Store
 
@@ -80,7 +81,8 @@ def run_demo(config: Config, tenant_slug: str | None = None) -> int:
         time.sleep(0.2)
     for message_id in ids:
         _show(store, message_id)
-    print("More: triage tickets, triage ticket N, triage outbox, triage search WORD")
+    run = command()
+    print(f"More: {run} tickets, {run} ticket N, {run} outbox, {run} search WORD")
     return 0
 
 

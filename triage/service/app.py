@@ -31,6 +31,7 @@ from channels.console import ConsoleChannel
 from channels.imap import Poller
 from channels.smtp import QueueFull, SmtpHandler, smtp_factory
 from channels.widget import WidgetChannel
+from triage import command
 from triage.config import Config, parse_limits, split_listen
 from triage.core.pipeline import Drafts, Pipeline
 from triage.core.threading import Signer, signing_key
@@ -178,7 +179,7 @@ class Service:
         self.out(f"triage serve: widget demo {web_url}/widget/demo?tenant={sorted(self.config.tenants)[0]}")
         agents = await self.run_db(lambda: self.store.db["agents"].count)
         self.out(f"triage serve: console {web_url}/ ({agents} agents"
-                 + ("" if agents else "; add one with: triage agents add EMAIL --name NAME") + ")")
+                 + ("" if agents else f"; add one with: {command()} agents add EMAIL --name NAME") + ")")
         if self.slack is None:
             self.out("triage serve: slack off (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to turn it on)")
         self.out("triage serve: ready")

@@ -78,6 +78,7 @@ def file_batch(intake: Intake, conversations: Conversations, rows: list[Queued],
                 event(log, logging.INFO, "mail filed" if row.kind != "chat" else "chat line filed",
                       ticket=result.number, tenant=item.tenant, rule=decided_by(outcome.decision.reasons),
                       duplicate=result.duplicate or None, queue_id=row.id,
+                      held_local=(result.held or None) if isinstance(result, Result) else None,
                       ms=round((now - received).total_seconds() * 1000))
             except Exception as e:  # this row only: retried, or quarantined after the last attempt
                 error = str(e) if isinstance(e, (WorkerFailed, WorkerDied)) else f"{type(e).__name__}: {e}"

@@ -65,6 +65,7 @@ class Result:
     number: int | None  # its human number
     duplicate: bool = False
     queued: int = 0  # outbox rows waiting for the relay
+    held: int = 0  # outbox rows kept (no relay configured): only `triage outbox` shows them
 
 
 def dedupe_key(msg: Message, raw: bytes) -> str:
@@ -205,20 +206,22 @@ class Intake:
             self._participants(ticket_id, msg, new=thread.ticket is None or thread.add_participant, at=at)
         if "thread-bounced-message" in thread.rules:  # only a bounce of mail the bot really sent
             self._bounce(ticket_id, msg, outcome, recipients, now, at)
-        queued = 0
+        written = 0  # mails put in the outbox
         if outcome.reply and tenant is not None and msg.channel == "widget":
             self._chat_reply(ticket_id, outcome, thread.ticket is not None, at)
         elif outcome.reply and tenant is not None:
-            queued += self._reply(ticket_id, number, tenant, msg, outcome, key, automated,
-                                  thread.ticket is not None, now)
+            written += self._reply(ticket_id, number, tenant, msg, outcome, key, automated,
+                                   thread.ticket is not None, now)
         if outcome.relay and tenant is not None:
-            queued += self._relay(ticket_id, tenant, msg, outcome, key, now)
+            written += self._relay(ticket_id, tenant, msg, outcome, key, now)
         # webhooks (issue 14): the portal action and ticket events, in this same transaction
         webhooks.on_filed(self.store, self.config, ticket_id, outcome.decision.actions, outcome.decision.reasons,
                           new=thread.ticket is None, reopened=(thread.ticket or {}).get("status") == "resolved"
                           and not automated, replied=bool(outcome.reply and tenant), relayed=bool(outcome.relay
                           and tenant), requester=msg.sender if outcome.trust.verified else "", at=at)
-        return Result(ticket_id, number, queued=queued)
+        if self.hold_local:
+            return Result(ticket_id, number, held=written)
+        return Result(ticket_id, number, queued=written)
 
     # -- tickets ----------------------------------------------------------------------
 
@@ -371,7 +374,7 @@ class Intake:
             return 0
         self.store.log_sent(base_address(msg.sender), ticket_id, at)
         self.queue(ticket_id, "reply", [rcpt], subject, message_id, raw, outcome.reply, sender[1], at)
-        return 0 if self.hold_local else 1
+        return 1
 
     def _relay(self, ticket_id: int, tenant: Tenant, msg: Message, outcome: Outcome, in_reply_to: str,
                now: datetime) -> int:
@@ -411,7 +414,7 @@ class Intake:
             self.store.add_participant(ticket_id, contact.email, "contact", at)
             self.queue(ticket_id, "relay", [rcpt], outcome.relay_subject, message_id, raw,
                        outcome.relay, sender[1], at)
-            queued += 0 if self.hold_local else 1
+            queued += 1
         return queued
 
 
