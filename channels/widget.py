@@ -29,7 +29,6 @@ file per language in ``static/i18n/``, chosen by the visitor's language (every c
 """
 from __future__ import annotations
 
-import asyncio
 import html
 import json
 import logging

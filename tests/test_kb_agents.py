@@ -8,7 +8,6 @@ console in real headless Chromium and over HTTP, and the mail the relay sink rec
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from tests import slackkit as sk
 from tests.servicekit import Sink, mail, with_knowledge_base, write_config
 from tests.test_console_browser import browser, signed_in  # noqa: F401 - the Chromium fixture
-from tests.test_console_http import KIM, ZED, Browser, base, console_service, csrf_of, relay  # noqa: F401
+from tests.test_console_http import ZED, Browser, base, console_service, csrf_of, relay  # noqa: F401
 from tests.test_service_e2e import outbox_settled, rows, send, until
 from tests.test_slack import FORM, ZENITH_CHANNEL, Env, actions_of, fields, slack_service, with_channel
 from tests.test_widget_browser import CHROMIUM

@@ -3,7 +3,6 @@ I/O, and no two modules import each other (an import circle hides which one is t
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 from tests.conftest import REPO
 

@@ -12,7 +12,6 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from email.message import Message as MimeMessage
-from pathlib import Path
 
 from flufl.bounce import all_failures
 

@@ -1,7 +1,7 @@
 """Category, intent, language, priority and confidence, with the evidence behind them.
 
 Two transparent sources vote: weighted cue phrases (``triage/core/lexicon.py``, data per
-language) and a naive-Bayes model over word stems (``triage/core/model.py``). Their scores are
+language) and a linear model over word stems and character n-grams (``triage/core/model.py``). Their scores are
 added on one log scale (the mixing weight is chosen by ``triage train`` by
 cross-validation) and a softmax turns them into a confidence. Header-based automation
 facts (``triage/core/automated.py``) outrank both. The evidence list says which cue or word
@@ -147,7 +147,7 @@ class Classifier:
         if automation.kind:
             return Classification("automated", automation.kind, language, "low", 0.99,
                                   [f"rule:{r}" for r in automation.reasons], signals)
-        thanks = self.thanks_only(msg)
+        thanks = self.thanks_only(msg) if "gratitude" in signals else []
         if thanks:
             return Classification("other", "unknown", language, "normal", THANKS_CONFIDENCE,
                                   ["rule:classify-thanks-only", *thanks], signals, rules=["classify-thanks-only"])

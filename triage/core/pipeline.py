@@ -1,6 +1,7 @@
 """One entry point every channel calls: message in, decision and drafted texts out.
 
-parse → identify → trust → automated → classify → decide → render. Nothing here sends or
+parse → identify → trust → automated → classify (then ``relabel``: what the sender's
+identity says about the label) → decide → render. Nothing here sends or
 stores: the service does that with the :class:`Outcome`, and ``triage classify`` prints it.
 """
 from __future__ import annotations

@@ -16,7 +16,7 @@ from triage.core.classify import Classification
 from triage.core.domains import domain_of
 from triage.core.policy import Context
 
-FINAL = "agent-reclassified"  # an agent's label is the label: no rule reads over it
+FINAL = "agent-reclassified"  # an agent's label is the label (triage.desk.agents): no rule reads over it
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from triage.config import Config
+from triage.core import relabel
 from triage.core.automated import Automation
 from triage.core.classify import HUMAN_LABELS, URGENT, Classification, Classifier
 from triage.core.knowledge import Suggestion
@@ -94,7 +95,7 @@ class _Corrected:
         cls = self.inner.classify(msg, auto, default_language)
         category, intent = self.label.split("/")
         return replace(cls, category=category, intent=intent, confidence=1.0,
-                       priority="urgent" if self.label == URGENT else "normal", rules=["agent-reclassified"],
+                       priority="urgent" if self.label == URGENT else "normal", rules=[relabel.FINAL],
                        evidence=[f"agent correction: {self.label}", *cls.evidence])
 
 
