@@ -153,6 +153,21 @@ async def test_business_question_is_relayed_and_no_contact_leaks(tmp_path, sink)
         assert {"reply", "relay"} <= {e["kind"] for e in events}
 
 
+async def test_a_forged_business_question_over_smtp_is_never_relayed_into_the_company(tmp_path, sink):
+    """An attacker mails a business question as a supplier; the trusted MX found DMARC fail.
+    The redirect may go to that address, but nothing is forwarded to the company contacts."""
+    verdict = "mx.support.test; dmarc=fail header.from=steelworks.example"  # added by the trusted MX
+    forged = mail(**BUSINESS, headers={"Authentication-Results": verdict})
+    async with running(write_config(tmp_path, relay_url=sink.url)) as service:
+        await send(service, forged)
+        await until(lambda: sink.messages)
+        rows_out = await outbox_settled(service)
+        assert [json.loads(r["recipients"]) for r in rows_out] == [[TOM]]  # the reply only
+        assert all(CONTACT not in m.rcpt_tos for m in sink.messages)
+        [decision] = await rows(service, "SELECT rules FROM events WHERE kind = 'decision'")
+        assert "relay-withheld-forged-sender" in json.loads(decision["rules"])
+
+
 async def test_duplicate_message_id_makes_no_second_ticket(tmp_path, sink):
     async with running(write_config(tmp_path, relay_url=sink.url)) as service:
         raw = mail(message_id="<same@steelworks.example>")
