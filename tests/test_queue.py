@@ -174,3 +174,33 @@ async def test_concurrent_senders_share_commits(tmp_path):
         assert codes == [250] * 8 and sum(sizes) == 8 and max(sizes) > 1, sizes
         await drained(service)
         assert len(await rows(service, "SELECT id FROM tickets")) == 8
+
+
+async def test_during_a_flood_mail_is_accepted_and_filed_once_it_calms(tmp_path):
+    """Accepting comes first: while the service counts a flood, the writer files nothing (the
+    mail is committed to the queue and answered 250); once the flood is over it is filed."""
+    async with running(write_config(tmp_path)) as service:
+        flood = {"on": True}
+        service.dispatcher.busy = lambda: flood["on"]
+        code, _ = await asyncio.to_thread(smtp_send, service, mail(subject="in the flood"))
+        assert code == 250
+        await asyncio.sleep(1.0)  # long enough for an idle writer to have filed it many times over
+        assert await rows(service, "SELECT id FROM tickets") == []
+        assert (await health(service))["queue_depth"] == 1
+        flood["on"] = False
+        await until(lambda: service.depth == 0, timeout=30)
+        assert len(await rows(service, "SELECT id FROM tickets")) == 1
+
+
+async def test_a_flood_is_counted_from_the_arrival_rate_and_ends_at_half_the_queue(tmp_path):
+    async with running(write_config(tmp_path, queue_limit=100)) as service:
+        now = asyncio.get_running_loop().time()
+        assert not service._busy()
+        service._recent.append((now, 150))  # 300 mails a second over the half-second window
+        assert service._busy()
+        service.depth = 50  # half the queue's limit: filing must go on, whatever arrives
+        assert not service._busy()
+        service.depth = 0
+        service._recent.clear()
+        service._recent.append((now - 1.0, 150))  # a burst a second ago is over
+        assert not service._busy()

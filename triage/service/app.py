@@ -433,7 +433,7 @@ class Service:
     def _busy(self) -> bool:
         """A flood: more than FLOOD_RATE mails a second arriving (a steady load below it the
         writer files as it comes) and the queue under half its limit. Then accepting comes
-        first and the writer yields the interpreter (see triage.service.dispatch)."""
+        first and the writer waits (see triage.service.dispatch)."""
         now = asyncio.get_running_loop().time()
         while self._recent and self._recent[0][0] < now - FLOOD_WINDOW:
             self._recent.popleft()

@@ -8,9 +8,10 @@ are the rows deleted from the queue. While one batch is being filed the next is 
 assessed, so neither the workers nor the writer wait for the other.
 
 Taking mail comes first: during a flood (``busy()``: hundreds of mails a second, the queue
-not near its limit), the writer pauses after each batch for nine times as long as the batch
-took, so the SMTP sessions in the same process get most of the interpreter; the queue
-absorbs the burst and is filed at full speed as soon as it calms down (or fills up).
+under half its limit), the writer files nothing, so the SMTP sessions in the same process
+have the interpreter to themselves; the queue absorbs the burst and is filed at full speed
+as soon as it calms down or reaches half its limit (then accepting and filing share, and
+back-pressure bounds the rest). A flood only delays tickets: every mail in it is committed.
 
 A row whose pipeline raised, whose worker died, or whose filing failed is tried again
 after ``retry_delay`` × attempts seconds; the third failure quarantines it (its raw mail,
@@ -37,7 +38,7 @@ from triage.store import iso
 log = logging.getLogger(__name__)
 
 RunIn = Callable[..., Awaitable[Any]]
-YIELD = 9  # during a flood the writer pauses 9× as long as a batch took: 10 % of the interpreter
+FLOOD_PAUSE = 0.05  # seconds between the writer's looks at whether a flood is over
 
 
 @dataclass
@@ -158,8 +159,9 @@ class Dispatcher:
     async def _file_loop(self, batches: asyncio.Queue[tuple[list[Queued], list[Assessed | Exception]] | None]) -> None:
         while (item := await batches.get()) is not None:
             rows, assessed = item
+            while self.busy():  # mail is arriving: accepting has the interpreter (see above)
+                await asyncio.sleep(FLOOD_PAUSE)
             now = self.clock()
-            started = asyncio.get_running_loop().time()
             try:
                 filed = await self.run_db(file_batch, self.intake, self.conversations, rows, assessed, now)
                 await self.run_queue(self.inbound.finish, filed.done, filed.failed, now, self.retry_delay)
@@ -179,8 +181,6 @@ class Dispatcher:
             if filed.failed:
                 self.last_error = "intake: " + list(filed.failed.values())[-1]
             self.on_filed(filed)
-            if self.busy():  # mail is arriving: let the sessions have the interpreter (see above)
-                await asyncio.sleep(YIELD * (asyncio.get_running_loop().time() - started))
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:
