@@ -98,3 +98,29 @@ def test_a_question_under_the_autoresponders_own_subject_is_a_person(subject, bo
     again, unless the body itself reads as an out-of-office."""
     auto = detect(parse_email(make_email(subject=subject, body=body)), LEXICON)
     assert (auto.kind != "auto_reply") is person, auto.reasons
+
+
+@pytest.mark.parametrize("body", [
+    "Our administrator is on parental leave from this week until March. Please give my account admin rights "
+    "so I can add users and change our company details while she is away.",
+    "Hej, jag är inte ledig, det var min kollegas autosvar. Jag kommer fortfarande inte in i portalen: "
+    "lösenordet godtas men sms-koden för tvåstegsverifieringen kommer aldrig.",
+    "Unser Einkäufer ist bis einschließlich Freitag im Urlaub. Bitte schalten Sie für mich den Zugang frei, "
+    "mein Login wird seit gestern mit falschem Passwort abgelehnt.",
+    "Я не в отпуске, это был автоответ коллеги. Не могу войти в портал: пароль не подходит, сброс пароля не приходит.",
+])
+def test_out_of_office_wording_in_a_request_for_help_is_a_person(body):
+    """Someone mentioning leave (their colleague's, or denying their own) while asking for
+    technical or account help is a person and must never be suppressed."""
+    auto = detect(parse_email(make_email(subject="Login", body=body)), LEXICON)
+    assert auto.kind == "", auto.reasons
+
+
+@pytest.mark.parametrize("body", [
+    "I am on parental leave from 1 December until June with no access to e-mail. "
+    "For questions about your account please contact our office.",
+    "Jag är föräldraledig till och med 31 maj och läser inte min e-post. Ditt meddelande vidarebefordras inte.",
+])
+def test_a_real_out_of_office_naming_an_account_is_still_automatic(body):
+    auto = detect(parse_email(make_email(subject="Frånvaro", body=body)), LEXICON)
+    assert auto.kind == "auto_reply", auto.reasons

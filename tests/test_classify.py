@@ -133,6 +133,10 @@ QUOTED = "> Hello, the Submit button of RFQ 4466 stays disabled because of an er
     "Vielen Dank für die schnelle Rückmeldung! Mit freundlichen Grüßen Markus",
     "Дякую, все запрацювало після оновлення сторінки.",
     "Спасибо, всё работает!",
+    "Thanks, I emptied the browser cache as you said and the upload went through at once. Have a nice day!",
+    "Tack för hjälpen i morse, budet gick in i tid och allt ser bra ut nu. Ni räddade dagen!",
+    "Danke, die Datei ging jetzt problemlos durch, alles bestens nun.",
+    "Дякую, ви нас виручили, заявка пройшла вчасно.",
 ])
 def test_a_reply_that_only_thanks_is_no_new_request(new):
     """The subject and the quoted answer still speak of the solved problem; the new text

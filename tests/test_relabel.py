@@ -33,6 +33,13 @@ def test_a_buyer_asking_how_to_see_their_own_rfq_data_asks_a_how_to(config):
     assert _refined(config, "business/confidential", {}, "eva.strand@acme.se").label == "business/confidential"
 
 
+def test_a_buyer_asking_how_to_extend_their_own_rfqs_deadline_asks_a_how_to(config):
+    got = _refined(config, "business/deadline", HOW, "eva.strand@acme.se")
+    assert got.label == "technical/howto" and got.rules == ["relabel-internal-own-data-howto"]
+    # a supplier asking for more time asks for a deadline change, however it is phrased
+    assert _refined(config, "business/deadline", HOW, "tom.user@steelworks.lt").label == "business/deadline"
+
+
 def test_asking_how_to_register_from_a_company_on_the_portal_is_access(config):
     got = _refined(config, "account/new_user", HOW, "new.person@steelworks.lt")  # colleagues are active
     assert got.label == "technical/access" and got.rules == ["relabel-register-known-company"]

@@ -20,6 +20,7 @@ from triage.core.lexicon import Lexicon
 from triage.core.message import Message
 from triage.core.subjects import FORWARDED, PREFIXES
 
+REQUEST_WEIGHT = 5.0  # cue weight of one intent that makes an out-of-office-like text a person's request
 SUBJECT_ONLY_WORDS = 12  # an out-of-office subject over a longer body with none of its wording is a person
 _DATA = tomllib.loads((DATA / "automated.toml").read_text("utf-8"))
 _SYSTEM = set(_DATA["system_senders"])
@@ -153,12 +154,26 @@ def _content_checks(msg: Message, lexicon: Lexicon, auto: Automation) -> None:
     if (lexicon.scan(msg.subject, "auto:auto_reply_subject") and not PREFIXES.match(msg.subject)
             and (out_of_office_body or ("?" not in body and len(body.split()) <= SUBJECT_ONLY_WORDS))):
         auto.add("auto-out-of-office-subject", "auto_reply")
-    # A person may well write "I am on leave next week, can you…?": an out-of-office text
-    # alone counts only when it asks nothing.
+    # A person may well write "I am on leave next week, can you…?" or "our admin is on
+    # parental leave until June, please give me admin rights": an out-of-office text counts
+    # only when it asks nothing, neither a question nor a request with clear wording of its own.
     if out_of_office_body and "?" not in body:
-        auto.add("auto-out-of-office-body", "auto_reply")
+        if _request_weight(body, lexicon) >= REQUEST_WEIGHT:
+            auto.add("auto-person-request-over-out-of-office", "")
+        else:
+            auto.add("auto-out-of-office-body", "auto_reply")
     if totals.get("auto:bulk_body", 0) >= 4:
         auto.add("auto-newsletter-body", "bulk")
+
+
+def _request_weight(body: str, lexicon: Lexicon) -> float:
+    """The strongest technical or account reading of the text (summed cue weights): what a
+    person asking for help writes, and an autoresponder's text does not."""
+    totals: dict[str, float] = {}
+    for hit in lexicon.scan(body):
+        if hit.label.startswith(("technical/", "account/")):
+            totals[hit.label] = totals.get(hit.label, 0.0) + hit.weight
+    return max(totals.values(), default=0.0)
 
 
 def _bounce_checks(msg: Message, mime: MimeMessage, auto: Automation, local: str) -> None:

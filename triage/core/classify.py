@@ -45,7 +45,7 @@ NO_MODEL_UNKNOWN_BONUS = 0.5
 _MIN_NEW_TEXT = 12  # shorter "new text" means the splitter cut too much: read the whole body
 THANKS_WORDS = 60  # a thank-you note is short; a longer text says something more
 THANKS_CONFIDENCE = 0.9
-THANKS_NEW_REQUEST = 4.0  # cue weight of one clear request: "solved, thanks — and I need access for Jan"
+THANKS_NEW_REQUEST = 5.0  # cue weight of one clear request: "solved, thanks — and I need access for Jan"
 RULES = {
     "classify-thanks-only": "a reply that only thanks (the problem is solved, nothing new is asked) is not a "
                             "new request, whatever the subject and the quoted answer below it are about",

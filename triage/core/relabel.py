@@ -1,8 +1,9 @@
 """What the sender's identity says about the label the words gave.
 
 The classifier reads text only; some distinctions of the contract depend on who asks. A
-buyer of the tenant asking "how do I see which suppliers have not quoted?" asks about their
-own RFQ, which is a how-to, not a request for confidential data; "give our consultant
+buyer of the tenant asking "how do I see which suppliers have not quoted?" or "how do I
+extend the deadline once the RFQ is published?" asks about their own RFQ, which is a how-to,
+not a request for confidential data or a deadline change; "give our consultant
 jan@gmail.com access" asks for an account when the directory does not know Jan; "how do I register?" from
 someone whose company already works with the tenant is an access question, not a request
 for a new account. Each rule has an id that goes into the ticket's reasons.
@@ -47,8 +48,9 @@ def _named_without_account(c: Context) -> bool:
 
 RULES = [
     Relabel("relabel-internal-own-data-howto",
-            "the tenant's own staff asking how to see or do something with their own RFQs is a how-to",
-            frozenset({"business/confidential", "business/question"}), "technical/howto",
+            "the tenant's own staff asking how to see or do something with their own RFQs (its data, its "
+            "deadline) is a how-to",
+            frozenset({"business/confidential", "business/question", "business/deadline"}), "technical/howto",
             lambda c: c.who.requester == "internal" and c.signal("howto_form")),
     Relabel("relabel-access-for-someone-without-account",
             "rights or access for a named person who has no account yet is a request for a new account",
