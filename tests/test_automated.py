@@ -124,3 +124,20 @@ def test_out_of_office_wording_in_a_request_for_help_is_a_person(body):
 def test_a_real_out_of_office_naming_an_account_is_still_automatic(body):
     auto = detect(parse_email(make_email(subject="Frånvaro", body=body)), LEXICON)
     assert auto.kind == "auto_reply", auto.reasons
+
+
+@pytest.mark.parametrize("body", [
+    "Dear customer, the registration of your domain example-steel.com expires tonight. Renew now for only "
+    "$19.99 a year, otherwise the domain name will be deleted and every mailbox stops working.",
+    "Sehr geehrter Kunde, morgen wird die Domain example-steel.de endgültig gelöscht. Jetzt verlängern für nur "
+    "29,00 EUR: https://renew.example/d",
+    "Hej! Domänen example-steel.se raderas i natt. Förnya nu för endast 199 kr via länken nedan.",
+    "Уважаемый клиент! Ваш домен example-steel.ru будет удалён сегодня в 23:59. Продлите сейчас всего за 990 руб.",
+    "Шановний клієнте! Ваш домен example-steel.ua буде видалено сьогодні. Продовжте зараз лише за 450 грн.",
+])
+def test_domain_renewal_scams_are_bulk_in_every_language(body):
+    """Registrar scams ("your domain is deleted tonight, renew now for only …") come without
+    list headers; their wording is enough, and they must never be answered or relayed."""
+    auto = detect(parse_email(make_email(sender="service@renew-domains.example", subject="Last notice",
+                                         body=body)), LEXICON)
+    assert auto.kind == "bulk", auto.reasons

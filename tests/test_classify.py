@@ -155,3 +155,24 @@ def test_a_reply_that_only_thanks_is_no_new_request(new):
 def test_thanks_with_a_remaining_problem_or_a_new_question_is_read(new):
     got = _reply(new, QUOTED, "RE: [#1001] Error when submitting the quote for RFQ 4466")
     assert "classify-thanks-only" not in got.rules and got.label != "other/unknown", got.evidence
+
+
+@pytest.mark.parametrize("text", [
+    "Idea: could the quote form remember our usual payment terms and delivery address? We retype them on "
+    "every RFQ.",
+    "Kunde formuläret komma ihåg våra betalningsvillkor och leveransadress? Vi skriver in dem på varje förfrågan.",
+    "Könnte das Angebotsformular unsere Zahlungsbedingungen und die Lieferadresse speichern? Wir müssen sie "
+    "jedes Mal neu eintippen.",
+])
+def test_a_wish_for_the_quote_form_full_of_business_words_is_feedback(text):
+    """Payment terms and delivery addresses are business nouns, but asking the form to keep
+    them is a wish for the product, not a question for the buyer."""
+    assert _cls(text).label == "feedback/feature_request"
+
+
+def test_signing_as_administrator_asks_for_no_role_change():
+    """An admin who approves a setting "som administratör" asks for no rights; "give me
+    administrator rights" does."""
+    assert "high_importance" not in _cls("Kan ni ändra nummerserien åt oss? Jag godkänner det som "
+                                         "administratör.").signals
+    assert "high_importance" in _cls("Kan ni ge mig administratörsbehörighet i portalen?").signals

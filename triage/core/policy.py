@@ -34,9 +34,9 @@ MARGINS: dict[str, tuple[str, float]] = {  # action -> (what, confidence needed)
     "suppress": ("suppress", 0.85),
     "renew_invitation": ("account", 0.80),
     "guide_self_service": ("account", 0.60),
-    "decline": ("decline", 0.80),
-    "relay_to_company": ("relay", 0.80),
-    "redirect_business": ("relay", 0.80),
+    "decline": ("decline", 0.70),
+    "relay_to_company": ("relay", 0.70),
+    "redirect_business": ("relay", 0.70),
 }
 CHEAP_FALLBACK = ("acknowledge", "hold_for_review", "notify_agents")
 # Mail that may be automatic is held without an acknowledgement: a reply to a machine loops.
