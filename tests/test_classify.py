@@ -137,6 +137,11 @@ QUOTED = "> Hello, the Submit button of RFQ 4466 stays disabled because of an er
     "Tack för hjälpen i morse, budet gick in i tid och allt ser bra ut nu. Ni räddade dagen!",
     "Danke, die Datei ging jetzt problemlos durch, alles bestens nun.",
     "Дякую, ви нас виручили, заявка пройшла вчасно.",
+    "Thank you so much! The new invitation arrived and I have already registered.",
+    "Tack! Den nya inbjudan kom och jag har redan registrerat mig.",
+    "Vielen Dank! Die neue Einladung ist angekommen, ich habe mich schon registriert.",
+    "Спасибо большое! Новое приглашение пришло, я уже зарегистрировалась.",
+    "Щиро дякую! Нове запрошення прийшло, я вже зареєструвався.",
 ])
 def test_a_reply_that_only_thanks_is_no_new_request(new):
     """The subject and the quoted answer still speak of the solved problem; the new text

@@ -209,3 +209,14 @@ def test_open_registration_is_for_new_companies_not_for_someone_acting_for_one(c
     assert "new-user-open-registration" in _decide(config, raw, "account/new_user").reasons
     acting = _decide(config, raw, "account/new_user", signals={"on_behalf": ["on their behalf"]})
     assert "new-user-open-registration" not in acting.reasons and "guide_self_service" not in acting.actions
+
+
+def test_a_new_company_mentioning_a_colleague_still_registers_itself(config):
+    """"A colleague at another firm told us about you" is no request on someone's behalf when
+    the company says it is new: it gets the open registration guide, and a company on the
+    portal still does not."""
+    raw = make_email("sales@brand-new.ee", to="zenith@support.test")
+    said = {"on_behalf": ["colleague"], "new_company": ["we're a family-run manufacturer"]}
+    assert "new-user-open-registration" in _decide(config, raw, "account/new_user", signals=said).reasons
+    assert "new-user-open-registration" not in _decide(config, raw, "account/new_user",
+                                                       signals={"on_behalf": ["colleague"]}).reasons

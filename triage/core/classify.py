@@ -169,7 +169,8 @@ class Classifier:
         """The evidence that the new text only thanks, or nothing. Read without the subject
         and the quoted history, which still speak of the solved problem: thanks with no
         question, no "still"/"but", and either the problem said to be solved (then only a
-        clear new request outweighs it) or no request of any intent in the new text."""
+        clear new request outweighs it, and the words saying it is solved are no request)
+        or no request of any intent in the new text."""
         new = msg.new_text.strip()
         if not new or "?" in new or len(new.split()) > THANKS_WORDS:
             return []
@@ -177,6 +178,11 @@ class Classifier:
         found = self.signals(hits)
         if "gratitude" not in found or "persisting" in found:
             return []
+        if "resolved" in found:  # "the new invitation arrived" says it is solved, and asks for no invitation
+            rest = new
+            for said in found["resolved"]:
+                rest = rest.replace(said, " ")
+            hits = self.lexicon.scan(rest)
         asks = max(_sum_hits([h for h in hits if ":" not in h.label and h.label != UNKNOWN]).values(), default=0.0)
         if asks >= (THANKS_NEW_REQUEST if "resolved" in found else SIGNAL_MIN):
             return []

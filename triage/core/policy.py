@@ -203,9 +203,11 @@ RULES: list[Rule] = [
          lambda c: c.label == "account/new_user" and c.who.requester == "internal",
          ("guide_self_service", "notify_agents"), guide="internal_invite"),
     Rule("new-user-open-registration", "the tenant lets new supplier companies register themselves "
-         "(not someone new at a supplier, or acting for one: that is the company's decision)",
+         "(not someone new at a supplier, or acting for one: that is the company's decision; a colleague "
+         "merely mentioned by a company that says it is new does not make it so)",
          lambda c: c.label == "account/new_user" and c.who.tenant is not None and c.who.tenant.open_registration
-         and c.who.user is None and not c.who.colleagues and not c.signal("on_behalf"),
+         and c.who.user is None and not c.who.colleagues
+         and (not c.signal("on_behalf") or c.signal("new_company")),
          ("guide_self_service", "notify_agents"), guide="open_registration"),
     Rule("new-user-public-address", "accounts are never made for public mailbox addresses",
          lambda c: c.label == "account/new_user" and _named_public(c),
