@@ -418,3 +418,50 @@ async def test_agents_actions_are_ticket_events(tmp_path, sink):
                 jsonschema.validate(payload, SCHEMA)
     finally:
         receiver.close()
+
+
+async def test_relayed_escalated_and_agents_reopen_approve_reclassify_reach_a_tenant_filtered_receiver(tmp_path, sink):
+    """The intake's relay and the policy's escalation, then an agent's close, reopen, approve and
+    reclassify, each a signed event; the zenith ticket never reaches a receiver of acme only."""
+    from tests.servicekit import BUSINESS, CONTACT, OTHER_SUPPORT
+    from tests.test_slack import URGENT
+
+    receiver = Receiver()
+    verify = readme_verify()
+    try:
+        folder = configure(tmp_path, sink, None, hook_port=receiver.port)
+        toml = folder / "triage.toml"
+        toml.write_text(toml.read_text().replace(
+            'events = ["created", "decided", "replied", "held"]',
+            'events = ["relayed", "escalated", "closed", "reopened", "approved", "reclassified"]\n'
+            'tenants = ["acme"]'))
+        async with running(folder, retry_base=0.05) as service:
+            await send(service, mail(to=OTHER_SUPPORT, **URGENT), [OTHER_SUPPORT])  # zenith: filtered out
+            await send(service, mail(**BUSINESS))  # relayed to the tenant
+            await send(service, mail(**URGENT))  # the policy escalates it
+            await send(service, mail(sender=CONTACT, name="Eva Strand", **BUSINESS), sender=CONTACT)  # held
+            mine = await rows(service, "SELECT id, number FROM tickets WHERE tenant = 'acme' ORDER BY id")
+            acme = [r["number"] for r in mine]
+            relayed, urgent, held = (r["id"] for r in mine)
+            agents = service.agents  # with the whole pipeline: approve and reclassify recompute the decision
+            now = webhooks.utcnow()
+            for act in (lambda: agents.close(urgent, "anna", now), lambda: agents.reopen(urgent, "anna", now),
+                        lambda: agents.approve(held, "anna", now),
+                        lambda: agents.reclassify(relayed, "technical/howto", "anna", now)):
+                await service.run_db(act)
+            service.webhooks.wake()
+            await until(lambda: len(receiver.calls) >= 6)
+            await asyncio.sleep(0.3)  # time for a (wrong) zenith call to be made
+            got = [json.loads(c["body"]) for c in receiver.calls]
+            for call, payload in zip(receiver.calls, got):
+                assert verify(HOOK_SECRET.encode(), call["headers"], call["body"])
+                jsonschema.validate(payload, SCHEMA)
+            assert [(p["event"], p["ticket"]["number"]) for p in got] == [
+                ("relayed", acme[0]), ("escalated", acme[1]), ("closed", acme[1]), ("reopened", acme[1]),
+                ("approved", acme[2]), ("reclassified", acme[0])]
+            assert {p["tenant"] for p in got} == {"acme"}
+            assert "escalate" in got[1]["data"]["actions"] and got[1]["data"]["reasons"]
+            assert got[3]["data"] == {"agent": "anna"}
+            assert got[5]["data"] == {"agent": "anna", "from": "business/question", "to": "technical/howto"}
+    finally:
+        receiver.close()

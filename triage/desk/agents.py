@@ -216,6 +216,8 @@ class Agents:
             self.store.add_event(ticket_id, "reclassified", ["agent-reclassified", *out.decision.reasons],
                                  ",".join(out.decision.actions), iso(now),
                                  detail={"agent": agent, "from": before, "to": label})
+            webhooks.on_agent_event(self.store, self.config, ticket_id, "agent-reclassified", iso(now), agent,
+                                    **{"from": before, "to": label})
         return f"reclassified {before} → {label}: {', '.join(out.decision.actions)}"
 
     def escalate(self, ticket_id: int, agent: str, now: datetime) -> str:
