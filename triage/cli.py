@@ -300,12 +300,17 @@ def cmd_webhooks_test(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_webhooks_redeliver(args: argparse.Namespace, config: Config) -> int:
-    from triage.service import webhooks
+    import getpass
+    from datetime import datetime, timezone
 
-    if not webhooks.redeliver(_store(config), args.id, iso(utcnow())):
-        print(f"triage: delivery {args.id} is not a failed delivery", file=sys.stderr)
+    from triage.desk.agents import AgentError, redeliver
+
+    try:
+        said = redeliver(_store(config), args.id, args.agent or f"cli:{getpass.getuser()}", datetime.now(timezone.utc))
+    except AgentError as e:
+        print(f"triage webhooks redeliver: {e}", file=sys.stderr)
         return 1
-    print(f"delivery {args.id} queued again (same Idempotency-Key); a running service sends it within seconds")
+    print(f"{said}; a running service sends it within seconds")
     return 0
 
 
@@ -634,8 +639,9 @@ def build_parser() -> argparse.ArgumentParser:
     _command(w, "list", "receivers and their deliveries per status", cmd_webhooks_list)
     _command(w, "test", "send a signed ping to a receiver now and print its answer", cmd_webhooks_test
              ).add_argument("name", help="the receiver's name (as in triage webhooks list)")
-    _command(w, "redeliver", "queue a failed delivery again", cmd_webhooks_redeliver
-             ).add_argument("id", type=LIMIT, help="the delivery's id (as in triage webhooks list)")
+    q = _command(w, "redeliver", "queue a failed delivery again", cmd_webhooks_redeliver)
+    q.add_argument("id", type=TICKET_NUMBER, help="the delivery's id (as in the console's Webhooks page)")
+    q.add_argument("--agent", help="who acts, for the audit trail (default: cli:$USER)")
     p = _command(sub, "directory", "manage the tenants' user directories")
     d = _command(p.add_subparsers(dest="directory_command", required=True), "import",
                  "replace a tenant's directory with a CSV export of the portal's users", cmd_directory_import)
