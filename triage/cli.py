@@ -557,6 +557,7 @@ def cmd_act(args: argparse.Namespace, config: Config) -> int:
     from triage.service.loops import Gate
 
     store = _store(config)
+    _tenant(config, args.tenant, args.command)  # a tenant that does not exist is a bad argument (exit 2)
     try:
         ticket_id = _only_ticket(store, args.number, args.tenant)
     except AgentError as e:
@@ -661,7 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--tenant", help="one tenant (default: all)")
     k.add_argument("--intent", default="", help="classified intent to boost, e.g. technical/access")
     k.add_argument("--language", default="", help="the sender's language (default: the tenant's)")
-    k.add_argument("--limit", type=int, default=10, help="articles to rank (default: %(default)s)")
+    k.add_argument("--limit", type=LIMIT, default=10, help="articles to rank (default: %(default)s)")
     k = _command(kb, "import", "write articles from a CSV or JSON export (title, url, language, body)", cmd_kb_import)
     k.add_argument("tenant", help="the tenant's slug")
     k.add_argument("file", help="a .csv or .json export with title, url, language and body")
