@@ -59,6 +59,29 @@ BAD_ARGUMENTS = [
     (["imap-check", "acme", "--timeout", "-1"], "out of range"),
     (["imap-check", "acme", "--timeout", "1e400"], "out of range"),
     (["imap-check", "acme", "--timeout", "soon"], "not a number"),
+    (["kb", "search", "login", "--limit", "-5"], "out of range"),
+    (["kb", "search", "login", "--limit", HUGE], "out of range"),
+    (["kb", "search", "login", "--limit", "ten"], "not a whole number"),
+    (["kb", "search", "login", "--tenant", "nope"], "unknown tenant 'nope'"),
+    (["agents", "add", "kim@desk.example"], "required"),
+    (["agents", "bogus"], "invalid choice"),
+    (["reply", HUGE, "hello"], "out of range"),
+    (["reply", "1001"], "required"),
+    (["note", "0", "x"], "out of range"),
+    (["approve", "-3"], "out of range"),
+    (["resolve", "abc"], "not a whole number"),
+    (["close", HUGE], "out of range"),
+    (["assign", "1001"], "required"),
+    (["assign", "1001", "kim@desk.example", "--tenant", "nope"], "unknown tenant 'nope'"),
+    (["report", "--since", "2026-02-31"], "since"),
+    (["report", "--until", "yesterday"], "until"),
+    (["report", "--tenant", "nope"], "unknown tenant 'nope'"),
+    (["report", "--format", "pdf"], "invalid choice"),
+    (["webhooks", "redeliver", "-1"], "out of range"),
+    (["webhooks", "redeliver", HUGE], "out of range"),
+    (["webhooks", "redeliver", "x1"], "not a whole number"),
+    (["webhooks", "bogus"], "invalid choice"),
+    (["webhooks", "test"], "required"),
     (["frobnicate"], "invalid choice"),
 ]
 
@@ -66,6 +89,12 @@ BAD_ARGUMENTS = [
 @pytest.mark.parametrize("argv, says", BAD_ARGUMENTS, ids=[" ".join(a) for a, _ in BAD_ARGUMENTS])
 def test_bad_arguments_are_one_line_and_exit_2(folder, capsys, argv, says):
     one_line_error(*run(["--config", str(folder), *argv], capsys), says)
+
+
+def test_an_agent_for_an_unknown_tenant(folder, capsys, monkeypatch):
+    monkeypatch.setenv("TRIAGE_AGENT_PASSWORD", "correct horse battery staple")
+    one_line_error(*run(["--config", str(folder), "agents", "add", "kim@desk.example", "--name", "Kim",
+                         "--tenant", "nope"], capsys), "unknown tenant nope")
 
 
 def test_bad_dates_and_values_in_a_directory_file(folder, tmp_path, capsys):

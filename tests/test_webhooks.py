@@ -16,6 +16,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import jsonschema
 import pytest
@@ -263,6 +264,36 @@ def test_the_readme_receiver_rejects_tampered_and_replayed_calls():
     assert not verify(HOOK_SECRET.encode(), forged, body)
 
 
+def serve_with_invitation(folder: Path):  # noqa: ANN201 - the subprocess
+    """``triage serve`` on ``folder`` with Ola's verified invitation renewal sent to it over SMTP."""
+    import smtplib
+
+    from triage.config import load_config
+
+    proc, _ = start(folder)
+    port = int(load_config(folder).email["listen"].rpartition(":")[2])
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+        client.sendmail(OLA, [SUPPORT], invitation(OLA))
+    return proc
+
+
+def poll(condition, timeout: float = 20) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def kill(proc) -> None:  # noqa: ANN001
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+
+
+def stop(proc) -> None:  # noqa: ANN001
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(20)
+
+
 def test_sigkill_between_decision_and_call_calls_once_after_restart(tmp_path):
     """The first call hangs (the portal never acts on it); the service is killed with the row
     in 'sending'; after restart the same key is sent again and acted on once."""
@@ -270,37 +301,73 @@ def test_sigkill_between_decision_and_call_calls_once_after_restart(tmp_path):
     portal.answers = [0]
     try:
         folder = configure(tmp_path, sink, portal, smtp_port=free_port(), web_port=free_port())
-        proc, _ = start(folder)
+        proc = serve_with_invitation(folder)
         try:
-            import smtplib
-
-            from triage.config import load_config
-            port = int(load_config(folder).email["listen"].rpartition(":")[2])
-            with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
-                client.sendmail(OLA, [SUPPORT], invitation(OLA))
-            deadline = time.monotonic() + 20
-            while not portal.calls and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert portal.calls, "the service never called the portal"
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+            assert poll(lambda: bool(portal.calls)), "the service never called the portal"
+            kill(proc)
         finally:
             if proc.poll() is None:
                 proc.kill()
         portal.release.set()
         proc, _ = start(folder)
         try:
-            deadline = time.monotonic() + 20
-            while len(portal.effective()) < 1 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(0.5)
+            poll(lambda: len(portal.effective()) >= 1)
+            time.sleep(0.5)  # time for a (wrong) second call to be made
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(20)
+            stop(proc)
         assert len(portal.calls) == 2 and len(portal.effective()) == 1
         assert len({c["headers"]["Idempotency-Key"] for c in portal.calls}) == 1
     finally:
         portal.close()
+        sink.close()
+
+
+def test_sigkill_after_the_decision_before_any_call_reached_the_portal_calls_once_after_restart(tmp_path):
+    """The other window: the decision and its call are committed, but the portal refuses
+    connections (nothing listens on its port yet), so no request has reached it when the service
+    is SIGKILLed. After restart, with the portal up, the queued call is made once, with the key
+    committed with the decision. (A refused connection counts as an attempt, so the restarted
+    service waits out the first backoff of ``triage serve``, 30 seconds.)"""
+    import sqlite3
+
+    sink = Sink()
+    port = free_port()
+    down = SimpleNamespace(port=port)  # the portal's address in the configuration; nothing listens there
+    try:
+        folder = configure(tmp_path, sink, down, smtp_port=free_port(), web_port=free_port())
+        database = folder / "var" / "triage.db"
+
+        def queued() -> list[tuple]:
+            if not database.exists():
+                return []
+            with sqlite3.connect(database) as db:
+                return db.execute("SELECT status, attempts, idempotency_key, last_error FROM webhook_deliveries "
+                                  "WHERE kind = 'portal'").fetchall()
+
+        proc = serve_with_invitation(folder)
+        try:
+            assert poll(lambda: any(r[1] >= 1 for r in queued())), "the service never tried the portal"
+            kill(proc)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        [(status, _, key, error)] = queued()
+        assert status == "queued" and "Connect" in error  # committed, refused, waiting for its retry
+        portal = Receiver(port)  # the portal comes up
+        try:
+            proc, _ = start(folder)
+            try:
+                assert poll(lambda: len(portal.effective()) >= 1, timeout=60), "no call after restart"
+                time.sleep(0.5)  # time for a (wrong) second call to be made
+            finally:
+                stop(proc)
+            assert len(portal.calls) == 1 and len(portal.effective()) == 1
+            assert portal.calls[0]["headers"]["Idempotency-Key"] == key
+            check_call(portal.calls[0], readme_verify())
+            assert [r[0] for r in queued()] == ["sent"]
+        finally:
+            portal.close()
+    finally:
         sink.close()
 
 
@@ -416,5 +483,52 @@ async def test_agents_actions_are_ticket_events(tmp_path, sink):
             assert all(p["data"] == {"agent": "anna"} for p in got)
             for payload in got:
                 jsonschema.validate(payload, SCHEMA)
+    finally:
+        receiver.close()
+
+
+async def test_relayed_escalated_and_agents_reopen_approve_reclassify_reach_a_tenant_filtered_receiver(tmp_path, sink):
+    """The intake's relay and the policy's escalation, then an agent's close, reopen, approve and
+    reclassify, each a signed event; the zenith ticket never reaches a receiver of acme only."""
+    from tests.servicekit import BUSINESS, CONTACT, OTHER_SUPPORT
+    from tests.test_slack import URGENT
+
+    receiver = Receiver()
+    verify = readme_verify()
+    try:
+        folder = configure(tmp_path, sink, None, hook_port=receiver.port)
+        toml = folder / "triage.toml"
+        toml.write_text(toml.read_text().replace(
+            'events = ["created", "decided", "replied", "held"]',
+            'events = ["relayed", "escalated", "closed", "reopened", "approved", "reclassified"]\n'
+            'tenants = ["acme"]'))
+        async with running(folder, retry_base=0.05) as service:
+            await send(service, mail(to=OTHER_SUPPORT, **URGENT), [OTHER_SUPPORT])  # zenith: filtered out
+            await send(service, mail(**BUSINESS))  # relayed to the tenant
+            await send(service, mail(**URGENT))  # the policy escalates it
+            await send(service, mail(sender=CONTACT, name="Eva Strand", **BUSINESS), sender=CONTACT)  # held
+            mine = await rows(service, "SELECT id, number FROM tickets WHERE tenant = 'acme' ORDER BY id")
+            acme = [r["number"] for r in mine]
+            relayed, urgent, held = (r["id"] for r in mine)
+            agents = service.agents  # with the whole pipeline: approve and reclassify recompute the decision
+            now = webhooks.utcnow()
+            for act in (lambda: agents.close(urgent, "anna", now), lambda: agents.reopen(urgent, "anna", now),
+                        lambda: agents.approve(held, "anna", now),
+                        lambda: agents.reclassify(relayed, "technical/howto", "anna", now)):
+                await service.run_db(act)
+            service.webhooks.wake()
+            await until(lambda: len(receiver.calls) >= 6)
+            await asyncio.sleep(0.3)  # time for a (wrong) zenith call to be made
+            got = [json.loads(c["body"]) for c in receiver.calls]
+            for call, payload in zip(receiver.calls, got):
+                assert verify(HOOK_SECRET.encode(), call["headers"], call["body"])
+                jsonschema.validate(payload, SCHEMA)
+            assert [(p["event"], p["ticket"]["number"]) for p in got] == [
+                ("relayed", acme[0]), ("escalated", acme[1]), ("closed", acme[1]), ("reopened", acme[1]),
+                ("approved", acme[2]), ("reclassified", acme[0])]
+            assert {p["tenant"] for p in got} == {"acme"}
+            assert "escalate" in got[1]["data"]["actions"] and got[1]["data"]["reasons"]
+            assert got[3]["data"] == {"agent": "anna"}
+            assert got[5]["data"] == {"agent": "anna", "from": "business/question", "to": "technical/howto"}
     finally:
         receiver.close()

@@ -300,12 +300,17 @@ def cmd_webhooks_test(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_webhooks_redeliver(args: argparse.Namespace, config: Config) -> int:
-    from triage.service import webhooks
+    import getpass
+    from datetime import datetime, timezone
 
-    if not webhooks.redeliver(_store(config), args.id, iso(utcnow())):
-        print(f"triage: delivery {args.id} is not a failed delivery", file=sys.stderr)
+    from triage.desk.agents import AgentError, redeliver
+
+    try:
+        said = redeliver(_store(config), args.id, args.agent or f"cli:{getpass.getuser()}", datetime.now(timezone.utc))
+    except AgentError as e:
+        print(f"triage webhooks redeliver: {e}", file=sys.stderr)
         return 1
-    print(f"delivery {args.id} queued again (same Idempotency-Key); a running service sends it within seconds")
+    print(f"{said}; a running service sends it within seconds")
     return 0
 
 
@@ -552,6 +557,7 @@ def cmd_act(args: argparse.Namespace, config: Config) -> int:
     from triage.service.loops import Gate
 
     store = _store(config)
+    _tenant(config, args.tenant, args.command)  # a tenant that does not exist is a bad argument (exit 2)
     try:
         ticket_id = _only_ticket(store, args.number, args.tenant)
     except AgentError as e:
@@ -634,8 +640,9 @@ def build_parser() -> argparse.ArgumentParser:
     _command(w, "list", "receivers and their deliveries per status", cmd_webhooks_list)
     _command(w, "test", "send a signed ping to a receiver now and print its answer", cmd_webhooks_test
              ).add_argument("name", help="the receiver's name (as in triage webhooks list)")
-    _command(w, "redeliver", "queue a failed delivery again", cmd_webhooks_redeliver
-             ).add_argument("id", type=LIMIT, help="the delivery's id (as in triage webhooks list)")
+    q = _command(w, "redeliver", "queue a failed delivery again", cmd_webhooks_redeliver)
+    q.add_argument("id", type=TICKET_NUMBER, help="the delivery's id (as in the console's Webhooks page)")
+    q.add_argument("--agent", help="who acts, for the audit trail (default: cli:$USER)")
     p = _command(sub, "directory", "manage the tenants' user directories")
     d = _command(p.add_subparsers(dest="directory_command", required=True), "import",
                  "replace a tenant's directory with a CSV export of the portal's users", cmd_directory_import)
@@ -655,7 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--tenant", help="one tenant (default: all)")
     k.add_argument("--intent", default="", help="classified intent to boost, e.g. technical/access")
     k.add_argument("--language", default="", help="the sender's language (default: the tenant's)")
-    k.add_argument("--limit", type=int, default=10, help="articles to rank (default: %(default)s)")
+    k.add_argument("--limit", type=LIMIT, default=10, help="articles to rank (default: %(default)s)")
     k = _command(kb, "import", "write articles from a CSV or JSON export (title, url, language, body)", cmd_kb_import)
     k.add_argument("tenant", help="the tenant's slug")
     k.add_argument("file", help="a .csv or .json export with title, url, language and body")

@@ -114,7 +114,7 @@ TENANT_KEYS: dict[str, tuple[type, Any, str]] = {
 }
 # ``[[webhooks]]`` tables of triage.toml: receivers of signed ticket events (triage.service.webhooks).
 WEBHOOK_EVENTS = ("created", "decided", "replied", "relayed", "escalated", "held", "resolved", "closed",
-                  "reopened", "assigned", "note")
+                  "reopened", "assigned", "note", "approved", "reclassified")
 WEBHOOK_KEYS: dict[str, tuple[type, Any, str]] = {
     "name": (str, REQUIRED, "name of the receiver (in `triage webhooks` and /healthz)"),
     "url": (str, REQUIRED, "http:// or https:// URL the events are POSTed to (no credentials in it)"),

@@ -14,6 +14,7 @@ they are assigned (other tickets answer 404, as if they did not exist).
     GET  /tickets/new, POST         a ticket taken by phone or in person
     GET  /tickets/T/N               one ticket; POST /tickets/T/N/ACTION does ACTION
     GET  /reports, /reports/NAME.csv
+    GET  /webhooks, POST /webhooks/ID/redeliver   delivery status of the signed calls (webhooks.py)
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import jinja2
 from aiohttp import web
 
 from channels.console import inbox
+from channels.console.webhooks import WebhooksPage
 from channels.console.auth import (KEY_SETTING, LOGIN_COOKIE, SESSION_COOKIE, SESSION_SECONDS, Signer, console_key,
                                    set_cookie)
 from channels.widget import RateLimiter
@@ -91,6 +93,7 @@ class ConsoleChannel:
         r.add_post("/tickets/{tenant}/{number:\\d{1,9}}/{action}", self._guarded(self._act))
         r.add_get("/reports", self._guarded(self._reports))
         r.add_get("/reports/{name}.csv", self._guarded(self._report_csv))
+        WebhooksPage(self).mount(app)
         r.add_static("/console/static/", HERE / "static", append_version=True)
 
     async def _startup(self, app: web.Application) -> None:
@@ -147,6 +150,16 @@ class ConsoleChannel:
 
     def visible(self, request: web.Request) -> list[str]:
         return request[AGENT].visible(self.tenants)
+
+    def scope(self, request: web.Request) -> list[str] | None:
+        """The agent's tenants for a query that also has rows of no tenant: None for an agent of
+        every tenant (those rows included), else the tenants they may see."""
+        agent: Agent = request[AGENT]
+        return None if agent.tenants is None else self.visible(request)
+
+    def actor(self, request: web.Request) -> str:
+        """Who acts, for the audit trail: the signed-in agent's address."""
+        return request[AGENT].email
 
     # -- sign-in ----------------------------------------------------------------------------
 
@@ -369,7 +382,7 @@ class ConsoleChannel:
         raises 404 for a tenant the agent may not see (never an empty list that could mean "all")."""
         agent: Agent = request[AGENT]
         tenant = request.query.get("tenant", "")
-        tenants: list[str] | None = None if agent.tenants is None else self.visible(request)
+        tenants = self.scope(request)
         if tenant:
             if not (agent.may_see(tenant) and tenant in self.tenants):
                 raise web.HTTPNotFound(text="no such tenant")

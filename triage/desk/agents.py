@@ -27,6 +27,7 @@ from triage.core.knowledge import Suggestion
 from triage.core.message import Message
 from triage.core.parse import parse_email
 from triage.core.pipeline import Outcome, Pipeline
+from triage.desk import deliveries
 from triage.desk.search import QueryError
 from triage.desk.train import Example
 from triage.service import webhooks
@@ -46,6 +47,7 @@ RULES = {
     "agent-reopened": "an agent reopened a resolved or closed ticket",
     "agent-created": "an agent filed a ticket taken by phone or in person (channel phone)",
     "agent-article-sent": "an agent sent a help article from the tenant's knowledge base to the requester",
+    "agent-redelivered": "an agent queued a failed webhook or portal call again (same Idempotency-Key)",
 }
 # Events that are an agent's answer to the requester (no reminder is due after one).
 ANSWER_KINDS = ("agent-reply", "approved", "article-sent")
@@ -216,6 +218,8 @@ class Agents:
             self.store.add_event(ticket_id, "reclassified", ["agent-reclassified", *out.decision.reasons],
                                  ",".join(out.decision.actions), iso(now),
                                  detail={"agent": agent, "from": before, "to": label})
+            webhooks.on_agent_event(self.store, self.config, ticket_id, "agent-reclassified", iso(now), agent,
+                                    **{"from": before, "to": label})
         return f"reclassified {before} → {label}: {', '.join(out.decision.actions)}"
 
     def escalate(self, ticket_id: int, agent: str, now: datetime) -> str:
@@ -356,6 +360,24 @@ class Agents:
         except Unencodable as e:  # said to the agent, who answers another way; nothing half-queued
             raise AgentError(f"[#{ticket['number']}] cannot be answered by mail: {e}") from None
         self.intake.queue(ticket["id"], "reply", [rcpt], subject, message_id, raw, body, sender[1], iso(now))
+
+
+def redeliver(store: Store, delivery_id: int, agent: str, now: datetime, tenants: list[str] | None = None) -> str:
+    """A failed signed call queued again, for the console's button and ``triage webhooks
+    redeliver``: the same key, so a receiver that did act on it will not twice. Not a method of
+    :class:`Agents` because it needs no pipeline (the CLI runs it without loading one).
+    ``tenants`` (the console agent's; None: every tenant) refuses another tenant's delivery as
+    if it did not exist."""
+    with store.transaction():
+        exists, tenant = deliveries.tenant_of(store, delivery_id)
+        if not exists or (tenants is not None and tenant not in tenants):
+            raise AgentError(f"no delivery {delivery_id}")
+        if not webhooks.redeliver(store, delivery_id, iso(now)):
+            raise AgentError(f"delivery {delivery_id} is not a failed delivery")
+        ticket = store._scalar("SELECT ticket FROM webhook_deliveries WHERE id = ?", [delivery_id])
+        store.add_event(ticket, "webhook-redelivered", ["agent-redelivered"], "queued", iso(now),
+                        detail={"agent": agent, "delivery": delivery_id})
+    return f"delivery {delivery_id} queued again (same Idempotency-Key)"
 
 
 def corrections(store: Store) -> list[Example]:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # annotations only: none of these modules imports a channel
     from triage.desk.agents import Agents
     from triage.service.chat import ChatLine, Conversations, Posted
     from triage.service.outbox import Outbox
+    from triage.service.webhooks import Deliveries
     from triage.store import Store
 
 
@@ -49,6 +50,7 @@ class Host(Protocol):
     config: Config
     store: Store
     outbox: Outbox
+    webhooks: Deliveries  # the console's Redeliver wakes it
     conversations: Conversations
     hub: Hub
     clock: Callable[[], datetime]

@@ -48,7 +48,8 @@ TOLERANCE_SECONDS = 300  # what the README tells receivers to accept (a clock sk
 RENEW_PATH = "/invitations/renew"
 # Agents' audit rules (triage.desk.agents) and the ticket event each one is.
 AGENT_EVENTS = {"agent-escalated": "escalated", "agent-resolved": "resolved", "agent-closed": "closed",
-                "agent-assigned": "assigned", "agent-note": "note", "agent-reply": "replied"}
+                "agent-assigned": "assigned", "agent-note": "note", "agent-reply": "replied",
+                "agent-reopened": "reopened", "agent-approved": "approved", "agent-reclassified": "reclassified"}
 
 RunDb = Callable[..., Awaitable[Any]]
 
@@ -120,19 +121,23 @@ def on_filed(store: Store, config: Config, ticket_id: int, actions: list[str], r
         store.add_event(ticket_id, "portal-action", ["portal-renewal-queued"], "queued", at,
                         detail={"delivery": row, "idempotency_key": key})
         queued += 1
+    # "escalated" here is the policy's escalation (an urgent message); an agent's comes from AGENT_EVENTS.
     for event, happened in (("created", new), ("reopened", reopened), ("decided", True),
-                            ("held", "hold_for_review" in actions), ("replied", replied), ("relayed", relayed)):
+                            ("held", "hold_for_review" in actions), ("escalated", "escalate" in actions),
+                            ("replied", replied), ("relayed", relayed)):
         if happened:
-            detail = {"actions": actions, "reasons": reasons} if event == "decided" else {}
+            detail = {"actions": actions, "reasons": reasons} if event in ("decided", "escalated") else {}
             queued += ticket_event(store, config, ticket_id, event, at, detail)
     return queued
 
 
-def on_agent_event(store: Store, config: Config, ticket_id: int, rule: str, at: str, agent: str) -> None:
-    """What an agent's recorded action calls: its ticket event, when it is one."""
+def on_agent_event(store: Store, config: Config, ticket_id: int, rule: str, at: str, agent: str,
+                   **data: str) -> None:
+    """What an agent's recorded action calls: its ticket event, when it is one (``data``: what
+    the event adds to the agent, e.g. a reclassification's labels)."""
     event = AGENT_EVENTS.get(rule)
     if event:
-        ticket_event(store, config, ticket_id, event, at, {"agent": agent})
+        ticket_event(store, config, ticket_id, event, at, {"agent": agent, **data})
 
 
 # -- delivering ----------------------------------------------------------------------------
