@@ -16,15 +16,13 @@ import pytest
 
 from tests.servicekit import BUSINESS, OTHER_SUPPORT, mail
 from tests.test_console_browser import browser, signed_in  # noqa: F401 - shared fixtures
-from tests.test_console_http import base, console, relay  # noqa: F401 - shared fixtures
+from tests.test_console_http import SWEDISH, base, console, relay  # noqa: F401 - shared fixtures
 from tests.test_service_e2e import rows, send
 from tests.test_widget_browser import CHROMIUM
 from triage.service.app import Service
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (Debian package chromium)")
 
-SWEDISH = ("Hej,\n\nJag kan inte logga in på leverantörsportalen. Länken för att återställa lösenordet har "
-           "gått ut.\nKan ni hjälpa mig?\n\nMed vänliga hälsningar,\nTom")
 # what each chart counts, as SQL on the store (the labels the charts give an empty value)
 TRUTH = {
     "volume-tenant": "coalesce(tenant, '(no tenant)')",

@@ -117,7 +117,7 @@ class ConsoleChannel:
         async def guarded(request: web.Request) -> web.StreamResponse:
             assert self.signer is not None
             session = self.signer.session(request.cookies.get(SESSION_COOKIE, ""))
-            agent = await self.db(self.accounts.get, session.email) if session else None
+            agent = await self.db(self.accounts.session_agent, session.email, session.sid) if session else None
             if agent is None or session is None or agent.fingerprint != session.fingerprint:
                 if request.method == "GET" and request.path != "/tickets/events":
                     raise web.HTTPSeeOther("/login?" + urlencode({"next": request.path_qs[:500]}))
@@ -195,6 +195,11 @@ class ConsoleChannel:
         return response
 
     async def _logout(self, request: web.Request) -> web.Response:
+        """Ends the session on the server too: a copy of the cookie is refused from now on."""
+        assert self.signer is not None
+        session = self.signer.session(request.cookies.get(SESSION_COOKIE, ""))
+        if session is not None:  # _guarded has checked it
+            await self.db(self.accounts.end_session, session.sid, session.expires, self.service.clock())
         response = _redirect("/login")
         response.del_cookie(SESSION_COOKIE, path="/")
         return response
