@@ -4,7 +4,6 @@ chart) are the numbers SQL counts on the store — for all tickets, after the te
 after a date filter — and each chart's *Download CSV* link gives the same numbers."""
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import re
@@ -17,6 +16,7 @@ import pytest
 from tests.servicekit import BUSINESS, OTHER_SUPPORT, mail
 from tests.test_console_browser import browser, signed_in  # noqa: F401 - shared fixtures
 from tests.test_console_http import SWEDISH, base, console, relay  # noqa: F401 - shared fixtures
+from tests.slackkit import until
 from tests.test_service_e2e import rows, send
 from tests.test_widget_browser import CHROMIUM
 from triage.service.app import Service
@@ -33,13 +33,8 @@ TRUTH = {
 NUMBER = re.compile(r"^\d+$")
 
 
-async def filed(service: Service, tickets: int, timeout: float = 15.0) -> None:
-    """Waits (polling, bounded) until the store holds ``tickets`` tickets."""
-    for _ in range(int(timeout / 0.05)):
-        if len(await rows(service, "SELECT id FROM tickets")) == tickets:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not {tickets} tickets after {timeout} s: {await rows(service, 'SELECT * FROM tickets')}")
+async def _count(service: Service, tickets: int) -> bool:
+    return len(await rows(service, "SELECT id FROM tickets")) == tickets
 
 
 async def counted(service: Service, chart: str, where: str = "", params: list | None = None) -> dict[str, int]:
@@ -108,7 +103,8 @@ async def test_report_charts_and_their_csv_show_the_numbers_of_the_store(console
     async with aiohttp.ClientSession() as session:
         async with session.post(base(console) + "/widget/api/acme/messages", json=line) as r:
             assert r.status == 200
-    await filed(console, 6)  # the widget line is filed by the writer, a moment after its answer
+    # the widget line is filed by the writer, a moment after its answer
+    await until(lambda: _count(console, 6))
     # two tickets (one per tenant) filed forty days ago: a date range that holds only them
     old = (date.today() - timedelta(days=40)).isoformat()
     await console.run_db(lambda: console.store.db.execute(

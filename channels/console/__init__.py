@@ -69,6 +69,7 @@ class ConsoleChannel:
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                       autoescape=True, trim_blocks=True, lstrip_blocks=True)
         self.env.filters["when"] = lambda at: (at or "")[:16].replace("T", " ")
+        self.env.filters["size"] = _size
         self.signer: Signer | None = None
 
     @property
@@ -435,6 +436,15 @@ def _redirect(location: str) -> web.Response:
 def _local(target: str) -> bool:
     """Only paths on this site are followed after sign-in (no open redirect)."""
     return target.startswith("/") and not target.startswith("//") and "\\" not in target and len(target) < 500
+
+
+def _size(octets: int) -> str:
+    """An attachment's size as a person reads it: a 19-byte file is not "0.0 KiB"."""
+    if octets < 1024:
+        return f"{octets} bytes"
+    if octets < 1024 * 1024:
+        return f"{octets / 1024:.1f} KiB"
+    return f"{octets / 1024 / 1024:.1f} MiB"
 
 
 def _valid_date(value: str) -> bool:
