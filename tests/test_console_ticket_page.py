@@ -45,7 +45,7 @@ async def test_the_ticket_page_shows_attachments_decision_evidence_relays_and_th
     assert [kind for kind, _ in items] == ["in", "out", "relay"], [kind for kind, _ in items]
 
     incoming = items[0][1]
-    attachments = re.findall(r"<li>📎 ([^<]+) <span class=\"muted small\">([^<]+)</span></li>", incoming)
+    attachments = re.findall(r'<li><span class="file">([^<]+)</span> <span class="muted small">([^<]+)</span></li>', incoming)
     assert attachments == [("rfq-screen.png", "image/png, 2.9 KiB"), ("volumes.csv", f"text/csv, {len(CSV)} bytes")]
 
     relayed = items[2][1]
@@ -73,7 +73,8 @@ async def test_the_ticket_page_shows_attachments_decision_evidence_relays_and_th
     lines = audit(page)
     assert len(lines) == len(events) and len(events) >= 3
     for line, event in zip(lines, events):
-        assert f"<strong>{event['kind']}</strong> {event['outcome'] or ''}" in unescape(line), (line, event)
+        outcome = re.sub(r"\s+", " ", (event["outcome"] or "").replace(",", ", "))  # a list reads with spaces
+        assert f"<strong>{event['kind']}</strong> {outcome}" in unescape(line), (line, event)
         for rule in json.loads(event["rules"] or "[]"):
             assert f'<code class="rule">{rule}</code>' in line
     assert f"<em>{KIM}</em>" in lines[-1] and "agent-note" in lines[-1]  # who added the note

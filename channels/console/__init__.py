@@ -397,7 +397,10 @@ class ConsoleChannel:
             raise ReportError("Reports are not part of this installation (the triage.desk.reports module is missing).",
                               404) from None
         tenants, since, until = self._report_args(request)
-        return await self.db(reports.build, self.service.store, tenants, since, until)
+        try:  # the configuration gives each tenant's support hours and the due time, as `triage report`'s
+            return await self.db(reports.build, self.service.store, tenants, since, until, self.config)
+        except reports.ReportError as e:  # "since is after until": said on the page, not a 500
+            raise ReportError(str(e)) from None
 
     async def _reports(self, request: web.Request) -> web.Response:
         query = {k: request.query[k] for k in ("tenant", "since", "until") if request.query.get(k)}
