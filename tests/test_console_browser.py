@@ -162,3 +162,51 @@ async def test_ten_wrong_passwords_in_a_row_are_rate_limited(console, relay, bro
         statuses.append((await info.value).status)
     assert statuses[0] == 401 and statuses[-1] == 429, statuses
     assert "Too many sign-in attempts" in await page.content()
+
+
+async def test_an_agent_escalates_assigns_resolves_and_reopens(console, relay, browser):
+    from playwright.async_api import expect
+
+    await send(console, mail(subject="Cannot log in"))
+    page = await signed_in(browser, console)
+    await page.goto(base(console) + "/tickets/acme/1001")
+    await expect(page.locator(".ticket-head .badge.urgent")).to_have_count(0)
+    await page.click("#act-escalate")
+    await expect(page.locator(".flash")).to_contain_text("priority normal → urgent")
+    await expect(page.locator(".ticket-head .badge.urgent")).to_be_visible()
+    await expect(page.locator("#act-escalate")).to_have_count(0)  # nothing left to escalate
+    await page.select_option("#assignee", KIM)
+    await page.click("form[action$='/assign'] button")
+    await expect(page.locator(".flash")).to_contain_text(f"assignee - → {KIM}")
+    await expect(page.locator(".ticket-head")).to_contain_text(f"assigned to {KIM}")
+    await expect(page.locator("#act-reopen")).to_have_count(0)  # an open ticket has no Reopen
+    await page.click("#act-resolve")
+    await expect(page.locator(".ticket-head .badge").first).to_have_text("resolved")
+    await page.click("#act-reopen")
+    await expect(page.locator(".flash")).to_contain_text("status resolved → open")
+    await expect(page.locator(".ticket-head .badge").first).to_have_text("open")
+    await expect(page.locator("#act-resolve")).to_be_visible()
+    [ticket] = await rows(console, "SELECT status, priority, assignee FROM tickets")
+    assert ticket == {"status": "open", "priority": "urgent", "assignee": KIM}
+    events = await rows(console, "SELECT kind, rules FROM events WHERE ticket = 1 AND detail LIKE ? ORDER BY id",
+                        [f"%{KIM}%"])
+    assert [(e["kind"], e["rules"]) for e in events] == [
+        ("escalated", '["agent-escalated"]'), ("assigned", '["agent-assigned"]'), ("status", '["agent-resolved"]'),
+        ("status", '["agent-reopened"]')]
+    await expect(page.locator(".audit li", has_text="agent-reopened")).to_contain_text(KIM)
+
+
+async def test_signing_out_ends_the_session_and_its_cookie_is_refused_afterwards(console, relay, browser):
+    from playwright.async_api import expect
+
+    page = await signed_in(browser, console)
+    [session] = [c for c in await page.context.cookies() if c["name"] == "triage_session"]
+    await page.click("header.top form[action='/logout'] button")
+    await page.wait_for_url(re.compile(r"/login$"))
+    assert [c for c in await page.context.cookies() if c["name"] == "triage_session"] == []
+    await page.context.add_cookies([session])  # a copy of the old cookie, as a stolen one would be
+    await page.goto(base(console) + "/tickets")
+    await page.wait_for_url(re.compile(r"/login\?next="))
+    await expect(page.locator("#password")).to_be_visible()
+    again = await signed_in(browser, console)  # signing in again opens a new session
+    await expect(again.locator(".me .who")).to_have_text("Kim Berg")

@@ -20,6 +20,8 @@ from triage.service.app import Service
 from triage.store import utcnow
 
 PASSWORD = "correct horse battery staple"
+SWEDISH = ("Hej,\n\nJag kan inte logga in på leverantörsportalen. Länken för att återställa lösenordet har "
+           "gått ut.\nKan ni hjälpa mig?\n\nMed vänliga hälsningar,\nTom")
 KIM = "kim@desk.example"  # every tenant
 ZED = "zed@desk.example"  # zenith only
 
@@ -141,6 +143,24 @@ async def test_a_new_password_ends_open_sessions(console, client):
     assert (await client.get("/tickets"))[0] == 303
 
 
+async def test_signing_out_ends_that_session_only(console, client):
+    await client.login()
+    old = next(c.value for c in client.session.cookie_jar if c.key == "triage_session")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other_session:
+        other = Browser(console, other_session)  # the same agent on another machine
+        await other.login()
+        status, _, response = await client.post("/logout", {"csrf": client.csrf})
+        assert (status, response.headers["Location"]) == (303, "/login")
+        client.session.cookie_jar.update_cookies({"triage_session": old}, URL(client.base))
+        status, _, response = await client.get("/tickets")
+        assert status == 303 and response.headers["Location"].startswith("/login?next=")
+        status, _, _ = await client.post("/tickets/new", {"csrf": client.csrf, "tenant": "acme"})
+        assert status == 401
+        assert (await other.get("/tickets"))[0] == 200
+    [ended] = await rows(console, "SELECT expires_at FROM console_signouts")
+    assert ended["expires_at"] > utcnow().isoformat()
+
+
 async def test_posts_without_or_with_a_wrong_csrf_token_are_refused(console, client):
     await client.login()
     for data in ({"tenant": "acme", "email": "a@b.example", "text": "help"},
@@ -207,6 +227,7 @@ async def test_inbox_filters_held_overdue_and_search(console, client):
     await send(console, mail(sender=CONTACT, name="Eva Strand", **BUSINESS))  # held for review
     await send(console, mail(subject="Zenith portal down", to=OTHER_SUPPORT,
                              body="Hello,\n\nThe portal shows error 500 on every page.\n\nTom"), [OTHER_SUPPORT])
+    await send(console, mail(subject="Inloggning", body=SWEDISH))
     # #1001 of acme was filed five hours ago: past acme's 4 working hours (support all day)
     await console.run_db(lambda: console.store.db.execute(
         "UPDATE tickets SET created_at = datetime('now', '-5 hours') || '+00:00' WHERE number = 1001 "
@@ -218,7 +239,8 @@ async def test_inbox_filters_held_overdue_and_search(console, client):
         assert status == 200
         return re.findall(r'<span class="subject">([^<]*)</span>', page)
 
-    assert await subjects("") == ["Zenith portal down", "Question about RFQ 2024-117", "Cannot log in"]
+    everything = ["Inloggning", "Zenith portal down", "Question about RFQ 2024-117", "Cannot log in"]
+    assert await subjects("") == everything  # newest first
     assert await subjects("tenant=zenith") == ["Zenith portal down"]
     assert await subjects("held=1") == ["Question about RFQ 2024-117"]
     assert await subjects("overdue=1") == ["Cannot log in"]
@@ -227,7 +249,19 @@ async def test_inbox_filters_held_overdue_and_search(console, client):
     assert await subjects("q=%22reset+link%22") == ["Cannot log in"]
     assert await subjects("q=volumes+OR+expired") == ["Question about RFQ 2024-117", "Cannot log in"]
     assert await subjects("channel=widget") == []
-    assert await subjects("assignee=none&sort=urgent") != []
+    assert await subjects("language=sv") == ["Inloggning"]
+    assert await subjects("language=en") == everything[1:]
+    assert await subjects("priority=urgent") == []
+    assert await subjects("sort=urgent") == everything  # nothing urgent: newest first
+    for action, data in (("escalate", {}), ("assign", {"assignee": KIM})):  # the oldest ticket
+        status, _, _ = await client.post(f"/tickets/acme/1001/{action}", {"csrf": client.csrf, **data})
+        assert status == 303
+    assert await subjects("priority=urgent") == ["Cannot log in"]
+    assert await subjects("priority=normal") == everything[:3]
+    assert await subjects("sort=urgent") == ["Cannot log in", *everything[:3]]  # most urgent first, then newest
+    assert await subjects(f"assignee={KIM}") == ["Cannot log in"]
+    assert await subjects("assignee=none&sort=urgent") == everything[:3]
+    assert await subjects("assignee=nobody@desk.example") == []
     status, page, _ = await client.post("/tickets/acme/1001/reply", {"csrf": client.csrf, "text": "On it."})
     assert await subjects("overdue=1") == []  # answered
 

@@ -381,3 +381,16 @@ def test_charts_render_in_chromium_with_every_text_inside_and_no_script_run(fill
                 page.close()
         finally:
             browser.close()
+
+
+def test_count_axes_have_whole_number_gridlines():
+    """An axis of 5 tickets read 0 1.2 2.5 3.8 5 (3.75 rounded): a count chart's gridlines are whole."""
+    from triage.desk import charts
+
+    svg = charts.stacked_columns("x", "Tickets", ["2026-12-03"], [("acme", [3]), ("zenith", [1])],
+                                 x_label="Day", y_label="tickets")
+    grid = re.findall(r'<text [^>]*text-anchor="end" fill="#555555">([^<]*)</text>', svg)
+    assert grid == ["0", "1", "2", "3", "4", "5"]
+    hours = charts.stacked_columns("y", "Hours", ["a"], [("h", [0.5])], x_label="", y_label="hours")
+    assert re.findall(r'<text [^>]*text-anchor="end" fill="#555555">([^<]*)</text>', hours) == [
+        "0", "0.1", "0.2", "0.3", "0.4", "0.5"]

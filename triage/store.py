@@ -215,6 +215,16 @@ def m010_time_columns(db: Database) -> None:
     db["sent_log"].create_index(["address", "sent_at"])
 
 
+
+@migrations()
+def m011_console_signouts(db: Database) -> None:
+    """Console sessions ended by signing out. A session cookie is signed, not stored, so deleting
+    it in the browser leaves a copy (a proxy log, another tab's jar) valid until it expires; the
+    session id written here is refused from then on. Rows past ``expires_at`` are useless (the
+    cookie has expired by itself) and are deleted at the next sign-out."""
+    db["console_signouts"].create({"sid": str, "expires_at": str}, pk="sid", not_null=["expires_at"])
+    db["console_signouts"].create_index(["expires_at"])
+
 def connect(path: Path | str) -> Database:
     """Open (and create or migrate) the database with the durability settings of the service."""
     path = Path(path)

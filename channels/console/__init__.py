@@ -71,6 +71,7 @@ class ConsoleChannel:
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                       autoescape=True, trim_blocks=True, lstrip_blocks=True)
         self.env.filters["when"] = lambda at: (at or "")[:16].replace("T", " ")
+        self.env.filters["size"] = _size
         self.signer: Signer | None = None
 
     @property
@@ -120,7 +121,7 @@ class ConsoleChannel:
         async def guarded(request: web.Request) -> web.StreamResponse:
             assert self.signer is not None
             session = self.signer.session(request.cookies.get(SESSION_COOKIE, ""))
-            agent = await self.db(self.accounts.get, session.email) if session else None
+            agent = await self.db(self.accounts.session_agent, session.email, session.sid) if session else None
             if agent is None or session is None or agent.fingerprint != session.fingerprint:
                 if request.method == "GET" and request.path != "/tickets/events":
                     raise web.HTTPSeeOther("/login?" + urlencode({"next": request.path_qs[:500]}))
@@ -208,6 +209,11 @@ class ConsoleChannel:
         return response
 
     async def _logout(self, request: web.Request) -> web.Response:
+        """Ends the session on the server too: a copy of the cookie is refused from now on."""
+        assert self.signer is not None
+        session = self.signer.session(request.cookies.get(SESSION_COOKIE, ""))
+        if session is not None:  # _guarded has checked it
+            await self.db(self.accounts.end_session, session.sid, session.expires, self.service.clock())
         response = _redirect("/login")
         response.del_cookie(SESSION_COOKIE, path="/")
         return response
@@ -404,7 +410,10 @@ class ConsoleChannel:
             raise ReportError("Reports are not part of this installation (the triage.desk.reports module is missing).",
                               404) from None
         tenants, since, until = self._report_args(request)
-        return await self.db(reports.build, self.service.store, tenants, since, until)
+        try:  # the configuration gives each tenant's support hours and the due time, as `triage report`'s
+            return await self.db(reports.build, self.service.store, tenants, since, until, self.config)
+        except reports.ReportError as e:  # "since is after until": said on the page, not a 500
+            raise ReportError(str(e)) from None
 
     async def _reports(self, request: web.Request) -> web.Response:
         query = {k: request.query[k] for k in ("tenant", "since", "until") if request.query.get(k)}
@@ -443,6 +452,15 @@ def _redirect(location: str) -> web.Response:
 def _local(target: str) -> bool:
     """Only paths on this site are followed after sign-in (no open redirect)."""
     return target.startswith("/") and not target.startswith("//") and "\\" not in target and len(target) < 500
+
+
+def _size(octets: int) -> str:
+    """An attachment's size as a person reads it: a 19-byte file is not "0.0 KiB"."""
+    if octets < 1024:
+        return f"{octets} bytes"
+    if octets < 1024 * 1024:
+        return f"{octets / 1024:.1f} KiB"
+    return f"{octets / 1024 / 1024:.1f} MiB"
 
 
 def _valid_date(value: str) -> bool:

@@ -3,7 +3,8 @@
 Passwords are hashed with argon2id (argon2-cffi's defaults, rehashed when those change);
 the database never holds a password. An agent with no tenants listed sees every tenant.
 ``fingerprint`` lets a session cookie be bound to the password it was opened with, so
-changing a password or removing the agent ends every session at once.
+changing a password or removing the agent ends every session at once; signing out ends one
+session, by its id (``end_session``).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -123,3 +124,17 @@ class Accounts:
                                       [_HASHER.hash(password), row["email"]])
             return self.get(row["email"])
         return _agent(row)
+
+    def end_session(self, sid: str, expires: int, now: datetime) -> None:
+        """Sign-out: the session id is refused from now until the cookie would expire anyway
+        (``expires``, seconds since the epoch); rows of sessions expired since are dropped."""
+        with self.store.transaction():
+            self.store.db.execute("DELETE FROM console_signouts WHERE expires_at <= ?", [iso(now)])
+            self.store.db.execute("INSERT OR REPLACE INTO console_signouts (sid, expires_at) VALUES (?, ?)",
+                                  [sid, iso(datetime.fromtimestamp(expires, timezone.utc))])
+
+    def session_agent(self, email: str, sid: str) -> Agent | None:
+        """The agent of a session cookie's payload, or None once that session was signed out."""
+        if self.store._one("SELECT 1 AS ended FROM console_signouts WHERE sid = ?", [sid]):
+            return None
+        return self.get(email)

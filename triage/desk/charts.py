@@ -84,6 +84,13 @@ def _nice_max(value: float) -> float:
     return next(step * power for step in (1, 2, 2.5, 5, 10) if step * power >= value)
 
 
+def _ticks(axis_max: float, *, whole: bool) -> list[float]:
+    """Gridline values from 0 to ``axis_max`` in 5, 4, 2 or 1 equal steps; counts (``whole``) get
+    whole-number steps only, so an axis of 5 tickets reads 0 1 2 3 4 5, not 0 1.2 2.5 3.8 5."""
+    steps = next(n for n in (5, 4, 2, 1) if not whole or float(axis_max / n).is_integer())
+    return [axis_max * k / steps for k in range(steps + 1)]
+
+
 def _legend(series: Sequence[Series], y: float, width: float) -> tuple[list[str], float]:
     """Swatches and names in rows that fit ``width``; returns the parts and the height used."""
     parts, x = [], 12.0
@@ -120,8 +127,8 @@ def stacked_columns(slug: str, title: str, categories: Sequence[str], series: Se
     axis_max = _nice_max(max(totals))
     scale = plot_h / axis_max
     bottom = top + plot_h
-    for k in range(5):  # gridlines and their values
-        value = axis_max * k / 4
+    for value in _ticks(axis_max, whole=fmt is number and all(float(v).is_integer() for _n, vs in series
+                                                               for v in vs)):  # gridlines and their values
         y = bottom - value * scale
         parts.append(f'<line x1="{left:.1f}" x2="{width - right:.1f}" y1="{y:.1f}" y2="{y:.1f}" '
                      f'stroke="#d0d0d0" stroke-width="1"/>')

@@ -178,7 +178,7 @@ class Service:
         web_url = f"http://{self.web_address[0]}:{self.web_address[1]}"
         self.out(f"triage serve: widget demo {web_url}/widget/demo?tenant={sorted(self.config.tenants)[0]}")
         agents = await self.run_db(lambda: self.store.db["agents"].count)
-        self.out(f"triage serve: console {web_url}/ ({agents} agents"
+        self.out(f"triage serve: console {web_url}/ ({agents} agent{'' if agents == 1 else 's'}"
                  + ("" if agents else f"; add one with: {command()} agents add EMAIL --name NAME") + ")")
         if self.slack is None:
             self.out("triage serve: slack off (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to turn it on)")
