@@ -22,6 +22,8 @@ from triage.store import utcnow
 PASSWORD = "correct horse battery staple"
 SWEDISH = ("Hej,\n\nJag kan inte logga in på leverantörsportalen. Länken för att återställa lösenordet har "
            "gått ut.\nKan ni hjälpa mig?\n\nMed vänliga hälsningar,\nTom")
+WIDGET_LINE = {"text": "I cannot log in to the supplier portal, the reset link expired.", "name": "Anna",
+               "email": "anna@steelworks.example", "client_id": "abcdefgh1234", "token": "", "user_hash": ""}
 KIM = "kim@desk.example"  # every tenant
 ZED = "zed@desk.example"  # zenith only
 
@@ -267,9 +269,7 @@ async def test_inbox_filters_held_overdue_and_search(console, client):
 
 
 async def test_a_reply_to_a_widget_ticket_goes_into_the_conversation(console, client):
-    line = {"text": "I cannot log in to the supplier portal, the reset link expired.",
-            "email": "anna@steelworks.example", "name": "Anna", "client_id": "abcdefgh1234", "token": "", "user_hash": ""}
-    async with client.session.post(client.base + "/widget/api/acme/messages", json=line) as r:
+    async with client.session.post(client.base + "/widget/api/acme/messages", json=WIDGET_LINE) as r:
         assert r.status == 200
         token = (await r.json())["token"]
     # the line is filed by the writer; on a busy machine the answer may come before the ticket

@@ -15,7 +15,7 @@ import pytest
 
 from tests.servicekit import BUSINESS, OTHER_SUPPORT, mail
 from tests.test_console_browser import browser, signed_in  # noqa: F401 - shared fixtures
-from tests.test_console_http import SWEDISH, base, console, relay  # noqa: F401 - shared fixtures
+from tests.test_console_http import SWEDISH, WIDGET_LINE, base, console, relay  # noqa: F401 - shared fixtures
 from tests.slackkit import until
 from tests.test_service_e2e import rows, send
 from tests.test_widget_browser import CHROMIUM
@@ -98,10 +98,8 @@ async def test_report_charts_and_their_csv_show_the_numbers_of_the_store(console
     await send(console, mail(subject="Zenith portal down", to=OTHER_SUPPORT,
                              body="Hello,\n\nThe portal shows error 500 on every page.\n\nTom"), [OTHER_SUPPORT])
     await send(console, mail(subject="Zenith login", to=OTHER_SUPPORT), [OTHER_SUPPORT])
-    line = {"text": "I cannot log in to the supplier portal, the reset link expired.", "name": "Anna",
-            "email": "anna@steelworks.example", "client_id": "abcdefgh1234", "token": "", "user_hash": ""}
     async with aiohttp.ClientSession() as session:
-        async with session.post(base(console) + "/widget/api/acme/messages", json=line) as r:
+        async with session.post(base(console) + "/widget/api/acme/messages", json=WIDGET_LINE) as r:
             assert r.status == 200
     # the widget line is filed by the writer, a moment after its answer
     await until(lambda: _count(console, 6))

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from html import unescape
 
 from tests.servicekit import BUSINESS, CONTACT, SUPPORT
-from tests.test_console_http import KIM, client, console, relay  # noqa: F401 - shared fixtures
+from tests.test_console_http import KIM, WIDGET_LINE, client, console, relay  # noqa: F401 - shared fixtures
 from tests.slackkit import until
 from tests.test_service_e2e import outbox_settled, rows, send
 
@@ -45,7 +45,8 @@ async def test_the_ticket_page_shows_attachments_decision_evidence_relays_and_th
     assert [kind for kind, _ in items] == ["in", "out", "relay"], [kind for kind, _ in items]
 
     incoming = items[0][1]
-    attachments = re.findall(r'<li><span class="file">([^<]+)</span> <span class="muted small">([^<]+)</span></li>', incoming)
+    attachments = re.findall(r'<li><span class="file">([^<]+)</span> <span class="muted small">([^<]+)</span>',
+                             incoming)
     assert attachments == [("rfq-screen.png", "image/png, 2.9 KiB"), ("volumes.csv", f"text/csv, {len(CSV)} bytes")]
 
     relayed = items[2][1]
@@ -83,9 +84,7 @@ async def test_the_ticket_page_shows_attachments_decision_evidence_relays_and_th
 
 
 async def test_widget_lines_and_the_agents_answer_are_in_the_conversation(console, client):
-    line = {"text": "I cannot log in to the supplier portal, the reset link expired.",
-            "email": "anna@steelworks.example", "name": "Anna", "client_id": "abcdefgh1234", "token": "", "user_hash": ""}
-    async with client.session.post(client.base + "/widget/api/acme/messages", json=line) as r:
+    async with client.session.post(client.base + "/widget/api/acme/messages", json=WIDGET_LINE) as r:
         assert r.status == 200
     await until(lambda: rows(console, "SELECT id FROM tickets"))
     await client.login()
@@ -93,7 +92,7 @@ async def test_widget_lines_and_the_agents_answer_are_in_the_conversation(consol
     _, page, _ = await client.get("/tickets/acme/1001")
     items = messages(page)
     widget = [(kind, html) for kind, html in items if '<span class="muted small">widget' in html]
-    assert [kind for kind, _ in widget][:1] == ["in"] and line["text"] in widget[0][1]
+    assert [kind for kind, _ in widget][:1] == ["in"] and WIDGET_LINE["text"] in widget[0][1]
     assert "anna@steelworks.example" in widget[0][1]
     answers = [html for kind, html in widget if kind == "out" and "Hi Anna, a new link is on its way." in html]
     assert len(answers) == 1, [kind for kind, _ in items]
