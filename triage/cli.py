@@ -301,12 +301,11 @@ def cmd_webhooks_test(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_webhooks_redeliver(args: argparse.Namespace, config: Config) -> int:
     import getpass
-    from datetime import datetime, timezone
 
     from triage.desk.agents import AgentError, redeliver
 
     try:
-        said = redeliver(_store(config), args.id, args.agent or f"cli:{getpass.getuser()}", datetime.now(timezone.utc))
+        said = redeliver(_store(config), args.id, args.agent or f"cli:{getpass.getuser()}", utcnow())
     except AgentError as e:
         print(f"triage webhooks redeliver: {e}", file=sys.stderr)
         return 1

@@ -369,12 +369,12 @@ def redeliver(store: Store, delivery_id: int, agent: str, now: datetime, tenants
     ``tenants`` (the console agent's; None: every tenant) refuses another tenant's delivery as
     if it did not exist."""
     with store.transaction():
-        exists, tenant = deliveries.tenant_of(store, delivery_id)
-        if not exists or (tenants is not None and tenant not in tenants):
+        found = deliveries.owner(store, delivery_id)
+        if found is None or (tenants is not None and found[1] not in tenants):
             raise AgentError(f"no delivery {delivery_id}")
         if not webhooks.redeliver(store, delivery_id, iso(now)):
             raise AgentError(f"delivery {delivery_id} is not a failed delivery")
-        ticket = store._scalar("SELECT ticket FROM webhook_deliveries WHERE id = ?", [delivery_id])
+        ticket = found[0]
         store.add_event(ticket, "webhook-redelivered", ["agent-redelivered"], "queued", iso(now),
                         detail={"agent": agent, "delivery": delivery_id})
     return f"delivery {delivery_id} queued again (same Idempotency-Key)"

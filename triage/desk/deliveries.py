@@ -66,8 +66,9 @@ def overview(store: Store, config: Config, tenants: list[str] | None) -> list[Re
     return list(found.values())
 
 
-def tenant_of(store: Store, delivery_id: int) -> tuple[bool, str | None]:
-    """(the delivery exists, the tenant of its ticket): what decides whether an agent may touch it."""
-    row = store.db.execute("SELECT t.tenant FROM webhook_deliveries w LEFT JOIN tickets t ON t.id = w.ticket "
+def owner(store: Store, delivery_id: int) -> tuple[int | None, str | None] | None:
+    """The delivery's (ticket, tenant of that ticket), None when there is no such delivery: what
+    decides whether an agent may touch it, and where the audit event goes."""
+    row = store.db.execute("SELECT w.ticket, t.tenant FROM webhook_deliveries w LEFT JOIN tickets t ON t.id = w.ticket "
                            "WHERE w.id = ?", [delivery_id]).fetchone()
-    return (row is not None, row[0] if row else None)
+    return (row[0], row[1]) if row else None
