@@ -316,8 +316,9 @@ class WidgetChannel:
         quiet = 0.0
         try:
             while not self.service.hub.closed and request.transport is not None and not request.transport.is_closing():
-                for line in state["messages"]:
-                    await response.write(f"id: {line['id']}\ndata: {json.dumps(line)}\n\n".encode())
+                for line in state["messages"]:  # with the ticket's number: a queued first line has none yet
+                    data = json.dumps({**line, "ticket": state["ticket"]})
+                    await response.write(f"id: {line['id']}\ndata: {data}\n\n".encode())
                     after = line["id"]
                     quiet = 0.0
                 if quiet >= KEEPALIVE:

@@ -99,6 +99,7 @@ async def test_widget_line_answered_at_once_and_reply_on_the_event_stream_when_s
                         break
             assert [line["direction"] for line in lines] == ["in", "out"]
             assert "1001" in lines[1]["text"]
+            assert [line["ticket"] for line in lines] == [1001, 1001]  # the number the post could not give yet
             status, data, _ = await client.post(text="Thanks, and the second question?")
             assert status == 200 and data["ticket"] == 1001 and data["queued"] is False  # joined, in time
         assert len(await rows(service, "SELECT id FROM tickets")) == 1

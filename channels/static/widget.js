@@ -236,6 +236,7 @@
   function show(line) {
     if (line.id <= state.lastId) { return; }
     state.lastId = line.id;
+    if (line.ticket) { showTicket(line.ticket); }  // a line that was queued learns its number here
     var incoming = line.direction === "in";
     var who = incoming ? t("you") : (line.author === "agent" ? t("support") : t("automatic"));
     var node = el("div", "triage-line " + (incoming ? "triage-in" : "triage-out"));
