@@ -6,7 +6,9 @@ the articles; each names the article that answers it, or none. Every question go
 the whole pipeline as mail to the example tenant (classification and policy decide whether
 articles are offered at all), so the figures are what a supplier would see:
 
-- precision@1: of the questions an article answers, the share whose first suggestion is it;
+- precision@1: of the suggestions made (for any question), the share that is the answering
+  article: what a supplier who is sent an article can trust;
+- answered@1: of the questions an article answers, the share whose first suggestion is it;
 - recall@3: the share with the answering article among the (at most three) suggestions;
 - suggestions for "none" questions, business questions and automated mail (must be 0);
 - the agents' view (Slack card, console): the articles an agent is shown for the ticket, those
@@ -88,7 +90,7 @@ def main() -> None:
     address, authserv = tenant.support_addresses[0], config.email["trusted_authserv_ids"][0]
     messages = [parse_email(mail(q, address, authserv), [address]) for q in questions]
 
-    answered = top1 = top3 = agent1 = agent3 = 0
+    answered = top1 = top3 = agent1 = agent3 = offered = 0
     offered_when_none = {"none": 0, "business": 0, "automated": 0}
     asked_none = {"none": 0, "business": 0, "automated": 0}
     per_language: dict[str, list[int]] = {}
@@ -97,6 +99,7 @@ def main() -> None:
         got = [a["id"] for a in out.contract()["articles"]]
         shown = got or [s.article.id for s in pipeline.matches(out)]
         lang = per_language.setdefault(q["language"], [0, 0])
+        offered += bool(got)
         if q["answer"]:
             answered += 1
             top1 += bool(got) and got[0] == q["answer"]
@@ -116,12 +119,13 @@ def main() -> None:
 
     print(f"questions {len(questions)}: {answered} with an answering article, "
           + ", ".join(f"{asked_none[k]} {k}" for k in asked_none))
-    print(f"precision@1 {top1 / max(answered, 1):.3f}   recall@3 {top3 / max(answered, 1):.3f}   "
+    print(f"precision@1 {top1 / max(offered, 1):.3f} ({top1} of {offered} suggestions)   "
+          f"answered@1 {top1 / max(answered, 1):.3f}   recall@3 {top3 / max(answered, 1):.3f}   "
           + "suggestions where none is right: "
           + ", ".join(f"{k} {offered_when_none[k]}/{asked_none[k]}" for k in asked_none))
     print(f"agents' view: the answering article shown first {agent1 / max(answered, 1):.3f}, "
           f"among the three shown {agent3 / max(answered, 1):.3f}")
-    print("precision@1 by language: " + ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in sorted(per_language.items())))
+    print("answered@1 by language: " + ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in sorted(per_language.items())))
 
     # Cost, side by side: the same messages through a pipeline without the knowledge base.
     bare = Pipeline(config)

@@ -94,6 +94,25 @@ def test_nothing_irrelevant_is_offered(kb):
     assert kb.suggest("", "technical/access", "en", "en") == []
 
 
+def test_compounds_and_other_words_for_the_same_thing_find_the_article(kb):
+    """Suppliers describe the thing in their own words: character n-grams match a compound and
+    a synonym's shared letters where whole stems do not (the stems alone ranked the
+    attachments article and two-factor sign-in first here)."""
+    compound = "Ich bekomme ständig Benachrichtigungsmails zu jeder Anfrage, wie stelle ich das ab?"
+    assert [s.article.id for s in kb.matches(compound, "", "de", "sv")][:1] == ["notification-settings"]
+    forgot = "Das Einloggen klappt nicht mehr, ich hab mein Kennwort vergessen"
+    assert [s.article.id for s in kb.matches(forgot, "", "de", "sv")][:1] == ["password-reset"]
+    swedish = kb.suggest("Hur slutar jag få alla aviseringsmejl om nya förfrågningar?", "", "sv", "en")
+    assert [(s.article.id, s.article.language) for s in swedish] == [("notification-settings", "sv")]
+
+
+def test_a_question_next_to_an_article_gets_none(kb):
+    """Mail volume is not a locked account: the words overlap ("portal", "emails") but no
+    article clearly answers it, so the requester is sent none (the stems alone sent one)."""
+    assert kb.suggest("Too many emails from the portal about every new request, can I turn them off?",
+                      "technical/bug", "en", "en") == []
+
+
 def test_the_policy_offers_articles_only_where_they_help(kb):
     text = "I forgot my password. The reset link in the e-mail does not work."
     assert offer(kb, text, "technical", "access", ["acknowledge", "notify_agents"], False, "en", "en").rule == "kb-suggested"

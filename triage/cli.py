@@ -423,11 +423,11 @@ def cmd_kb_search(args: argparse.Namespace, config: Config) -> int:
         kb = KnowledgeBase(tenant.articles)
         chosen = {s.article.id for s in kb.suggest(text, args.intent, args.language or tenant.language,
                                                    tenant.language)}
-        results = kb.search(text, args.language or tenant.language, limit=args.limit)
+        results = kb.ranked(text, args.intent)[:args.limit]
         print(f"{tenant.slug}: " + ("no matching article" if not results else f"{len(results)} ranked"))
         for s in results:
             mark = "offered" if s.article.id in chosen else "       "
-            print(_line(f"  {s.score:6.2f}", mark, s.article.id, s.article.language, repr(s.article.title)))
+            print(_line(f"  {s.score:6.3f}", mark, s.article.id, s.article.language, repr(s.article.title)))
     return 0
 
 

@@ -33,16 +33,22 @@ def features(text: str) -> set[str]:
     return feats
 
 
-def char_grams(text: str, low: int, high: int) -> set[str]:
-    """Character n-grams inside words (each word padded with spaces), marked ``~``."""
-    grams: set[str] = set()
-    for word in _WORD.findall(text[:CHAR_TEXT].lower()):
+def char_gram_list(text: str, low: int, high: int, limit: int | None = CHAR_TEXT) -> list[str]:
+    """Character n-grams inside words (each word padded with spaces), marked ``~``, each as
+    often as it occurs, from the text's first ``limit`` characters (None: all of it)."""
+    grams: list[str] = []
+    for word in _WORD.findall((text if limit is None else text[:limit]).lower()):
         if word.isdigit():
             continue
         padded = f" {word} "
         for n in range(low, high + 1):
-            grams.update("~" + padded[i:i + n] for i in range(len(padded) - n + 1))
+            grams.extend("~" + padded[i:i + n] for i in range(len(padded) - n + 1))
     return grams
+
+
+def char_grams(text: str, low: int, high: int) -> set[str]:
+    """The distinct character n-grams of a text's opening: the classifier's features."""
+    return set(char_gram_list(text, low, high))
 
 
 @dataclass
