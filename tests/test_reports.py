@@ -145,7 +145,29 @@ def test_every_chart_counts_the_database(filled, cfg):
         ("business/question", 1, 1, 1.0), ("technical/access", 2, 0, 0.0), ("technical/howto", 2, 0, 0.0),
         ("automated/auto_reply", 1, 0, 0.0), ("technical/bug", 1, 0, 0.0)]
     assert rows(r, "language") == [("en", 4, 0.5714), ("de", 1, 0.1429), ("sv", 1, 0.1429), ("uk", 1, 0.1429)]
-    assert len({c.name for c in r.charts}) == len(r.charts) == 12
+    assert rows(r, "help-articles") == []  # no article was offered, answered or sent
+    assert len({c.name for c in r.charts}) == len(r.charts) == 13
+
+
+def test_help_articles_deflection_counts_offers_answers_and_agents(store, cfg):
+    """Four tickets offered an article: one solved by it, one that still needed help (and
+    was then solved by another line: solved wins), one without an answer; one more ticket
+    got its article from an agent."""
+    with store.transaction():
+        for events in ([("kb-feedback", "kb-solved", "2026-11-23 10:05")],
+                       [("kb-feedback", "kb-not-solved", "2026-11-23 11:05")],
+                       [("kb-feedback", "kb-not-solved", "2026-11-23 12:05"),
+                        ("kb-feedback", "kb-solved", "2026-11-23 12:10")],
+                       []):
+            ticket(store, "acme", "2026-11-23 10:00", "widget", "technical/howto", "external", "en", DECIDE,
+                   "kb-suggested", events)
+        ticket(store, "zenith", "2026-11-23 10:00", "email", "technical/access", "external", "en", DECIDE,
+               "kb-no-match", [("article-sent", "agent-article-sent", "2026-11-23 11:00")])
+        ticket(store, "zenith", "2026-11-23 10:00", "email", "technical/bug", "external", "en", DECIDE, "kb-no-match")
+    r = reports.build(store, None, None, None, config=cfg)
+    assert rows(r, "help-articles") == [("acme", 4, 2, 1, 0, 0.5), ("zenith", 0, 0, 0, 1, None),
+                                        ("all tenants", 4, 2, 1, 1, 0.5)]
+    assert "50% deflected" in r.chart("help-articles").svg()
 
 
 def test_the_due_time_comes_from_the_configuration(filled, cfg, monkeypatch):
@@ -332,11 +354,14 @@ def test_rule_kinds_the_report_reads_are_the_ones_written():
 
     from triage import store
     from triage.desk import agents
-    from triage.service import intake
-    source = "".join(inspect.getsource(m) for m in (agents, intake, store))
-    for kind in {*reports.AGENT_ANSWER, *reports.AGENT_TOUCH, *reports.REFUSED_MAIL, "reply", "decision", "status"}:
+    from triage.core import knowledge
+    from triage.service import chat, intake
+    source = "".join(inspect.getsource(m) for m in (agents, intake, store, chat, knowledge))
+    for kind in {*reports.AGENT_ANSWER, *reports.AGENT_TOUCH, *reports.REFUSED_MAIL, "reply", "decision", "status",
+                 reports.FEEDBACK, reports.ARTICLE_SENT}:
         assert f'"{kind}"' in source, kind
-    assert '"agent-resolved"' in source and '"agent-closed"' in source
+    for rule in ("agent-resolved", "agent-closed", reports.OFFERED, reports.SOLVED, reports.NOT_SOLVED):
+        assert f'"{rule}"' in source, rule
 
 
 # -- the charts in a real browser -------------------------------------------------------------
@@ -351,8 +376,8 @@ def test_charts_render_in_chromium_with_every_text_inside_and_no_script_run(fill
     from playwright.sync_api import sync_playwright
 
     with filled.transaction():
-        ticket(filled, XSS, "2026-11-24 09:00", "email", "technical/bug", "external", "en", DECIDE, "technical-help",
-               [("agent-reply", "agent-reply", "2026-11-24 10:00")])
+        ticket(filled, XSS, "2026-11-24 09:00", "email", "technical/bug", "external", "en", DECIDE, "kb-suggested",
+               [("agent-reply", "agent-reply", "2026-11-24 10:00"), ("kb-feedback", "kb-not-solved", "2026-11-24 09:05")])
     report = reports.build(filled, None, None, None, config=cfg)
     page_html = "<!doctype html><meta charset=utf-8><body>" + "".join(
         f"<div style='overflow-x:auto'>{c.svg()}</div>" for c in report.charts) + "</body>"

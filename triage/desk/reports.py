@@ -34,6 +34,9 @@ MAX_SERIES = 7  # more series than this are drawn as "other" (the rows and CSV k
 AGENT_ANSWER = ("agent-reply", "approved", "widget-reply", "article-sent")
 AGENT_TOUCH = ("approved", "reclassified", "agent-reply", "widget-reply", "escalated", "article-sent")
 REFUSED_MAIL = ("reply-suppressed", "relay-suppressed", "mail-suppressed")
+# Help articles: offered with the decision, the widget visitor's answer, an agent's sending.
+OFFERED, FEEDBACK, SOLVED, NOT_SOLVED, ARTICLE_SENT = "kb-suggested", "kb-feedback", "kb-solved", "kb-not-solved", \
+    "article-sent"
 RAW_TMP, TICKETS_TMP, HOURS_TMP = "temp.report_raw", "temp.report_tickets", "temp.report_hours"
 
 
@@ -330,7 +333,11 @@ class _TicketFacts:
               min(CASE WHEN e.kind = 'status' AND (instr(e.rules, '"agent-resolved"') > 0
                        OR instr(e.rules, '"agent-closed"') > 0) THEN e.created_at END) AS resolved,
               min(CASE WHEN e.kind IN ({_kinds(AGENT_TOUCH)}) THEN e.created_at END) AS touched,
-              min(CASE WHEN e.kind = 'reclassified' THEN e.created_at || char(31) || coalesce(e.detail, '') END) AS corrected
+              min(CASE WHEN e.kind = 'reclassified' THEN e.created_at || char(31) || coalesce(e.detail, '') END) AS corrected,
+              max(e.kind = 'decision' AND instr(e.rules, '"{OFFERED}"') > 0) AS offered,
+              max(e.kind = '{FEEDBACK}' AND instr(e.rules, '"{SOLVED}"') > 0) AS solved,
+              max(e.kind = '{FEEDBACK}' AND instr(e.rules, '"{NOT_SOLVED}"') > 0) AS not_solved,
+              max(e.kind = '{ARTICLE_SENT}') AS article_sent
             FROM t LEFT JOIN events e ON e.ticket = t.id
             GROUP BY t.id""", params)
         self.db.execute(f"""
@@ -340,6 +347,8 @@ class _TicketFacts:
               unixepoch(answered) AS answered, unixepoch(resolved) AS resolved, unixepoch(touched) AS touched,
               CASE WHEN corrected IS NOT NULL THEN coalesce(json_extract(
                 nullif(substr(corrected, instr(corrected, char(31)) + 1), ''), '$.from'), label) END AS corrected_from,
+              coalesce(offered, 0) AS offered, coalesce(solved, 0) AS solved,
+              coalesce(not_solved AND NOT solved, 0) AS not_solved, coalesce(article_sent, 0) AS article_sent,
               NULL AS staffed, NULL AS ack_s, NULL AS answered_s, NULL AS resolved_s
             FROM {RAW_TMP}""")
         self.db.execute(f"DROP TABLE {RAW_TMP}")
@@ -401,7 +410,7 @@ class _TicketFacts:
 
     def charts(self) -> list[Chart]:
         return [self._first_response(), self._due_share(), self._resolution(), self._handling(),
-                self._suppressed(), self._corrections()]
+                self._articles(), self._suppressed(), self._corrections()]
 
     def _first_response(self) -> Chart:
         counts = self._per_tenant("count(*), count(ack), count(answered)")
@@ -455,6 +464,25 @@ class _TicketFacts:
                                                        ("agent handled", [r[3] for r in c.rows]),
                                                        ("held for review", [r[4] for r in c.rows])],
                                                       x_label="tenant", y_label="tickets"))
+
+    def _articles(self) -> Chart:
+        """Deflection: of the tickets offered a help article, those whose requester said one
+        solved it (the widget's "This solved it"; mail has no such button, so its share is a
+        lower bound), those who still needed help, and the tickets an agent sent an article."""
+        counts = self._per_tenant("sum(offered), sum(solved), sum(not_solved), sum(article_sent)",
+                                  "offered OR solved OR not_solved OR article_sent")
+        rows = [(t, offered, solved, unsolved, sent, round(solved / offered, 4) if offered else None)
+                for t, (offered, solved, unsolved, sent) in _ordered(counts)]
+        return Chart("help-articles", "Help articles: offered, solved by one, sent by agents",
+                     ["tenant", "offered", "solved_by_article", "still_needed_help", "sent_by_agent",
+                      "deflection_rate"], rows,
+                     lambda c: charts.bars(c.name, c.title, [r[0] for r in c.rows],
+                                           [("offered", [r[1] for r in c.rows]),
+                                            ("solved by the article", [r[2] for r in c.rows]),
+                                            ("sent by an agent", [r[4] for r in c.rows])],
+                                           x_label="tickets",
+                                           notes=[f"{charts.percent(r[5])} deflected" if r[5] is not None
+                                                  else "none offered" for r in c.rows]))
 
     def _suppressed(self) -> Chart:
         rows = list(self.db.execute(f"""
