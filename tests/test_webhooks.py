@@ -22,7 +22,7 @@ import jsonschema
 import pytest
 
 from tests.mailattacks import INVITATION
-from tests.servicekit import SUPPORT, Sink, free_port, mail, write_config
+from tests.servicekit import SUPPORT, Sink, free_port, mail, with_knowledge_base, write_config
 from tests.test_crash import start
 from tests.test_service_e2e import REPO, health, rows, running, send, until
 from triage.service import webhooks
@@ -459,30 +459,62 @@ def test_operator_commands_list_test_and_redeliver(tmp_path, capsys):
 
 
 async def test_agents_actions_are_ticket_events(tmp_path, sink):
-    from triage.desk.agents import Agents
-
     receiver = Receiver()
     try:
-        folder = configure(tmp_path, sink, None, hook_port=receiver.port)
+        folder = with_knowledge_base(configure(tmp_path, sink, None, hook_port=receiver.port))
         toml = folder / "triage.toml"
         toml.write_text(toml.read_text().replace('events = ["created", "decided", "replied", "held"]',
-                                                 'events = ["escalated", "resolved", "note", "assigned"]'))
+                                                 'events = ["escalated", "resolved", "note", "assigned", "replied"]'))
         async with running(folder, retry_base=0.05) as service:
             await send(service, mail())
             ticket = (await rows(service, "SELECT id FROM tickets"))[0]["id"]
-            agents = Agents(service.config, service.store, service.intake.pipeline, service.intake)
+            agents = service.agents  # with the whole pipeline: the help articles are the tenant's
             now = webhooks.utcnow()
             for act in (lambda: agents.escalate(ticket, "anna", now), lambda: agents.assign(ticket, "bo", "anna", now),
                         lambda: agents.reply(ticket, "note: checked the logs", "anna", now),
+                        lambda: agents.send_article(ticket, "password-reset", "anna", now),
                         lambda: agents.resolve(ticket, "anna", now)):
                 await service.run_db(act)
             service.webhooks.wake()
-            await until(lambda: len(receiver.calls) == 4)
+            await until(lambda: len(receiver.calls) == 6)
             got = [json.loads(c["body"]) for c in receiver.calls]
-            assert [p["event"] for p in got] == ["escalated", "assigned", "note", "resolved"]
-            assert all(p["data"] == {"agent": "anna"} for p in got)
+            # the acknowledgement, then the agent's actions: a help article sent is an answer
+            assert [p["event"] for p in got] == ["replied", "escalated", "assigned", "note", "replied", "resolved"]
+            assert got[0]["data"] == {} and all(p["data"] == {"agent": "anna"} for p in got[1:])
             for payload in got:
                 jsonschema.validate(payload, SCHEMA)
+    finally:
+        receiver.close()
+
+
+async def test_this_solved_it_in_the_widget_is_a_resolved_event(tmp_path):
+    """The visitor's "This solved it" resolves the ticket without an agent: receivers hear of it."""
+    import aiohttp
+
+    from tests.test_widget_api import Client, widget_config
+    from tests.test_widget_help import conversation, feedback
+
+    receiver = Receiver()
+    try:
+        folder = widget_config(tmp_path / "config")
+        with (folder / "triage.toml").open("a") as f:
+            f.write(f'\n[[webhooks]]\nname = "crm"\nurl = "http://127.0.0.1:{receiver.port}/hook"\n'
+                    'secret_env = "TEST_HOOK_SECRET"\nevents = ["resolved"]\n')
+        async with running(folder, retry_base=0.05) as service:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+                client = Client(service, session)
+                await client.post()
+                _, state = await conversation(client)
+                answer = state["messages"][1]
+                status, data = await feedback(client, {"token": client.token, "line": answer["id"],
+                                                       "article": answer["articles"][0]["id"], "solved": True})
+                assert status == 200 and data["status"] == "resolved"
+            service.webhooks.wake()
+            await until(lambda: len(receiver.calls) == 1)
+            [payload] = [json.loads(c["body"]) for c in receiver.calls]
+            jsonschema.validate(payload, SCHEMA)
+            assert (payload["event"], payload["ticket"]["status"], payload["data"]) == (
+                "resolved", "resolved", {"rule": "kb-solved"})
     finally:
         receiver.close()
 

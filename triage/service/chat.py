@@ -23,6 +23,7 @@ from triage.config import Config
 from triage.core import trust
 from triage.core.parse import parse_chat
 from triage.core.pipeline import Outcome
+from triage.service import webhooks
 from triage.service.intake import Intake
 from triage.store import Store, iso
 
@@ -203,6 +204,7 @@ class Conversations:
                 self.store.update_ticket(ticket["id"], {"status": "resolved", "updated_at": at})
                 self.store.add_event(ticket["id"], "status", [rule], f"{status} -> resolved", at,
                                      detail={"article": article})
+                webhooks.ticket_event(self.store, self.config, ticket["id"], "resolved", at, {"rule": rule})
                 status = "resolved"
         return {"status": status, "recorded": True}
 

@@ -49,7 +49,8 @@ RENEW_PATH = "/invitations/renew"
 # Agents' audit rules (triage.desk.agents) and the ticket event each one is.
 AGENT_EVENTS = {"agent-escalated": "escalated", "agent-resolved": "resolved", "agent-closed": "closed",
                 "agent-assigned": "assigned", "agent-note": "note", "agent-reply": "replied",
-                "agent-reopened": "reopened", "agent-approved": "approved", "agent-reclassified": "reclassified"}
+                "agent-reopened": "reopened", "agent-approved": "approved", "agent-reclassified": "reclassified",
+                "agent-article-sent": "replied"}  # a help article an agent sent is an answer on the ticket
 
 RunDb = Callable[..., Awaitable[Any]]
 
