@@ -111,6 +111,10 @@ async def test_a_chunked_body_past_the_limit_is_refused_without_being_read_whole
     await wa.attack_chunked_body_past_the_limit(ctx)
 
 
+async def test_a_body_arriving_in_pieces_is_read_whole(ctx):
+    await wa.attack_slow_body(ctx)
+
+
 async def test_fuzzed_bodies_never_get_a_5xx_and_never_grow_the_database_unbounded(ctx):
     await wa.attack_fuzzed_bodies(ctx)
 

@@ -199,6 +199,24 @@ async def attack_chunked_body_past_the_limit(c: Ctx) -> None:
             assert (await r.json())["rule"] == "widget-too-large"
 
 
+async def attack_slow_body(c: Ctx) -> None:
+    """A body that arrives in pieces (a slow client, or one chunk at a time) is read whole:
+    the first piece alone once made a valid line a 400 and an oversized one not a 413."""
+    async def slowly(data: bytes):  # noqa: ANN202 - an async generator of bytes
+        for i in range(0, len(data), 1024):
+            yield data[i:i + 1024]
+            await asyncio.sleep(0.01)  # the next piece is on its way: the client's pace, not a wait for state
+
+    line = json.dumps(c.body()).encode()
+    async with c.session.post(f"{c.base}/messages", data=slowly(line), headers={
+            "Content-Type": "application/json", "Origin": c.origin}) as r:
+        assert r.status == 200, await r.text()
+    oversized = b'{"token": "' + b"x" * 70_000 + b'"}'
+    async with c.session.post(f"{c.base}/transcript", data=slowly(oversized),
+                              headers={"Content-Type": "application/json"}) as r:
+        assert r.status == 413, await r.text()
+
+
 # -- 3. fuzzed bodies ----------------------------------------------------------------------------
 
 # Text an attacker picks: lone surrogates, control characters, digits of other scripts, anything.
@@ -320,7 +338,7 @@ async def attack_header_with_crlf(c: Ctx) -> None:
 
 ATTACKS = [attack_flood_of_refused_requests, attack_malformed_bodies, attack_wrong_field_types_and_values,
            attack_strange_event_position, attack_strange_tokens_in_the_query, attack_the_transcript_endpoint,
-           attack_chunked_body_past_the_limit, attack_unbounded_event_streams, attack_demo_page_markup,
+           attack_chunked_body_past_the_limit, attack_slow_body, attack_unbounded_event_streams, attack_demo_page_markup,
            attack_header_with_crlf, attack_fuzzed_bodies]
 """In replay order: the flood first (it needs unopened refusal windows), the fuzz last (its
 accepted lines use up the per-address rate limit the others' well-behaved lines need)."""
