@@ -54,7 +54,12 @@ async def read_json(request: web.Request, too_large: BadRequest) -> dict[str, An
     length (a chunked body is cut off at the limit, never buffered whole)."""
     if (request.content_length or 0) > MAX_BODY:
         raise too_large
-    body = await request.content.read(MAX_BODY + 1)
+    body = b""
+    while len(body) <= MAX_BODY:  # read(n) gives what has arrived, up to n: a slow body comes in pieces
+        piece = await request.content.read(MAX_BODY + 1 - len(body))
+        if not piece:
+            break
+        body += piece
     if len(body) > MAX_BODY:
         raise too_large
     try:

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import aiosmtplib
 
-from tests.servicekit import BUSINESS, Sink, mail
+from tests.servicekit import BOT, BUSINESS, CONTACT, OTHER_SUPPORT, SUPPORT, Sink, mail
 
 INVITATION = dict(subject="Invitation expired",
                   body="Hello,\n\nmy invitation to the supplier portal has expired. Could you please send me a "
@@ -40,6 +40,13 @@ class Target:
     invited: str  # an invited user in the tenant's directory: what renew_invitation would serve
     contact: str  # the tenant's business contact (receives relays)
 
+
+ACME = Target(tenant="acme", support=SUPPORT, other_support=OTHER_SUPPORT, bot=BOT, trusted_id="mx.support.test",
+              invited="ola@kyivcable.example", contact=CONTACT)  # servicekit's test configuration
+EVAL = Target(tenant="nordvik", support="nordvik@support.portal.example",
+              other_support="helios@support.portal.example", bot="support@portal.example",
+              trusted_id="mx.portal.example", invited="olena.koval@kyivcable.com.ua",
+              contact="sara.holm@nordvik.se")  # ../shared/eval/config
 
 Query = Callable[[str, list[Any]], Awaitable[list[dict[str, Any]]]]
 

@@ -107,12 +107,22 @@ def _service(folder: Path, old: str, new: str) -> None:
     ('[tenants]\n', '[web]\nlisten = "localhost:http"\n[tenants]\n', r"key web\.listen"),
     ('[service]\n', '[service]\nlow_confidence = 1.7\n', r"key service\.low_confidence must be between 0 and 1"),
     ('[service]\n', '[service]\nlanguages = ["en", "xx"]\n', r"key service\.languages .*'xx'"),
+    ('[tenants]\n', '[slack]\napi_url = "slack.com/api"\n[tenants]\n', r"key slack\.api_url must be a http"),
 ])
 def test_meaningless_service_values_are_errors(tmp_path, old, new, pattern):
     folder = _copy(tmp_path)
     _service(folder, old, new)
     with pytest.raises(ConfigError, match=pattern):
         load_config(folder)
+
+
+def test_slacks_api_url_is_where_the_client_calls_ending_in_a_slash(tmp_path):
+    """GovSlack answers at another address, and tests point `triage serve` at a local stand-in;
+    slack_sdk joins method names onto the base, so a missing final slash would drop ``api``."""
+    folder = _copy(tmp_path)
+    assert load_config(folder).slack["api_url"] == "https://slack.com/api/"
+    _service(folder, '[tenants]\n', '[slack]\napi_url = "https://slack-gov.com/api"\n[tenants]\n')
+    assert load_config(folder).slack["api_url"] == "https://slack-gov.com/api/"
 
 
 def test_misspelt_time_zone_is_an_error_not_utc(tmp_path):

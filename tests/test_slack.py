@@ -101,7 +101,8 @@ async def slack_service(monkeypatch: pytest.MonkeyPatch, configure: Callable[[st
     sink = Sink()
     shift = [timedelta(0)]
     config = load_config(configure(sink.url))
-    service = Service(config, out=lambda line: None, retry_base=0.1, slack_base_url=api.base_url,
+    config.slack["api_url"] = api.base_url
+    service = Service(config, out=lambda line: None, retry_base=0.1,
                       slack_interval=0.2, clock=lambda: utcnow() + shift[0], pipeline=TroublePipeline,
                       intake_retry=0.1)
     await service.start()

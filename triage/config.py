@@ -82,6 +82,7 @@ SERVICE_KEYS: dict[str, dict[str, tuple[type, Any, str]]] = {
     },
     "slack": {
         "first_response_hours": (float, 4.0, "working hours (within support hours) before an unanswered ticket gets a reminder in its Slack thread"),
+        "api_url": (str, "https://slack.com/api/", "base URL of Slack's Web API (GovSlack: https://slack-gov.com/api/)"),
     },
 }
 
@@ -237,7 +238,8 @@ class Config:
     email: dict[str, Any]
     web_listen: str
     tenants: dict[str, Tenant] = field(default_factory=dict)
-    slack: dict[str, Any] = field(default_factory=lambda: {"first_response_hours": 4.0})
+    slack: dict[str, Any] = field(default_factory=lambda: {"first_response_hours": 4.0,
+                                                           "api_url": "https://slack.com/api/"})
     workers: int = 1
     queue_limit: int = 10000
     webhooks: list["Webhook"] = field(default_factory=list)
@@ -542,6 +544,8 @@ def load_config(folder: str | Path) -> Config:
     if service["queue_limit"] < 1:
         raise ConfigError(f"{path}: key service.queue_limit must be at least 1, not {service['queue_limit']}")
     languages = _lower_list(path, "service.languages", service["languages"])
+    check_http_url(f"{path}: key slack.api_url", sections["slack"]["api_url"])
+    sections["slack"]["api_url"] = sections["slack"]["api_url"].rstrip("/") + "/"  # the client joins method names on
     config = Config(
         root=root, database=root / service["database"], support_domain=service["support_domain"],
         languages=languages, low_confidence=service["low_confidence"],

@@ -70,12 +70,11 @@ class Service:
 
     def __init__(self, config: Config, *, retry_base: float = 30.0, batch_limit: int = 200,
                  out: Callable[[str], None] = lambda line: print(line, flush=True),
-                 clock: Callable[[], datetime] = utcnow, slack_base_url: str | None = None,
+                 clock: Callable[[], datetime] = utcnow,
                  slack_interval: float = 5.0, pipeline: Callable[[Config], Pipeline] = Pipeline,
                  intake_retry: float = 2.0, chat_wait: float = CHAT_WAIT,
                  checkpoint_every: float = CHECKPOINT_SECONDS):
         self.config = config
-        self.slack_base_url = slack_base_url  # tests point the Slack Web API client at a local stand-in
         self.slack_interval = slack_interval
         self.slack: Any = None  # channels.slack.SlackChannel when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set
         self.notifier: Any = None
@@ -267,7 +266,7 @@ class Service:
         from channels.slack import SlackChannel
         from triage.service.notifier import Notifier
 
-        client = AsyncWebClient(token=token, **({"base_url": self.slack_base_url} if self.slack_base_url else {}))
+        client = AsyncWebClient(token=token, base_url=self.config.slack["api_url"])
         agents = self.agents
         self.notifier = Notifier(self.config, self.store, agents, client, self.run_db, self.clock,
                                  interval=self.slack_interval,
