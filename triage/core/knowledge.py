@@ -66,11 +66,11 @@ PREFIX = 6
 MAX_QUERY_TERMS = 60  # a long mail's first distinct stems are plenty, and bound the query's cost
 MAX_QUERY_CHARS = 4000  # and its first characters the n-gram query's
 WEIGHTS = (6.0, 4.0, 1.0)  # BM25 column weights: title, keywords, body
+GRAMS = (3, 5)  # n-gram sizes
 TITLE_REPEAT, KEYWORDS_REPEAT = 3, 2  # the same emphasis in the n-gram index: the words repeated
 INTENT_BOOST = 1.2  # an article tagged with the classified intent counts this much more
 # Chosen on tests/data/kb_questions.jsonl (see bench/kb.py) for no suggestion on questions no
-# article answers, and checked on a second set written blind (bench/quality.md): the best
-# article's n-gram similarity must reach MIN_SIMILARITY and exceed the next article's by
+# article answers (no second, blind set has checked them yet): the best article's n-gram similarity must reach MIN_SIMILARITY and exceed the next article's by
 # CLEAR_LEAD, and the stems' BM25 ranking (score divided by the square root of the query's
 # distinct stems) must put the same article first with at least MIN_SCORE.
 MIN_SIMILARITY = 0.25
@@ -195,8 +195,6 @@ def load_articles(folder: Path, languages: list[str]) -> list[Article]:
     return articles
 
 
-GRAMS = (3, 5)  # n-gram sizes
-
 
 class GramIndex:
     """TF-IDF vectors of the articles' character n-grams (term frequency ``1 + ln(count)``,
@@ -214,16 +212,22 @@ class GramIndex:
         self.column = {g: i for i, g in enumerate(frequency)}
         postings: list[list[tuple[int, float]]] = [[] for _ in frequency]
         for number, c in enumerate(counts):
-            for gram, weight in _unit({g: (1 + math.log(k)) * self.idf[g] for g, k in c.items()}).items():
+            for gram, weight in self._vector(c).items():
                 postings[self.column[gram]].append((number, weight))
         self.starts = np.cumsum([0] + [len(p) for p in postings], dtype=np.int64)
         self.documents = np.array([d for p in postings for d, _ in p], dtype=np.int32)
         self.weights = np.array([w for p in postings for _, w in p], dtype=np.float32)
 
+    def _vector(self, counts: Counter[str]) -> dict[str, float]:
+        """The unit TF-IDF vector of n-gram counts, every one of them known to the index."""
+        vector = {g: (1 + math.log(k)) * self.idf[g] for g, k in counts.items()}
+        norm = math.sqrt(sum(v * v for v in vector.values()))
+        return {g: v / norm for g, v in vector.items()} if norm else {}
+
     def similarity(self, text: str) -> np.ndarray:
         """Cosine of the text's vector (its n-grams that some article has) with every article's."""
-        query = Counter(g for g in char_gram_list(text, *GRAMS, limit=MAX_QUERY_CHARS) if g in self.column)
-        vector = _unit({g: (1 + math.log(k)) * self.idf[g] for g, k in query.items()})
+        vector = self._vector(Counter(g for g in char_gram_list(text, *GRAMS, limit=MAX_QUERY_CHARS)
+                                      if g in self.column))
         if not vector:
             return np.zeros(self.size, dtype=np.float32)
         columns = np.fromiter((self.column[g] for g in vector), dtype=np.int64, count=len(vector))
@@ -234,9 +238,6 @@ class GramIndex:
         return np.bincount(self.documents[at], weights=products, minlength=self.size)
 
 
-def _unit(vector: dict[str, float]) -> dict[str, float]:
-    norm = math.sqrt(sum(v * v for v in vector.values()))
-    return {g: v / norm for g, v in vector.items()} if norm else {}
 
 
 class KnowledgeBase:
