@@ -22,7 +22,6 @@ from tests import mailattacks
 from tests import slackkit as sk
 from tests.servicekit import mail
 
-FORM = "application/x-www-form-urlencoded"
 TOM = "tom@steelworks.example"
 
 
@@ -56,13 +55,7 @@ class Ctx:
 
     async def command(self, text: str) -> str:
         """``/triage TEXT``: acknowledged at once, answered through the response_url."""
-        before = len(self.api.posted("response"))
-        status, body = await sk.post(self.url, sk.command_body(text, response_url=self.api.base_url + "response"),
-                                     FORM)
-        assert status == 200 and body == ""  # the bare ack, inside Slack's three seconds
-        answers = await sk.until(lambda: self.api.posted("response")[before:])
-        assert answers[0]["response_type"] == "ephemeral"
-        return answers[0]["text"]
+        return await sk.slash_command(self.url, self.api, text)
 
     async def thread(self, ticket: int) -> dict:
         return (await sk.until(lambda: self.rows("SELECT * FROM slack_threads WHERE ticket = ?", [ticket])))[0]
@@ -72,7 +65,7 @@ class Ctx:
         assert not (await self.command("stats")).startswith("usage:")
 
 
-async def raw(url: str, body: bytes, headers: dict[str, str], content_type: str = FORM) -> tuple[int, str]:
+async def raw(url: str, body: bytes, headers: dict[str, str], content_type: str = sk.FORM) -> tuple[int, str]:
     async with aiohttp.ClientSession() as session:
         async with session.post(url, data=body, headers={"Content-Type": content_type, **headers},
                                 timeout=aiohttp.ClientTimeout(total=15)) as r:
@@ -100,12 +93,12 @@ async def attack_replayed_slash_command(c: Ctx) -> None:
     ticket = await c.ticket()
     body = sk.command_body(f"resolve {ticket['number']}", response_url=c.api.base_url + "response")
     headers = sk.signed(body)  # captured once, sent twice within the five minutes
-    assert (await sk.post(c.url, body, FORM, headers))[0] == 200
+    assert (await sk.post(c.url, body, sk.FORM, headers))[0] == 200
     await sk.until(lambda: c.rows("SELECT id FROM tickets WHERE id = ? AND status = 'resolved'", [ticket["id"]]))
     await c.mail.send(mail(sender=TOM, to=c.mail.target.support, subject=f"Re: [#{ticket['number']}] Cannot log in",
                            body="It is broken again, please help."), mail_from=TOM)
     await sk.until(lambda: c.rows("SELECT id FROM tickets WHERE id = ? AND status = 'open'", [ticket["id"]]))
-    assert (await sk.post(c.url, body, FORM, headers))[0] == 401
+    assert (await sk.post(c.url, body, sk.FORM, headers))[0] == 401
     resolved = await c.rows("SELECT * FROM events WHERE ticket = ? AND rules LIKE '%agent-resolved%'", [ticket["id"]])
     assert len(resolved) == 1 and await c.status(ticket["id"]) == "open"
 
@@ -115,10 +108,10 @@ async def attack_replayed_button_click(c: Ctx) -> None:
     body = sk.button("escalate", ticket["id"], (await c.thread(ticket["id"]))["ts"])
     headers = sk.signed(body)
     escalated = "SELECT * FROM events WHERE ticket = ? AND kind = 'escalated'"
-    assert (await sk.post(c.url, body, FORM, headers))[0] == 200
+    assert (await sk.post(c.url, body, sk.FORM, headers))[0] == 200
     await sk.until(lambda: c.rows(escalated, [ticket["id"]]))
     for _ in range(3):
-        assert (await sk.post(c.url, body, FORM, headers))[0] == 401
+        assert (await sk.post(c.url, body, sk.FORM, headers))[0] == 401
     assert len(await c.rows(escalated, [ticket["id"]])) == 1
 
 
@@ -138,13 +131,13 @@ async def attack_repeated_action(c: Ctx) -> None:
 async def attack_bodies_not_form_or_json(c: Ctx) -> None:
     cases = [
         (b"\xff\xfe\x00garbage", "text/plain"),
-        (b"payload=%7Bnot-json", FORM),
-        (b"payload=%5B1%2C2%5D", FORM),
+        (b"payload=%7Bnot-json", sk.FORM),
+        (b"payload=%5B1%2C2%5D", sk.FORM),
         (b"[1, 2]", "application/json"),
         (b"{not json", "application/json"),
         (b'{"type": "event_callback", "event": 12}', "application/json"),
-        ("text=ö".encode("latin-1"), FORM),
-        (b"", FORM),
+        ("text=ö".encode("latin-1"), sk.FORM),
+        (b"", sk.FORM),
     ]
     for body, content_type in cases:
         status, text = await raw(c.url, body, {}, content_type)  # unsigned: refused before parsing

@@ -27,6 +27,7 @@ SIGNING_SECRET = "test-signing-secret"
 BOT_USER = "UBOT"
 AGENT = "UAGENT1"
 CHANNEL = "CACME"
+FORM = "application/x-www-form-urlencoded"  # how Slack posts commands and interactions
 
 
 @dataclass
@@ -153,6 +154,17 @@ def command_body(text: str, channel: str = CHANNEL, response_url: str = "http://
     return urlencode({"token": "x", "team_id": "T1", "channel_id": channel, "user_id": AGENT,
                       "user_name": "agent", "command": "/triage", "text": text,
                       "response_url": response_url, "trigger_id": trigger_id(), "api_app_id": "A1"})
+
+
+async def slash_command(url: str, api: FakeSlackApi, text: str) -> str:
+    """``/triage TEXT`` posted to ``url``: acknowledged at once (the bare 200, inside Slack's
+    three seconds), then answered through the response_url, which ``api`` records."""
+    before = len(api.posted("response"))
+    status, body = await post(url, command_body(text, response_url=api.base_url + "response"), FORM)
+    assert status == 200 and body == ""
+    answers = await until(lambda: api.posted("response")[before:])
+    assert answers[0]["response_type"] == "ephemeral"
+    return answers[0]["text"]
 
 
 async def until(check: Any, timeout: float = 15.0) -> Any:

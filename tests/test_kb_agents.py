@@ -19,7 +19,7 @@ from tests.servicekit import Sink, mail, with_knowledge_base, write_config
 from tests.test_console_browser import browser, signed_in  # noqa: F401 - the Chromium fixture
 from tests.test_console_http import ZED, Browser, base, console_service, csrf_of, relay  # noqa: F401
 from tests.test_service_e2e import outbox_settled, rows, send, until
-from tests.test_slack import FORM, ZENITH_CHANNEL, Env, actions_of, fields, slack_service, with_channel
+from tests.test_slack import ZENITH_CHANNEL, Env, actions_of, fields, slack_service, with_channel
 from tests.test_widget_browser import CHROMIUM
 from triage.service.app import Service
 
@@ -66,7 +66,7 @@ async def test_the_card_offers_the_article_and_its_button_sends_it(env: Env):
     ts = (await env.thread(ticket["id"]))["ts"]
     await sk.until(lambda: env.sink.messages)  # the acknowledgement
 
-    status, _ = await sk.post(env.url, sk.send_article(ticket["id"], "company-documents", ts), FORM)
+    status, _ = await sk.post(env.url, sk.send_article(ticket["id"], "company-documents", ts), sk.FORM)
     assert status == 200
     [sent] = await sk.until(lambda: article_mails(env.sink))
     assert sent.rcpt_tos == ["tom@steelworks.example"] and "[#1001]" in sent.msg["Subject"]
@@ -95,10 +95,10 @@ async def test_slack_refuses_another_tenants_ticket_and_an_unknown_article(env: 
     ticket = await env.ticket()
     ts = (await env.thread(ticket["id"]))["ts"]
     baseline = len(await sk.until(lambda: env.sink.messages))
-    status, _ = await sk.post(env.url, sk.send_article(ticket["id"], "company-documents", ts, ZENITH_CHANNEL), FORM)
+    status, _ = await sk.post(env.url, sk.send_article(ticket["id"], "company-documents", ts, ZENITH_CHANNEL), sk.FORM)
     assert status == 200
     await sk.until(lambda: [c for c in env.api.posted() if "do not serve" in c["text"]])
-    status, _ = await sk.post(env.url, sk.send_article(ticket["id"], "no-such-article", ts), FORM)
+    status, _ = await sk.post(env.url, sk.send_article(ticket["id"], "no-such-article", ts), sk.FORM)
     assert status == 200
     said = await sk.until(lambda: [c for c in env.api.posted() if "no article 'no-such-article'" in c["text"]])
     assert said[0]["text"].split("> ", 1)[1].startswith("not done")

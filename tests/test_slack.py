@@ -25,7 +25,6 @@ from triage.service.notifier import first_response_due
 from triage.store import Store, utcnow
 
 TOM = "tom@steelworks.example"
-FORM = "application/x-www-form-urlencoded"
 HELD = dict(subject="Hello", body="Hi, please call me back.")
 URGENT = dict(subject="Auction", body="The auction closes in 10 minutes and I cannot place my bid! Urgent, please help now.")
 
@@ -52,13 +51,7 @@ class Env:
 
     async def command(self, text: str) -> str:
         """``/triage TEXT``: acknowledged at once, answered through the response_url."""
-        before = len(self.api.posted("response"))
-        status, body = await sk.post(self.url, sk.command_body(text, response_url=self.api.base_url + "response"),
-                                     FORM)
-        assert status == 200 and body == ""  # the bare ack, inside Slack's three seconds
-        answers = await sk.until(lambda: self.api.posted("response")[before:])
-        assert answers[0]["response_type"] == "ephemeral"
-        return answers[0]["text"]
+        return await sk.slash_command(self.url, self.api, text)
 
     async def card(self, number: int) -> dict:
         """The chat.postMessage that posted ticket [#number]."""
@@ -227,11 +220,11 @@ async def test_an_unexpected_error_does_not_end_the_notifier(env: Env, monkeypat
 
 async def test_bad_or_stale_signature_is_refused(env: Env):
     body = sk.command_body("stats")
-    status, _ = await sk.post(env.url, body, FORM, sk.signed(body, secret="wrong"))
+    status, _ = await sk.post(env.url, body, sk.FORM, sk.signed(body, secret="wrong"))
     assert status == 401
-    status, _ = await sk.post(env.url, body, FORM, sk.signed(body, timestamp=int(utcnow().timestamp()) - 600))
+    status, _ = await sk.post(env.url, body, sk.FORM, sk.signed(body, timestamp=int(utcnow().timestamp()) - 600))
     assert status == 401
-    status, _ = await sk.post(env.url, body, FORM, {})
+    status, _ = await sk.post(env.url, body, sk.FORM, {})
     assert status == 401
     assert "no tickets yet" in await env.command("stats")
 
@@ -244,7 +237,7 @@ async def test_slack_is_off_without_tokens(tmp_path: Path, monkeypatch: pytest.M
     try:
         host, port = service.web_address
         body = sk.command_body("stats")
-        status, _ = await sk.post(f"http://{host}:{port}/slack/events", body, FORM)
+        status, _ = await sk.post(f"http://{host}:{port}/slack/events", body, sk.FORM)
         assert status == 404 and service.notifier is None
     finally:
         await service.stop()
@@ -296,7 +289,7 @@ async def test_reclassify_recomputes_and_stores_a_correction_then_approve_sends_
     baseline = len(await sk.until(lambda: env.sink.messages))
 
     ts = (await env.thread(ticket["id"]))["ts"]
-    status, _ = await sk.post(env.url, sk.select("technical/access", ticket["id"], ts), FORM)
+    status, _ = await sk.post(env.url, sk.select("technical/access", ticket["id"], ts), sk.FORM)
     assert status == 200
     rows = await sk.until(lambda: env.rows("SELECT * FROM corrections"))
     assert rows[0]["label"] == "technical/access" and rows[0]["agent"] == f"slack:{sk.AGENT}"
@@ -310,20 +303,20 @@ async def test_reclassify_recomputes_and_stores_a_correction_then_approve_sends_
     assert json.loads(event["rules"])[0] == "agent-reclassified" and "technical-help" in event["rules"]
     assert "approve" not in actions_of(updated[0]["blocks"])  # the decision in force holds nothing
 
-    await sk.post(env.url, sk.button("approve", ticket["id"], ts), FORM)  # a stale card's button
+    await sk.post(env.url, sk.button("approve", ticket["id"], ts), sk.FORM)  # a stale card's button
     said = await sk.until(lambda: [c for c in env.api.posted() if "holds nothing" in c["text"]])
     assert said[0]["thread_ts"] == ts
     assert len(env.sink.messages) == baseline
 
-    await sk.post(env.url, sk.select("other/unknown", ticket["id"], ts), FORM)  # held again
+    await sk.post(env.url, sk.select("other/unknown", ticket["id"], ts), sk.FORM)  # held again
     updated = await sk.until(lambda: env.api.posted("chat.update")[2:])
     assert "approve" in actions_of(updated[-1]["blocks"])
-    await sk.post(env.url, sk.button("approve", ticket["id"], ts), FORM)
+    await sk.post(env.url, sk.button("approve", ticket["id"], ts), sk.FORM)
     mails = await sk.until(lambda: env.sink.messages[baseline:])
     assert mails[0].rcpt_tos == [TOM] and "[#1001]" in mails[0].msg["Subject"]
     assert "A member of our support team will look" not in mails[0].msg.get_content()
     await sk.until(lambda: env.rows("SELECT * FROM events WHERE kind = 'approved'"))
-    await sk.post(env.url, sk.button("approve", ticket["id"], ts), FORM)  # once only
+    await sk.post(env.url, sk.button("approve", ticket["id"], ts), sk.FORM)  # once only
     await sk.until(lambda: len([c for c in env.api.posted() if "holds nothing" in c["text"]]) == 2)
     assert len(env.sink.messages) == baseline + 1
 
@@ -332,9 +325,9 @@ async def test_escalate_and_close_buttons(env: Env):
     await env.send(mail())
     ticket = await env.ticket()
     ts = (await env.thread(ticket["id"]))["ts"]
-    await sk.post(env.url, sk.button("escalate", ticket["id"], ts), FORM)
+    await sk.post(env.url, sk.button("escalate", ticket["id"], ts), sk.FORM)
     await sk.until(lambda: env.rows("SELECT * FROM tickets WHERE priority = 'urgent'"))
-    await sk.post(env.url, sk.button("close", ticket["id"], ts), FORM)
+    await sk.post(env.url, sk.button("close", ticket["id"], ts), sk.FORM)
     await sk.until(lambda: env.rows("SELECT * FROM tickets WHERE status = 'closed'"))
     rules = [json.loads(r["rules"]) for r in await env.rows(
         "SELECT rules FROM events WHERE kind IN ('escalated', 'status') AND ticket = ?", [ticket["id"]])]
@@ -452,7 +445,7 @@ async def test_unexpected_failures_are_said_back_to_the_agent(env: Env, monkeypa
     await sk.post(env.url, sk.thread_message(ts, "Hi Tom, try again now."), "application/json")
     said = await sk.until(lambda: [c for c in env.api.posted() if "not sent" in c["text"]])
     assert said[0]["thread_ts"] == ts and "database is locked" in said[0]["text"]
-    await sk.post(env.url, sk.button("escalate", ticket["id"], ts), FORM)
+    await sk.post(env.url, sk.button("escalate", ticket["id"], ts), sk.FORM)
     said = await sk.until(lambda: [c for c in env.api.posted() if "not done" in c["text"]])
     assert said[0]["thread_ts"] == ts and "database is locked" in said[0]["text"]
     assert "not done: RuntimeError: database is locked" in await env.command("stats")
