@@ -92,6 +92,12 @@ def test_a_person_answering_under_an_out_of_office_subject_is_a_person(subject):
     ("Автоматический ответ: Re: [#1001] Не могу войти", "Это уже не автоответ, я вернулся из отпуска. По вашей "
      "инструкции сбросил пароль, но при входе всё равно пишет, что учётная запись заблокирована.", True),
     ("Abwesenheitsnotiz: Ihre Anfrage", "", False),
+    ("Automatiskt svar: Frånvaro", "Jag är ledig till 3 januari. Hej igen - glöm autosvaret, jag är här. "
+     "Mitt konto är spärrat, vad gör jag?", True),
+    ("Automatic reply: Re: Ticket 123", "I am out of the office until Monday with limited access to e-mail. "
+     "Need help with a login problem or a password reset? Please contact our IT desk.", False),
+    ("Automatic reply: Re: login", "I am on holiday and will be back again on 12 January. For urgent matters "
+     "contact my colleague.", False),
 ])
 def test_a_question_under_the_autoresponders_own_subject_is_a_person(subject, body, person):
     """An autoresponder does not ask: a question under its subject is the person writing

@@ -142,6 +142,12 @@ QUOTED = "> Hello, the Submit button of RFQ 4466 stays disabled because of an er
     "Vielen Dank! Die neue Einladung ist angekommen, ich habe mich schon registriert.",
     "Спасибо большое! Новое приглашение пришло, я уже зарегистрировалась.",
     "Щиро дякую! Нове запрошення прийшло, я вже зареєструвався.",
+    "Thanks a lot, the new reset link worked and I am in.",
+    "Дякую, після оновлення все зберігається правильно.",
+    "Спасибо, после обновления всё сохраняется нормально.",
+    "Tack, efter uppdateringen sparas allt som det ska.",
+    "Danke, nach dem Update wird alles richtig gespeichert.",
+    "Danke, ich bin jetzt wieder drin.",
 ])
 def test_a_reply_that_only_thanks_is_no_new_request(new):
     """The subject and the quoted answer still speak of the solved problem; the new text
@@ -156,6 +162,7 @@ def test_a_reply_that_only_thanks_is_no_new_request(new):
     "Danke, aber es funktioniert leider immer noch nicht.",
     "Thanks! It works now. How do I add my colleague as a user?",
     "Thank you for the answer. The upload now fails with error 500 when I attach the certificate.",
+    "Thank you. I am in Gothenburg this week: why do my bids not save?",
 ])
 def test_thanks_with_a_remaining_problem_or_a_new_question_is_read(new):
     got = _reply(new, QUOTED, "RE: [#1001] Error when submitting the quote for RFQ 4466")
@@ -181,3 +188,25 @@ def test_signing_as_administrator_asks_for_no_role_change():
     assert "high_importance" not in _cls("Kan ni ändra nummerserien åt oss? Jag godkänner det som "
                                          "administratör.").signals
     assert "high_importance" in _cls("Kan ni ge mig administratörsbehörighet i portalen?").signals
+
+
+@pytest.mark.parametrize("text, lang", [
+    ("Hej, hur lagger jag till var nya inkopare i portalen? Hon borjar pa mandag.", "sv"),
+    ("Hej, hur lägger jag till vår nya inköpare i portalen? Hon börjar på måndag.", "sv"),
+])
+def test_swedish_typed_without_diacritics_reads_as_with_them(text, lang):
+    """Cue phrases are matched with å/ä/ö folded, so a phone-typed line reads the same."""
+    got = _cls(text)
+    assert "add_person" in got.signals and "on_behalf" in got.signals, got.signals
+
+
+@pytest.mark.parametrize("subject, body", [
+    ("Automatiskt svar: Frånvaro", "Jag är ledig till 3 januari. Hej igen - glöm autosvaret, jag är här. "
+     "Mitt konto är spärrat, vad gör jag?"),
+    ("Automatic reply: Re: login", "I am on holiday until 5 January.\n\nSorry, ignore that auto-reply above, "
+     "I am back now: the page says my account is locked."),
+])
+def test_a_person_writing_about_their_own_auto_reply_is_no_auto_reply(subject, body):
+    """The autoresponder's subject and its text quoted above are no reason to suppress a
+    person who says the auto-reply was theirs and asks for help."""
+    assert _cls(body, subject).category != "automated"

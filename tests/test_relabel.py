@@ -50,6 +50,10 @@ def test_asking_how_to_register_from_a_company_on_the_portal_is_access(config):
     other = _refined(config, "account/new_user", HOW, "petra.admin@steelworks.lt",
                      body="How do I add jan.consult@gmail.com as a user?")
     assert other.label == "account/new_user"
+    # and so does asking how to add someone, named or not
+    adding = _refined(config, "account/new_user", {**HOW, "add_person": ["add our new"]}, "petra.admin@steelworks.lt",
+                      body="How do I add our new sales manager?")
+    assert adding.label == "account/new_user"
 
 
 def test_an_agents_correction_is_never_read_over(config):
@@ -71,3 +75,13 @@ def test_access_for_a_named_person_without_an_account_asks_for_an_account(config
     assert mailbox.label == "account/access_change"
     # and without anyone named it is the sender's own access
     assert _refined(config, "account/access_change", {}, "tom.user@steelworks.lt").label == "account/access_change"
+
+
+def test_asking_how_to_add_a_person_asks_for_an_account(config):
+    got = _refined(config, "technical/howto", {**HOW, "add_person": ["lagger jag till var nya inkopare"]},
+                   "petra.admin@steelworks.lt", body="hur lagger jag till var nya inkopare?")
+    assert got.label == "account/new_user" and got.rules == ["relabel-howto-add-person"]
+    assert _refined(config, "technical/howto", HOW, "petra.admin@steelworks.lt").label == "technical/howto"
+    # a buyer asking how to add suppliers to an RFQ asks a how-to
+    assert _refined(config, "technical/howto", {**HOW, "add_person": ["add two suppliers"]},
+                    "eva.strand@acme.se").label == "technical/howto"

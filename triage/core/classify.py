@@ -154,7 +154,11 @@ class Classifier:
         scores, evidence = self._score(text, hits, signals)
         probs = softmax(scores, self.model.calibration if self.model else 1.0)
         label = max(probs, key=probs.__getitem__)
-        if label == "automated/auto_reply" and not any(h.label.startswith("auto:auto_reply") for h in hits):
+        if any(h.label == "auto:person_again" for h in hits):
+            # A person's words about their own auto-reply ("forget my auto-reply, I am back:
+            # …") are a person writing, whatever the autoresponder's subject says.
+            label = max((k for k in probs if not k.startswith("automated/")), key=probs.__getitem__)
+        elif label == "automated/auto_reply" and not any(h.label.startswith("auto:auto_reply") for h in hits):
             # An out-of-office needs real evidence: its own wording, not just a short
             # friendly text ("back from holiday, I can't log in" is a person).
             label = max((k for k in probs if k != label), key=probs.__getitem__)

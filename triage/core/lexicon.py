@@ -22,6 +22,12 @@ from triage import DATA
 
 FOLDER = DATA / "lexicon"  # one file of cue phrases per language
 _CANDIDATE = re.compile(r"(?<!\w)\S")  # where a cue may begin: the start of a word or a sign
+# Latin letters with diacritics and their bare letters, one for one so that offsets into the
+# folded text are offsets into the original: cues and texts are matched folded, because
+# Swedish and German typed on a phone or a foreign keyboard drop them ("lagger till" is
+# "lägger till"). Cyrillic is left alone: й and и, ї and і are different letters.
+_FOLD = str.maketrans("àáâãäåçèéêëìíîïñòóôõöøùúûüýÿÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖØÙÚÛÜÝ",
+                      "aaaaaaceeeeiiiinoooooouuuuyyAAAAAACEEEEIIIINOOOOOOUUUUY")
 
 
 @dataclass(frozen=True)
@@ -125,7 +131,7 @@ class Lexicon:
         self.labels = sorted({c.label for c in cues})
         buckets: dict[str, dict[str, list[Cue]]] = {}
         for cue in cues:
-            closed, opened = _starts(list(_parser.parse(cue.pattern, re.I)), 2)
+            closed, opened = _starts(list(_parser.parse(cue.pattern.translate(_FOLD), re.I)), 2)
             keys = closed | opened
             if not keys or "" in keys:
                 keys = {"*"}  # can begin with anything: tried everywhere
@@ -141,7 +147,7 @@ class Lexicon:
         # At one position the first alternative that matches wins: longest patterns first,
         # so a specific phrase is not hidden by a short stem of another language.
         group.sort(key=lambda c: -len(c.pattern))
-        return re.compile("|".join(f"(?P<c{i}>{c.pattern})" for i, c in enumerate(group)), re.I)
+        return re.compile("|".join(f"(?P<c{i}>{c.pattern.translate(_FOLD)})" for i, c in enumerate(group)), re.I)
 
     def _candidates(self, key: str, prefix: str) -> list[tuple[str, re.Pattern[str], list[Cue]]]:
         """The cue groups of labels starting with ``prefix`` to try where a text continues
@@ -161,13 +167,14 @@ class Lexicon:
         cue of a label wins.
         """
         hits: list[Hit] = []
-        for start in _CANDIDATE.finditer(text):
+        folded = text.translate(_FOLD)
+        for start in _CANDIDATE.finditer(folded):
             pos = start.start()
-            for label, regex, group in self._candidates(text[pos:pos + 2].lower(), prefix):
-                match = regex.match(text, pos)
+            for label, regex, group in self._candidates(folded[pos:pos + 2].lower(), prefix):
+                match = regex.match(folded, pos)
                 if match:
                     cue = group[int(match.lastgroup[1:])]  # type: ignore[index]
-                    hits.append(Hit(label, cue.language, match.group(0), cue.weight))
+                    hits.append(Hit(label, cue.language, text[pos:match.end()], cue.weight))
         return hits
 
 

@@ -55,12 +55,17 @@ RULES = [
     Relabel("relabel-access-for-someone-without-account",
             "rights or access for a named person who has no account yet is a request for a new account",
             frozenset({"account/access_change"}), "account/new_user", _named_without_account),
+    Relabel("relabel-howto-add-person",
+            "a supplier asking how to add a colleague or a new user to the portal asks for an account for "
+            "them (which the company's own admin can create); a buyer adding suppliers to an RFQ does not",
+            frozenset({"technical/howto"}), "account/new_user",
+            lambda c: c.who.requester != "internal" and c.signal("add_person")),
     Relabel("relabel-register-known-company",
             "asking how to register, for oneself, from a company already on the tenant's portal, is an "
-            "access question",
+            "access question (asking how to add someone is not)",
             frozenset({"account/new_user"}), "technical/access",
             lambda c: c.who.requester == "external" and c.signal("howto_form") and _company_on_portal(c)
-            and not c.named_addresses and not c.signal("new_company")),
+            and not c.named_addresses and not c.signal("new_company") and not c.signal("add_person")),
 ]
 
 
