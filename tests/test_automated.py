@@ -17,7 +17,7 @@ def _kind(raw: bytes) -> str:
 
 @pytest.mark.parametrize("headers, kind", [
     ({"Auto-Submitted": "auto-replied"}, "auto_reply"),
-    ({"Auto-Submitted": "auto-generated"}, "auto_reply"),
+    ({"Auto-Submitted": "auto-generated"}, "bulk"),  # a notification (RFC 3834), not a reply
     ({"X-Autoreply": "yes"}, "auto_reply"),
     ({"X-Autorespond": "yes"}, "auto_reply"),
     ({"X-AutoReply-From": "a@b.c"}, "auto_reply"),
@@ -147,3 +147,45 @@ def test_domain_renewal_scams_are_bulk_in_every_language(body):
     auto = detect(parse_email(make_email(sender="service@renew-domains.example", subject="Last notice",
                                          body=body)), LEXICON)
     assert auto.kind == "bulk", auto.reasons
+
+
+@pytest.mark.parametrize("body", [
+    "Dear Customer, invoice INV-5521 for EUR 2,340.00 is now overdue. To avoid suspension of services and a "
+    "late-payment fee, please settle the outstanding balance within 48 hours using the secure link below. "
+    "If you have already paid, please disregard this notice.",
+    "Hej! Faktura 88123 för registrering i företagskatalogen är obetald. Betala senast inom 5 dagar för att "
+    "undvika påminnelseavgift och inkasso. Fakturan hittar du här: https://pay.example/88123",
+    "Sehr geehrte Damen und Herren, um eine Sperrung Ihrer Dienste zu vermeiden, überweisen Sie den Betrag über "
+    "den folgenden Link. Sollten Sie bereits bezahlt haben, betrachten Sie diese letzte Mahnung als gegenstandslos.",
+    "Уважаемый клиент! Оплатить счёт необходимо в течение 3 банковских дней, иначе доступ к услугам будет "
+    "приостановлен. Если вы уже оплатили, не обращайте внимания.",
+    "Шановний клієнте! Сплатити рахунок необхідно протягом 3 банківських днів, інакше доступ до послуг буде "
+    "призупинено. Якщо ви вже сплатили, проігноруйте цей лист.",
+])
+def test_fake_invoices_demanding_payment_are_bulk_in_every_language(body):
+    """An invoice nobody ordered, with threats and a payment link, is spam: never a business
+    question to redirect or relay."""
+    auto = detect(parse_email(make_email(sender="billing@invoice-desk.example", subject="Overdue invoice",
+                                         body=body)), LEXICON)
+    assert auto.kind == "bulk", auto.reasons
+
+
+@pytest.mark.parametrize("body", [
+    "Hello, our invoice 4471 for the October deliveries is now 21 days overdue. When will it be paid? "
+    "The payment terms were 30 days.",
+    "Добрый день, наш счёт на оплату № 12 от 01.11 до сих пор не оплачен. Подскажите, пожалуйста, сроки оплаты.",
+])
+def test_a_supplier_asking_about_an_unpaid_invoice_is_a_person(body):
+    auto = detect(parse_email(make_email(subject="Invoice 4471", body=body)), LEXICON)
+    assert auto.kind == "", auto.reasons
+
+
+def test_a_system_notification_is_bulk_not_an_out_of_office():
+    """"This message was created automatically, do not reply" is machine mail, but says
+    nothing about anybody being away."""
+    raw = make_email(sender="notify@crm.example", subject="Deal status changed",
+                     body="Deal 'Nordvik cable' changed status to 'awaiting customer'.\n\n"
+                          "This message was generated automatically, please do not reply to this e-mail.",
+                     headers={"Auto-Submitted": "auto-generated"})
+    auto = detect(parse_email(raw), LEXICON)
+    assert auto.kind == "bulk" and "auto-out-of-office-body" not in auto.reasons, auto.reasons

@@ -135,6 +135,9 @@ def test_high_importance_settings_never_done_by_support(config):
 def test_supplier_asking_for_special_access_is_declined(config):
     d = _decide(config, make_email("tom.user@steelworks.lt"), "account/access_change")
     assert d.decline == "special_access"
+    # from an unverified channel too: asking for a verified one would promise a change
+    d = _decide(config, make_email("tom.user@steelworks.lt", dmarc="none"), "account/access_change")
+    assert d.decline == "special_access" and "request_verified_channel" not in d.actions
 
 
 def test_bidding_urgent_escalates_even_when_unsure(config):

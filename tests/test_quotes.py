@@ -358,3 +358,24 @@ def test_pathological_megabyte_is_fast(shape: str) -> None:
     started = time.process_time()
     split_reply(PATHOLOGICAL[shape])
     assert time.process_time() - started < 0.5
+
+
+@pytest.mark.parametrize("footer", [
+    "This e-mail and any attachments are confidential and intended solely for the addressee. If you have "
+    "received it in error, please notify the sender and delete it.",
+    "Detta e-postmeddelande kan innehålla konfidentiell information och är endast avsett för adressaten. Om du "
+    "fått det av misstag, meddela avsändaren och radera meddelandet.",
+    "Diese E-Mail enthält vertrauliche Informationen. Wenn Sie nicht der richtige Adressat sind, löschen Sie "
+    "diese E-Mail bitte.",
+    "Данное сообщение может содержать конфиденциальную информацию. Если вы получили это письмо по ошибке, "
+    "удалите его.",
+    "Цей лист може містити конфіденційну інформацію. Якщо ви отримали цей лист помилково, видаліть його.",
+])
+def test_a_legal_disclaimer_under_the_text_is_signature(footer: str) -> None:
+    """Its words ("delete", "by mistake", "confidential") are not the sender's request."""
+    got = split_reply(f"Hello,\n\nwhich moisture class applies in RFQ 340, 2 or 3?\n\nLars Nyberg\nSkogpack AB\n\n{footer}")
+    assert got.new_text.endswith("Skogpack AB") and got.signature.startswith(footer[:20])
+
+
+def test_a_mail_that_opens_like_a_disclaimer_is_still_text() -> None:
+    assert split_reply("This email may contain a question: can I log in?").new_text.startswith("This email")

@@ -85,3 +85,9 @@ def test_asking_how_to_add_a_person_asks_for_an_account(config):
     # a buyer asking how to add suppliers to an RFQ asks a how-to
     assert _refined(config, "technical/howto", {**HOW, "add_person": ["add two suppliers"]},
                     "eva.strand@acme.se").label == "technical/howto"
+
+
+def test_a_deactivated_account_that_cannot_log_in_asks_for_reactivation(config):
+    got = _refined(config, "technical/access", {}, "old.timer@plastics.ru")
+    assert got.label == "account/reactivation" and got.rules == ["relabel-deactivated-cannot-log-in"]
+    assert _refined(config, "technical/access", {}, "tom.user@steelworks.lt").label == "technical/access"

@@ -111,9 +111,13 @@ def _bounced(mime: MimeMessage) -> tuple[list[str], bool]:
 
 def _header_checks(msg: Message, mime: MimeMessage, auto: Automation, local: str) -> None:
     """What the headers and the sender say: RFC 3834, vendor flags, lists, DSNs, daemons."""
-    submitted = msg.header("Auto-Submitted").strip().lower()
-    if submitted and submitted != "no":
+    # RFC 3834: "auto-replied" answers a message (an out-of-office); "auto-generated" and the
+    # rest are a system's own notifications, which the contract counts as bulk.
+    submitted = msg.header("Auto-Submitted").strip().lower().partition(";")[0].strip()
+    if submitted == "auto-replied":
         auto.add("auto-header-auto-submitted", "auto_reply")
+    elif submitted and submitted != "no":
+        auto.add("auto-header-auto-generated", "bulk")
     for name, (rule, kind) in _HEADER_FLAGS.items():
         if _has(msg, name):
             auto.add(rule, kind)

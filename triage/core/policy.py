@@ -233,12 +233,14 @@ RULES: list[Rule] = [
     Rule("reactivation-by-company-only", "reactivation is the company's decision: relay",
          _is("account/reactivation"), ("relay_to_company", "notify_agents")),
     # --- settings, roles and data: only from verified, registered senders ------------------
+    Rule("special-access-declined",
+         "suppliers get no access beyond their role from support, from any channel (a verified one "
+         "would not change the answer)",
+         lambda c: c.label == "account/access_change" and c.who.requester == "external",
+         ("decline", "notify_agents"), decline="special_access"),
     Rule("change-unverified-channel", "changes need a verified channel",
          lambda c: c.cls.category == "account" and c.cls.intent in ("access_change", "data_change")
          and not c.trust.verified, ("request_verified_channel", "notify_agents")),
-    Rule("special-access-declined", "suppliers get no access beyond their role from support",
-         lambda c: c.label == "account/access_change" and c.who.requester == "external",
-         ("decline", "notify_agents"), decline="special_access"),
     Rule("data-change-supplier", "support does not edit submitted offers: the company decides",
          lambda c: c.label == "account/data_change" and c.who.requester == "external",
          ("decline", "relay_to_company", "notify_agents"), decline="data_change"),

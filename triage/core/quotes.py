@@ -37,12 +37,12 @@ class Reply:
 
 
 # Line kinds. CONTENT kinds are the sender's words; the rest are structure.
-BLANK, JUNK, RULE, DASH, QUOTE, SEPARATOR, FROM_FIELD, FIELD, DEVICE, SIGN_OFF, DATED, TEXT = range(12)
+BLANK, JUNK, RULE, DASH, QUOTE, SEPARATOR, FROM_FIELD, FIELD, DEVICE, SIGN_OFF, DATED, TEXT, DISCLAIMER = range(13)
 CONTENT = frozenset({FROM_FIELD, FIELD, SIGN_OFF, DATED, TEXT})
 # How a candidate reads as an attribution; a weak one ("Anna wrote:") only counts above a quote.
 NO_ATTRIBUTION, WEAK_ATTRIBUTION, ATTRIBUTION = range(3)
 _GROUP_KINDS = {"sep": SEPARATOR, "from": FROM_FIELD, "field": FIELD, "device": DEVICE,
-                "signoff": SIGN_OFF, "dated": DATED}
+                "signoff": SIGN_OFF, "dated": DATED, "disclaimer": DISCLAIMER}
 
 # A capitalised word, for the name that may follow a sign-off on its line ("Thanks, Anna").
 _NAME = r"(?-i:[A-ZÀ-ÖØ-ÞА-ЯЁЄІЇҐ])[\w.'’-]*"
@@ -123,6 +123,7 @@ _LINE_SHAPES = (
     ("signoff", "sign_offs",
      rf"[-–—/~\s]*(?:PHRASES)[\s,.!:;)]*(?:[,\s]\s*{_NAME}(?:\s+{_NAME}){{0,2}}[.!]?)?\s*$"),
     ("dated", "attribution_leads", r"(?:-{2,}\s*)?(?:PHRASES)\s+\D{0,40}?\d"),
+    ("disclaimer", "disclaimers", r"(?:PHRASES)"),
 )
 
 
@@ -513,8 +514,8 @@ class _Scan:
         content, kinds = False, self._kinds  # the walk classified every kept line
         for position, i in enumerate(kept):
             kind = kinds[i]
-            if kind in (DASH, DEVICE):
-                return position
+            if kind in (DASH, DEVICE) or (content and kind == DISCLAIMER):
+                return position  # a legal disclaimer under the text is no part of what was asked
             # a sign-off may end the mail; a rule with nothing under it is decoration
             if content and kind in (SIGN_OFF, RULE) and self.tail_lines(i, stop) >= (1 if kind == RULE else 0):
                 return position

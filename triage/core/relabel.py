@@ -55,6 +55,11 @@ RULES = [
     Relabel("relabel-access-for-someone-without-account",
             "rights or access for a named person who has no account yet is a request for a new account",
             frozenset({"account/access_change"}), "account/new_user", _named_without_account),
+    Relabel("relabel-deactivated-cannot-log-in",
+            "a sender whose own account is deactivated and who cannot log in needs it reactivated, which "
+            "only the company decides",
+            frozenset({"technical/access"}), "account/reactivation",
+            lambda c: c.who.user is not None and c.who.user.status == "deactivated"),
     Relabel("relabel-howto-add-person",
             "a supplier asking how to add a colleague or a new user to the portal asks for an account for "
             "them (which the company's own admin can create); a buyer adding suppliers to an RFQ does not",
