@@ -30,6 +30,11 @@ _FOLD = str.maketrans("àáâãäåçèéêëìíîïñòóôõöøùúûüýÿ�
                       "aaaaaaceeeeiiiinoooooouuuuyyAAAAAACEEEEIIIINOOOOOOUUUUY")
 
 
+def fold(text: str) -> str:
+    """The text with Latin diacritics dropped, letter for letter ("lägger" → "lagger")."""
+    return text.translate(_FOLD)
+
+
 @dataclass(frozen=True)
 class Cue:
     """One pattern of one language for one intent or signal."""
@@ -131,7 +136,7 @@ class Lexicon:
         self.labels = sorted({c.label for c in cues})
         buckets: dict[str, dict[str, list[Cue]]] = {}
         for cue in cues:
-            closed, opened = _starts(list(_parser.parse(cue.pattern.translate(_FOLD), re.I)), 2)
+            closed, opened = _starts(list(_parser.parse(fold(cue.pattern), re.I)), 2)
             keys = closed | opened
             if not keys or "" in keys:
                 keys = {"*"}  # can begin with anything: tried everywhere
@@ -147,7 +152,7 @@ class Lexicon:
         # At one position the first alternative that matches wins: longest patterns first,
         # so a specific phrase is not hidden by a short stem of another language.
         group.sort(key=lambda c: -len(c.pattern))
-        return re.compile("|".join(f"(?P<c{i}>{c.pattern.translate(_FOLD)})" for i, c in enumerate(group)), re.I)
+        return re.compile("|".join(f"(?P<c{i}>{fold(c.pattern)})" for i, c in enumerate(group)), re.I)
 
     def _candidates(self, key: str, prefix: str) -> list[tuple[str, re.Pattern[str], list[Cue]]]:
         """The cue groups of labels starting with ``prefix`` to try where a text continues
@@ -167,7 +172,7 @@ class Lexicon:
         cue of a label wins.
         """
         hits: list[Hit] = []
-        folded = text.translate(_FOLD)
+        folded = fold(text)
         for start in _CANDIDATE.finditer(folded):
             pos = start.start()
             for label, regex, group in self._candidates(folded[pos:pos + 2].lower(), prefix):

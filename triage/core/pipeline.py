@@ -18,6 +18,7 @@ from triage.core.message import Message
 from triage.core.model import Model
 from triage.core.policy import Context, Decision, decide
 from triage.core.render import Renderer, format_hours, format_moment
+from triage.core.translit import latin_reading
 
 # Which paragraph of the reply each action contributes, in reading order.
 REPLY_PARTS = [("escalate", "urgent"), ("acknowledge", "acknowledge"),
@@ -77,9 +78,11 @@ class Outcome:
         return line
 
 
-def _kb_text(msg: Message) -> str:
-    """What the knowledge base is searched with: the subject and the new text of the message."""
-    return f"{msg.subject}\n{msg.new_text or msg.text}"
+def _kb_text(msg: Message, language: str) -> str:
+    """What the knowledge base is searched with: the subject and the new text of the message,
+    and for Russian or Ukrainian typed in Latin letters their Cyrillic reading too (the
+    articles are in Cyrillic)."""
+    return latin_reading(f"{msg.subject}\n{msg.new_text or msg.text}", language)
 
 
 def greeting_name(msg: Message, who: Identity, verified: bool) -> str:
@@ -192,7 +195,7 @@ class Pipeline(Drafts):
                 decision: Decision) -> knowledge.Suggestions:
         """Help articles for the reply, from the tenant's knowledge base (see triage/core/knowledge.py)."""
         kb = self.knowledge.get(tenant.slug) if tenant else None
-        return knowledge.offer(kb, _kb_text(msg), cls.category, cls.intent, decision.actions, bool(auto.kind),
+        return knowledge.offer(kb, _kb_text(msg, cls.language), cls.category, cls.intent, decision.actions, bool(auto.kind),
                                cls.language, tenant.language if tenant else "en")
 
     def matches(self, out: Outcome) -> list[knowledge.Suggestion]:
@@ -202,7 +205,7 @@ class Pipeline(Drafts):
         kb = self.knowledge.get(tenant.slug) if tenant else None
         if kb is None or tenant is None:
             return []
-        return kb.matches(_kb_text(out.msg), out.cls.label, out.cls.language, tenant.language)
+        return kb.matches(_kb_text(out.msg, out.cls.language), out.cls.label, out.cls.language, tenant.language)
 
     def run(self, msg: Message, ticket: int, now: datetime | None = None) -> Outcome:
         now = now or datetime.now(timezone.utc)

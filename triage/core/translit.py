@@ -58,6 +58,15 @@ def transliterate(text: str, lang: str) -> str:
     return "".join(out)
 
 
+
+def latin_reading(text: str, lang: str) -> str:
+    """``text`` with its Cyrillic reading appended when ``lang`` is Russian or Ukrainian and
+    the text has no Cyrillic letter at all (typed in Latin ones); else ``text`` itself."""
+    if lang not in CYRILLIC or _CYRILLIC.search(text):
+        return text
+    return f"{text}\n{transliterate(text, lang)}"
+
+
 def prefixes(texts: list[str], cyrillic: bool) -> list[str]:
     """The word beginnings seen at least twice in a language's texts of one script: the
     vocabulary ``triage train`` saves for :func:`detect`."""
