@@ -56,6 +56,7 @@ class Hit:
 
 
 Starts = tuple[set[str], set[str]]  # (closed, open): see _starts
+Candidates = list[tuple[str, re.Pattern[str], list["Cue"]]]  # (label, its alternation, its cues)
 
 
 def _item_starts(item: tuple, k: int) -> Starts | None:
@@ -128,7 +129,8 @@ class Lexicon:
 
     Scanning a text with thousands of alternatives at every position is slow; instead the
     text's word starts are visited once and only the cues that can begin with those two
-    letters are tried (one compiled alternation per bucket and label, longest first).
+    letters are tried (one alternation per bucket and label, longest first, compiled on
+    first use: loading costs little and a process compiles only the buckets its mail needs).
     """
 
     def __init__(self, cues: list[Cue]):
@@ -142,26 +144,31 @@ class Lexicon:
                 keys = {"*"}  # can begin with anything: tried everywhere
             for key in keys:
                 buckets.setdefault(key, {}).setdefault(cue.label, []).append(cue)
-        self._buckets = {key: [(label, self._compile(group), group) for label, group in sorted(by_label.items())]
-                         for key, by_label in buckets.items()}
-        self._any = self._buckets.pop("*", [])
-        self._by_key: dict[tuple[str, str], list[tuple[str, re.Pattern[str], list[Cue]]]] = {}
-
-    @staticmethod
-    def _compile(group: list[Cue]) -> re.Pattern[str]:
         # At one position the first alternative that matches wins: longest patterns first,
         # so a specific phrase is not hidden by a short stem of another language.
-        group.sort(key=lambda c: -len(c.pattern))
-        return re.compile("|".join(f"(?P<c{i}>{fold(c.pattern)})" for i, c in enumerate(group)), re.I)
+        self._buckets = {key: [(label, sorted(group, key=lambda c: -len(c.pattern)))
+                               for label, group in sorted(by_label.items())]
+                         for key, by_label in buckets.items()}
+        self._any = self._buckets.pop("*", [])
+        self._patterns: dict[int, re.Pattern[str]] = {}  # id of a label's group -> its alternation
+        self._by_key: dict[tuple[str, str], Candidates] = {}
 
-    def _candidates(self, key: str, prefix: str) -> list[tuple[str, re.Pattern[str], list[Cue]]]:
+    def _pattern(self, group: list[Cue]) -> re.Pattern[str]:
+        found = self._patterns.get(id(group))
+        if found is None:
+            found = self._patterns[id(group)] = re.compile(
+                "|".join(f"(?P<c{i}>{fold(c.pattern)})" for i, c in enumerate(group)), re.I)
+        return found
+
+    def _candidates(self, key: str, prefix: str) -> Candidates:
         """The cue groups of labels starting with ``prefix`` to try where a text continues
         with ``key`` (cached: the scan loop is the hot path of classification)."""
         found = self._by_key.get((key, prefix))
         if found is None:
-            found = [entry for entry in (*self._buckets.get(key, ()), *self._buckets.get(key[:1], ()), *self._any)
-                     if entry[0].startswith(prefix)]
-            self._by_key[(key, prefix)] = found
+            found = self._by_key[(key, prefix)] = [
+                (label, self._pattern(group), group)
+                for label, group in (*self._buckets.get(key, ()), *self._buckets.get(key[:1], ()), *self._any)
+                if label.startswith(prefix)]
         return found
 
     def scan(self, text: str, prefix: str = "") -> list[Hit]:
@@ -190,10 +197,10 @@ def _cues_of(language: str, table: dict, prefix: str, source: Path) -> list[Cue]
             raise ValueError(f"{source}: [{prefix}{label}] must be a table of pattern = weight")
         for pattern, weight in patterns.items():
             try:
-                re.compile(pattern)
+                compiled = re.compile(pattern)
             except re.error as e:
                 raise ValueError(f"{source}: [{prefix}{label}] bad pattern {pattern!r}: {e}") from None
-            if re.compile(pattern).groups:
+            if compiled.groups:
                 raise ValueError(f"{source}: [{prefix}{label}] pattern {pattern!r} must use (?:…), not (…)")
             cues.append(Cue(prefix + label, language, pattern, float(weight)))
     return cues
