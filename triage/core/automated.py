@@ -50,7 +50,8 @@ class Automation:
     permanent: bool = False  # a hard bounce (5.x.x): stop mailing that address for a while
 
     def add(self, rule: str, kind: str) -> None:
-        self.reasons.append(rule)
+        if rule not in self.reasons:  # two checks may find the same fact
+            self.reasons.append(rule)
         # a bounce outranks an auto-reply, which outranks bulk: the strongest fact wins
         order = {"": 0, "bulk": 1, "auto_reply": 2, "bounce": 3}
         if order[kind] > order[self.kind]:

@@ -58,7 +58,6 @@ def transliterate(text: str, lang: str) -> str:
     return "".join(out)
 
 
-
 def latin_reading(text: str, lang: str) -> str:
     """``text`` with its Cyrillic reading appended when ``lang`` is Russian or Ukrainian and
     the text has no Cyrillic letter at all (typed in Latin ones); else ``text`` itself."""
