@@ -210,3 +210,23 @@ def test_a_person_writing_about_their_own_auto_reply_is_no_auto_reply(subject, b
     """The autoresponder's subject and its text quoted above are no reason to suppress a
     person who says the auto-reply was theirs and asks for help."""
     assert _cls(body, subject).category != "automated"
+
+
+@pytest.mark.parametrize("subject, new", [
+    ("RE: [#5610] Password reset link expired, cannot log in, account locked",
+     "Thanks, my supplier can log in again now. One more question of my own: how do I export the auction "
+     "protocol as a PDF? My manager wants it attached to a memo and I only see an Excel export."),
+    ("RE: [Ticket 5610] Не могу войти",
+     "Спасибо большое, теперь поставщик заходит без проблем! И ещё один вопрос, уже мой: как выгрузить "
+     "протокол торгов по аукциону в PDF? Руководитель просит приложить его к служебной записке, а я вижу "
+     "только выгрузку в Excel."),
+])
+def test_a_long_answer_in_a_thread_is_read_without_the_threads_subject(subject, new):
+    """The subject names the thread's first topic (a login problem); a reply that says enough
+    of its own asks what it says, and a short one is still read with its subject."""
+    msg = Message(channel="email", id="t", sender="x@y.se", subject=subject,
+                  text=f"{new}\n\n> We reset the session.", new_text=new)
+    assert CLASSIFIER.classify(msg, Automation(), "en").label == "technical/howto"
+    short = Message(channel="email", id="t", sender="x@y.se", subject=subject, text="still the same, nothing changed",
+                    new_text="still the same, nothing changed")
+    assert CLASSIFIER.classify(short, Automation(), "en").label == "technical/access"

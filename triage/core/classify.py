@@ -20,7 +20,7 @@ from triage.core.automated import Automation
 from triage.core.lexicon import Hit, Lexicon
 from triage.core.message import Message
 from triage.core.model import Model
-from triage.core.subjects import TAG, strip_prefixes
+from triage.core.subjects import REPLIED, TAG, strip_prefixes
 from triage.core.translit import CYRILLIC
 
 INTENTS = {
@@ -43,6 +43,7 @@ LANGUAGE_SAMPLE = 400  # characters: plenty for lingua, and the cost grows with 
 URGENCY_BONUS = 2.0
 NO_MODEL_UNKNOWN_BONUS = 0.5
 _MIN_NEW_TEXT = 12  # shorter "new text" means the splitter cut too much: read the whole body
+REPLY_OWN_WORDS = 25  # an answer in a thread this long says what it is about without its subject
 THANKS_WORDS = 60  # a thank-you note is short; a longer text says something more
 THANKS_CONFIDENCE = 0.9
 THANKS_NEW_REQUEST = 5.0  # cue weight of one clear request: "solved, thanks — and I need access for Jan"
@@ -87,8 +88,12 @@ def detect_language(text: str, languages: tuple[str, ...], default: str) -> str:
 
 
 def reading_text(msg: Message) -> str:
-    """What the classifier reads: the subject without reply prefixes and tags, and the new text."""
-    subject = TAG.sub(" ", strip_prefixes(TAG.sub(" ", msg.subject)).strip())
+    """What the classifier reads: the subject without reply prefixes and tags, and the new
+    text. An answer in a thread that says enough of its own is read without the subject,
+    which names the thread's first topic ("Re: cannot log in" over "thanks, that works; how
+    do I export the auction protocol?")."""
+    own = len(msg.new_text.split()) >= REPLY_OWN_WORDS and REPLIED.match(msg.subject)
+    subject = "" if own else TAG.sub(" ", strip_prefixes(TAG.sub(" ", msg.subject)).strip())
     body = msg.new_text if len(msg.new_text.strip()) >= _MIN_NEW_TEXT else (msg.text or msg.new_text)
     return f"{subject.strip()}\n{body.strip()}"
 

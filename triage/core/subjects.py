@@ -17,6 +17,8 @@ _FORWARD = "|".join(_DATA["forward_prefixes"])
 PREFIXES = re.compile(rf"^\s*(?:(?:{_REPLY}|{_FORWARD})\s*(?:\[\d+\])?\s*:\s*)+", re.I)
 # a forward, possibly answered: "Fwd:", "Re: Fwd:"
 FORWARDED = re.compile(rf"^\s*(?:(?:{_REPLY})\s*(?:\[\d+\])?\s*:\s*)*(?:{_FORWARD})\s*:", re.I)
+# an answer in a thread: "Re:", "SV: AW:" (its subject names the thread's first topic)
+REPLIED = re.compile(rf"^\s*(?:{_REPLY})\s*(?:\[\d+\])?\s*:", re.I)
 TAG = re.compile(r"\[#\d+\]")
 
 
