@@ -230,3 +230,14 @@ def test_a_long_answer_in_a_thread_is_read_without_the_threads_subject(subject, 
     short = Message(channel="email", id="t", sender="x@y.se", subject=subject, text="still the same, nothing changed",
                     new_text="still the same, nothing changed")
     assert CLASSIFIER.classify(short, Automation(), "en").label == "technical/access"
+
+
+@pytest.mark.parametrize("text", [
+    "SROCHNO!!! stranica s moimi predlozheniyami pustaya\nvchera vse bylo",
+    "сторінка з моїми пропозиціями порожня, вчора все було",
+    "sidan med mina anbud ar tom, igår fanns allt",
+])
+def test_a_page_gone_empty_since_yesterday_is_a_bug(text):
+    """"My offers page is empty, yesterday it was all there" names an offer (предложение, also
+    "a suggestion") but reports a fault."""
+    assert _cls(text, channel="widget").label == "technical/bug"
