@@ -180,12 +180,28 @@ def test_a_supplier_asking_about_an_unpaid_invoice_is_a_person(body):
     assert auto.kind == "", auto.reasons
 
 
-def test_a_system_notification_is_bulk_not_an_out_of_office():
+@pytest.mark.parametrize("body", [
+    "Deal 'Nordvik cable' changed status to 'awaiting customer'.\n\n"
+    "This message was generated automatically, please do not reply to this e-mail.",
+    "This is an automated message from Stockwatch: 12 items are below their reorder point. Log in for details.",
+    "Detta är ett automatiskt meddelande från Lagerkoll. 12 artiklar ligger under beställningspunkt. "
+    "Svara inte på detta mejl.",
+    "Dies ist eine automatische Benachrichtigung: 12 Artikel liegen unter dem Meldebestand.",
+])
+def test_a_system_notification_is_bulk_not_an_out_of_office(body):
     """"This message was created automatically, do not reply" is machine mail, but says
     nothing about anybody being away."""
-    raw = make_email(sender="notify@crm.example", subject="Deal status changed",
-                     body="Deal 'Nordvik cable' changed status to 'awaiting customer'.\n\n"
-                          "This message was generated automatically, please do not reply to this e-mail.",
+    raw = make_email(sender="notify@crm.example", subject="Status report", body=body,
                      headers={"Auto-Submitted": "auto-generated"})
     auto = detect(parse_email(raw), LEXICON)
     assert auto.kind == "bulk" and "auto-out-of-office-body" not in auto.reasons, auto.reasons
+
+
+@pytest.mark.parametrize("body", [
+    "This is an automatic reply: I am away until Monday 12 January.",
+    "Detta är ett automatiskt svar. Jag är på semester till och med 15 augusti.",
+    "Dies ist eine automatische Antwort. Ich bin bis einschließlich Freitag nicht im Büro.",
+])
+def test_an_automatic_reply_saying_so_is_still_an_out_of_office(body):
+    auto = detect(parse_email(make_email(subject="Re: Status", body=body)), LEXICON)
+    assert auto.kind == "auto_reply", auto.reasons
