@@ -241,3 +241,19 @@ def test_a_page_gone_empty_since_yesterday_is_a_bug(text):
     """"My offers page is empty, yesterday it was all there" names an offer (предложение, also
     "a suggestion") but reports a fault."""
     assert _cls(text, channel="widget").label == "technical/bug"
+
+
+@pytest.mark.parametrize("text", [
+    "Wie registrieren wir uns im Portal? Die Einladungsmail haben wir vorliegen.",
+])
+def test_how_do_we_register_is_a_how_to_form(text):
+    assert "howto_form" in _cls(text).signals
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("We were invited but the invitation link has expired.", True),
+    ("Наше приглашение не пришло, отправьте, пожалуйста, ещё раз.", True),
+    ("Запрошення прийшло, дякую.", False),
+])
+def test_an_invitation_that_expired_or_never_came_is_named(text, problem):
+    assert ("invitation_problem" in _cls(text).signals) is problem

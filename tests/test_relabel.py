@@ -91,3 +91,15 @@ def test_a_deactivated_account_that_cannot_log_in_asks_for_reactivation(config):
     got = _refined(config, "technical/access", {}, "old.timer@plastics.ru")
     assert got.label == "account/reactivation" and got.rules == ["relabel-deactivated-cannot-log-in"]
     assert _refined(config, "technical/access", {}, "tom.user@steelworks.lt").label == "technical/access"
+
+
+def test_asking_how_to_register_with_an_invitation_in_hand_is_access(config):
+    got = _refined(config, "account/invitation", HOW, "someone@unknown-firm.example",
+                   body="We were invited to a tender. How do we register? We have the invitation e-mail.")
+    assert got.label == "technical/access" and got.rules == ["relabel-register-with-invitation"]
+    # an invitation that expired or never came is a request about the invitation
+    broken = _refined(config, "account/invitation", {**HOW, "invitation_problem": ["expired"]},
+                      "someone@unknown-firm.example", body="How do we register? The invitation has expired.")
+    assert broken.label == "account/invitation"
+    # the tenant's own staff asking about invitations ask how to invite
+    assert _refined(config, "account/invitation", HOW, "eva.strand@acme.se").label == "account/invitation"

@@ -65,6 +65,11 @@ RULES = [
             "them (which the company's own admin can create); a buyer adding suppliers to an RFQ does not",
             frozenset({"technical/howto"}), "account/new_user",
             lambda c: c.who.requester != "internal" and c.signal("add_person")),
+    Relabel("relabel-register-with-invitation",
+            "asking how to register with an invitation in hand, nothing wrong with the invitation itself "
+            "(not expired, not missing), is an access question",
+            frozenset({"account/invitation"}), "technical/access",
+            lambda c: c.who.requester != "internal" and c.signal("howto_form") and not c.signal("invitation_problem")),
     Relabel("relabel-register-known-company",
             "asking how to register, for oneself, from a company already on the tenant's portal, is an "
             "access question (asking how to add someone is not)",
