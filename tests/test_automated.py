@@ -4,15 +4,19 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import make_email
-from triage.core.automated import detect
+from triage.core.automated import Automation, detect
 from triage.core.lexicon import load_lexicon
 from triage.core.parse import parse_email
 
 LEXICON = load_lexicon()
 
 
+def _detect(raw: bytes) -> Automation:
+    return detect(parse_email(raw), LEXICON)
+
+
 def _kind(raw: bytes) -> str:
-    return detect(parse_email(raw), LEXICON).kind
+    return _detect(raw).kind
 
 
 @pytest.mark.parametrize("headers, kind", [
@@ -59,7 +63,7 @@ def test_dsn_report_with_failed_recipients():
            b"--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.com\r\n\r\n"
            b"Final-Recipient: rfc822; gone@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
            b"--B--\r\n")
-    auto = detect(parse_email(raw), LEXICON)
+    auto = _detect(raw)
     assert auto.kind == "bounce" and auto.failed_recipients == ["gone@example.com"] and auto.permanent
     assert "auto-dsn-report" in auto.reasons
 
@@ -78,7 +82,7 @@ def test_a_person_answering_under_an_out_of_office_subject_is_a_person(subject):
     subject still says so, but a reply prefix means a person wrote it (no headers say otherwise)."""
     raw = make_email(subject=subject, body="Sorry for the late answer, I was on holiday. The upload still fails "
                      "with error 413 when I send the certificate. Can you help?")
-    auto = detect(parse_email(raw), LEXICON)
+    auto = _detect(raw)
     assert auto.kind != "auto_reply", auto.reasons
 
 
@@ -102,7 +106,7 @@ def test_a_person_answering_under_an_out_of_office_subject_is_a_person(subject):
 def test_a_question_under_the_autoresponders_own_subject_is_a_person(subject, body, person):
     """An autoresponder does not ask: a question under its subject is the person writing
     again, unless the body itself reads as an out-of-office."""
-    auto = detect(parse_email(make_email(subject=subject, body=body)), LEXICON)
+    auto = _detect(make_email(subject=subject, body=body))
     assert (auto.kind != "auto_reply") is person, auto.reasons
 
 
@@ -118,7 +122,7 @@ def test_a_question_under_the_autoresponders_own_subject_is_a_person(subject, bo
 def test_out_of_office_wording_in_a_request_for_help_is_a_person(body):
     """Someone mentioning leave (their colleague's, or denying their own) while asking for
     technical or account help is a person and must never be suppressed."""
-    auto = detect(parse_email(make_email(subject="Login", body=body)), LEXICON)
+    auto = _detect(make_email(subject="Login", body=body))
     assert auto.kind == "", auto.reasons
 
 
@@ -128,7 +132,7 @@ def test_out_of_office_wording_in_a_request_for_help_is_a_person(body):
     "Jag är föräldraledig till och med 31 maj och läser inte min e-post. Ditt meddelande vidarebefordras inte.",
 ])
 def test_a_real_out_of_office_naming_an_account_is_still_automatic(body):
-    auto = detect(parse_email(make_email(subject="Frånvaro", body=body)), LEXICON)
+    auto = _detect(make_email(subject="Frånvaro", body=body))
     assert auto.kind == "auto_reply", auto.reasons
 
 
@@ -144,8 +148,7 @@ def test_a_real_out_of_office_naming_an_account_is_still_automatic(body):
 def test_domain_renewal_scams_are_bulk_in_every_language(body):
     """Registrar scams ("your domain is deleted tonight, renew now for only …") come without
     list headers; their wording is enough, and they must never be answered or relayed."""
-    auto = detect(parse_email(make_email(sender="service@renew-domains.example", subject="Last notice",
-                                         body=body)), LEXICON)
+    auto = _detect(make_email(sender="service@renew-domains.example", subject="Last notice", body=body))
     assert auto.kind == "bulk", auto.reasons
 
 
@@ -165,8 +168,7 @@ def test_domain_renewal_scams_are_bulk_in_every_language(body):
 def test_fake_invoices_demanding_payment_are_bulk_in_every_language(body):
     """An invoice nobody ordered, with threats and a payment link, is spam: never a business
     question to redirect or relay."""
-    auto = detect(parse_email(make_email(sender="billing@invoice-desk.example", subject="Overdue invoice",
-                                         body=body)), LEXICON)
+    auto = _detect(make_email(sender="billing@invoice-desk.example", subject="Overdue invoice", body=body))
     assert auto.kind == "bulk", auto.reasons
 
 
@@ -176,7 +178,7 @@ def test_fake_invoices_demanding_payment_are_bulk_in_every_language(body):
     "Добрый день, наш счёт на оплату № 12 от 01.11 до сих пор не оплачен. Подскажите, пожалуйста, сроки оплаты.",
 ])
 def test_a_supplier_asking_about_an_unpaid_invoice_is_a_person(body):
-    auto = detect(parse_email(make_email(subject="Invoice 4471", body=body)), LEXICON)
+    auto = _detect(make_email(subject="Invoice 4471", body=body))
     assert auto.kind == "", auto.reasons
 
 
@@ -193,7 +195,7 @@ def test_a_system_notification_is_bulk_not_an_out_of_office(body):
     nothing about anybody being away."""
     raw = make_email(sender="notify@crm.example", subject="Status report", body=body,
                      headers={"Auto-Submitted": "auto-generated"})
-    auto = detect(parse_email(raw), LEXICON)
+    auto = _detect(raw)
     assert auto.kind == "bulk" and "auto-out-of-office-body" not in auto.reasons, auto.reasons
 
 
@@ -203,5 +205,5 @@ def test_a_system_notification_is_bulk_not_an_out_of_office(body):
     "Dies ist eine automatische Antwort. Ich bin bis einschließlich Freitag nicht im Büro.",
 ])
 def test_an_automatic_reply_saying_so_is_still_an_out_of_office(body):
-    auto = detect(parse_email(make_email(subject="Re: Status", body=body)), LEXICON)
+    auto = _detect(make_email(subject="Re: Status", body=body))
     assert auto.kind == "auto_reply", auto.reasons

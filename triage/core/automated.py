@@ -50,8 +50,7 @@ class Automation:
     permanent: bool = False  # a hard bounce (5.x.x): stop mailing that address for a while
 
     def add(self, rule: str, kind: str) -> None:
-        if rule not in self.reasons:  # two checks may find the same fact
-            self.reasons.append(rule)
+        self.reasons.append(rule)
         # a bounce outranks an auto-reply, which outranks bulk: the strongest fact wins
         order = {"": 0, "bulk": 1, "auto_reply": 2, "bounce": 3}
         if order[kind] > order[self.kind]:
@@ -151,27 +150,29 @@ def _content_checks(msg: Message, lexicon: Lexicon, auto: Automation) -> None:
     for hit in lexicon.scan(ends, "auto:"):
         totals[hit.label] = totals.get(hit.label, 0.0) + hit.weight
     out_of_office_body = totals.get("auto:auto_reply_body", 0) >= 4
-    # "Forget my auto-reply, I am back: …" is the person writing again about it.
-    person_again = totals.get("auto:person_again", 0) >= 3
     # "Out of Office: …" is the autoresponder's own subject; "RE: Out of Office: …" is a
     # person answering in that thread (back from holiday, say). Under the autoresponder's
     # own subject ("Autosvar: …") it still counts when the body reads as one, or says next to
     # nothing; a question or a longer text with no out-of-office wording is the person
     # writing again ("this is no auto-reply any more, the reset still fails").
-    if (lexicon.scan(msg.subject, "auto:auto_reply_subject") and not PREFIXES.match(msg.subject)
-            and (out_of_office_body or ("?" not in body and len(body.split()) <= SUBJECT_ONLY_WORDS))):
-        auto.add("auto-person-again-under-out-of-office" if person_again else "auto-out-of-office-subject",
-                 "" if person_again else "auto_reply")
+    own_subject = (bool(lexicon.scan(msg.subject, "auto:auto_reply_subject")) and not PREFIXES.match(msg.subject)
+                   and (out_of_office_body or ("?" not in body and len(body.split()) <= SUBJECT_ONLY_WORDS)))
     # A person may well write "I am on leave next week, can you…?" or "our admin is on
     # parental leave until June, please give me admin rights": an out-of-office text counts
     # only when it asks nothing, neither a question nor a request with clear wording of its own.
-    if out_of_office_body and "?" not in body:
-        if person_again:
+    asks_nothing = out_of_office_body and "?" not in body
+    if totals.get("auto:person_again", 0) >= 3:
+        # "Forget my auto-reply, I am back: …" is the person writing again about it.
+        if own_subject or asks_nothing:
             auto.add("auto-person-again-under-out-of-office", "")
-        elif _request_weight(body, lexicon) >= REQUEST_WEIGHT:
-            auto.add("auto-person-request-over-out-of-office", "")
-        else:
-            auto.add("auto-out-of-office-body", "auto_reply")
+    else:
+        if own_subject:
+            auto.add("auto-out-of-office-subject", "auto_reply")
+        if asks_nothing:
+            if _request_weight(body, lexicon) >= REQUEST_WEIGHT:
+                auto.add("auto-person-request-over-out-of-office", "")
+            else:
+                auto.add("auto-out-of-office-body", "auto_reply")
     if totals.get("auto:bulk_body", 0) >= 4:
         auto.add("auto-newsletter-body", "bulk")
 
