@@ -118,19 +118,36 @@ def worker_jobs(items) -> list:
     return jobs
 
 
-async def run_workers(config_dir: Path, jobs: list, count: int) -> tuple[float, list[float]]:
-    """Messages per second through ``count`` worker processes, and their peak RSS (MiB)."""
+async def run_workers(config_dir: Path, jobs: list, count: int, chunk: int = 16) -> tuple[float, list[float]]:
+    """Messages per second through ``count`` worker processes, and their peak RSS (MiB).
+
+    Fed as the service's dispatcher feeds them: chunks of ``chunk`` jobs, each to the next
+    free worker, at most one chunk per worker plus one under way, taken back in order."""
     import asyncio
 
     from triage.service.workers import Workers
 
+    async def feed(part: list) -> None:
+        slots = asyncio.Semaphore(count + 1)
+        under_way: list[asyncio.Task] = []
+
+        async def one(piece: list) -> None:
+            try:
+                await workers.assess(piece)
+            finally:
+                slots.release()
+
+        for i in range(0, len(part), chunk):
+            await slots.acquire()
+            under_way.append(asyncio.create_task(one(part[i:i + chunk])))
+        await asyncio.gather(*under_way)
+
     workers = Workers(config_dir, config_dir / "no-database.db", count, nice=0)  # as fast as this process
     await workers.start()
     try:
-        await asyncio.gather(*(workers.assess(c) for c in workers.chunks(jobs[:100 * count])))  # warm up each
+        await feed(jobs[:100 * count])  # warm up each
         start = time.perf_counter()
-        for i in range(0, len(jobs), 32):  # batches of 32, as the service's dispatcher takes them
-            await asyncio.gather(*(workers.assess(c) for c in workers.chunks(jobs[i:i + 32])))
+        await feed(jobs)
         elapsed = time.perf_counter() - start
         rss = []
         for worker in workers.describe():

@@ -1,11 +1,14 @@
 """From the inbound queue to tickets: workers assess, the one writer files, in queue order.
 
 Like a Mailman runner over its queue directory: the dispatcher takes the oldest queued
-rows that are due, has the worker processes assess them in parallel, and hands each
-batch, in queue order, to the writer (the database thread), which threads, numbers,
-renders and files the whole batch in one transaction of the main database. Only then
-are the rows deleted from the queue. While one batch is being filed the next is being
-assessed, so neither the workers nor the writer wait for the other.
+rows that are due, a chunk at a time, and hands each chunk to the next free worker
+process, so no worker waits for another to finish (a chunk of long mails on one worker
+does not idle the rest). The writer (the database thread) takes the chunks back in the
+order they were taken from the queue, so two mails of one thread are filed in the order
+they came, and threads, numbers, renders and files the chunks that are ready in one
+transaction of the main database. Only then are the rows deleted from the queue. At most
+one chunk per worker, plus one, is assessed or waiting for the writer at any time, so the
+workers, the writer and the memory held all stay bounded.
 
 Taking mail comes first: during a flood (``busy()``: hundreds of mails a second, the queue
 under half its limit), the writer files nothing, so the SMTP sessions in the same process
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -106,7 +110,7 @@ class Dispatcher:
     def __init__(self, inbound: Inbound, run_queue: RunIn, run_db: RunIn, workers: Workers, intake: Intake,
                  conversations: Conversations, clock: Callable[[], datetime],
                  on_filed: Callable[[Filed], None], *, busy: Callable[[], bool] = lambda: False,
-                 batch: int = 32, retry_delay: float = 2.0):
+                 chunk: int = 16, batch: int = 64, retry_delay: float = 2.0):
         self.inbound = inbound
         self.run_queue = run_queue
         self.run_db = run_db
@@ -116,7 +120,8 @@ class Dispatcher:
         self.clock = clock
         self.on_filed = on_filed
         self.busy = busy
-        self.batch = batch
+        self.chunk = chunk  # rows one worker assesses in one go
+        self.batch = batch  # rows the writer files in one transaction, at most
         self.retry_delay = retry_delay
         self.inflight: set[int] = set()
         self.last_error = ""
@@ -136,51 +141,94 @@ class Dispatcher:
         return future
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Assess and file until ``stop``; the batch being assessed is still filed."""
-        batches: asyncio.Queue[tuple[list[Queued], list[Assessed | Exception]] | None] = asyncio.Queue(maxsize=1)
-        writer = asyncio.create_task(self._file_loop(batches), name="triage-filer")
+        """Assess and file until ``stop``; the chunks being assessed are still filed."""
+        taken = _Taken()
+        slots = asyncio.Semaphore(self.workers.count + 1)  # chunks taken and not yet filed
+        writer = asyncio.create_task(self._file_loop(taken, slots), name="triage-filer")
         try:
             while not stop.is_set() and not writer.done():
+                await slots.acquire()
                 self._wake.clear()
-                rows = await self.run_queue(self.inbound.due, self.clock(), set(self.inflight), self.batch)
+                rows = await self.run_queue(self.inbound.due, self.clock(), set(self.inflight), self.chunk)
                 if not rows:
+                    slots.release()
                     await _first(self._wake.wait(), stop.wait(), timeout=1.0)  # retries come due by time
                     continue
                 self.inflight.update(row.id for row in rows)
                 version = self.intake.directory_version
                 jobs = [Job(row.kind, row.raw, row.mail_from, row.recipients,
                             datetime.fromisoformat(row.received_at), version) for row in rows]
-                parts = await asyncio.gather(*(self.workers.assess(chunk) for chunk in self.workers.chunks(jobs)))
-                await batches.put((rows, [result for part in parts for result in part]))
+                taken.add(rows, asyncio.create_task(self.workers.assess(jobs)))
         finally:
-            await batches.put(None)
+            taken.close()
             await writer
 
-    async def _file_loop(self, batches: asyncio.Queue[tuple[list[Queued], list[Assessed | Exception]] | None]) -> None:
-        while (item := await batches.get()) is not None:
-            rows, assessed = item
-            while self.busy():  # mail is arriving: accepting has the interpreter (see above)
-                await asyncio.sleep(FLOOD_PAUSE)
-            now = self.clock()
-            try:
-                filed = await self.run_db(file_batch, self.intake, self.conversations, rows, assessed, now)
-                await self.run_queue(self.inbound.finish, filed.done, filed.failed, now, self.retry_delay)
-            except Exception as e:  # the database failed: the rows stay queued and are tried again
-                self.last_error = f"writer: {type(e).__name__}: {e}"
-                self.inflight.difference_update(row.id for row in rows)
-                await asyncio.sleep(1.0)
-                continue
+    async def _file_loop(self, taken: _Taken, slots: asyncio.Semaphore) -> None:
+        """File the chunks in the order they were taken, each ready run of them in one transaction."""
+        while (ready := await taken.ready(self.batch)) is not None:
+            await self._file([row for rows, _ in ready for row in rows],
+                             [item for _, results in ready for item in results])
+            for _ in ready:
+                slots.release()
+
+    async def _file(self, rows: list[Queued], assessed: list[Assessed | Exception]) -> None:
+        while self.busy():  # mail is arriving: accepting has the interpreter (see above)
+            await asyncio.sleep(FLOOD_PAUSE)
+        now = self.clock()
+        try:
+            filed = await self.run_db(file_batch, self.intake, self.conversations, rows, assessed, now)
+            await self.run_queue(self.inbound.finish, filed.done, filed.failed, now, self.retry_delay)
+        except Exception as e:  # the database failed: the rows stay queued and are tried again
+            self.last_error = f"writer: {type(e).__name__}: {e}"
             self.inflight.difference_update(row.id for row in rows)
-            for row_id, result in filed.results.items():
-                future = self._waiters.pop(row_id, None)
-                if future is not None and not future.done():
-                    if isinstance(result, Exception):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
-            if filed.failed:
-                self.last_error = "intake: " + list(filed.failed.values())[-1]
-            self.on_filed(filed)
+            await asyncio.sleep(1.0)
+            return
+        self.inflight.difference_update(row.id for row in rows)
+        for row_id, result in filed.results.items():
+            future = self._waiters.pop(row_id, None)
+            if future is not None and not future.done():
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+        if filed.failed:
+            self.last_error = "intake: " + list(filed.failed.values())[-1]
+        self.on_filed(filed)
+
+
+class _Taken:
+    """The chunks taken from the queue, in order, each with its assessment under way."""
+
+    def __init__(self) -> None:
+        self._chunks: deque[tuple[list[Queued], asyncio.Task[list[Assessed | Exception]]]] = deque()
+        self._arrived = asyncio.Event()
+        self._closed = False
+
+    def add(self, rows: list[Queued], assessing: asyncio.Task[list[Assessed | Exception]]) -> None:
+        self._chunks.append((rows, assessing))
+        self._arrived.set()
+
+    def close(self) -> None:
+        """No more chunks: :meth:`ready` returns None once the last one is handed out."""
+        self._closed = True
+        self._arrived.set()
+
+    async def ready(self, limit: int) -> list[tuple[list[Queued], list[Assessed | Exception]]] | None:
+        """The oldest chunk once assessed, with the assessed chunks right behind it (up to
+        ``limit`` rows): the writer files them together."""
+        while not self._chunks:
+            if self._closed:
+                return None
+            self._arrived.clear()
+            await self._arrived.wait()
+        rows, assessing = self._chunks.popleft()
+        out = [(rows, await assessing)]
+        count = len(rows)
+        while self._chunks and self._chunks[0][1].done() and count + len(self._chunks[0][0]) <= limit:
+            rows, assessing = self._chunks.popleft()
+            out.append((rows, assessing.result()))
+            count += len(rows)
+        return out
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

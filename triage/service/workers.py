@@ -229,11 +229,6 @@ class Workers:
         finally:
             self._idle.put_nowait(worker)
 
-    def chunks(self, jobs: list[Any]) -> list[list[Any]]:
-        """``jobs`` split evenly over the workers, in order (one message to each worker)."""
-        size = max(1, -(-len(jobs) // self.count))
-        return [jobs[i:i + size] for i in range(0, len(jobs), size)]
-
     def _replace(self, dead: _Worker) -> _Worker:
         dead.stop()
         fresh = _Worker(self)
