@@ -5,8 +5,10 @@ It complements the cue phrases: the lexicon knows the decisive words, the model 
 rest of the vocabulary of each intent, and its character n-grams catch inflections and
 typos the stems miss. ``triage train`` fits it (scikit-learn's logistic regression, or
 naive Bayes when that wins the cross-validation) and exports the weights to JSON
-(``triage/data/model.json``), so an agent can read which features pull towards which intent
-and classifying is a pure-Python sparse dot product: no numpy or scikit-learn at run time.
+(``triage/data/model.json``), so an agent can read which features pull towards which intent.
+At run time the weights are one numpy matrix (a row per feature) and classifying is a sum
+of the rows of the text's features: no scikit-learn, and a tenth of the memory and time
+that rows of Python floats took.
 """
 from __future__ import annotations
 
@@ -14,8 +16,11 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from triage import DATA
 
@@ -51,11 +56,40 @@ def char_grams(text: str, low: int, high: int) -> set[str]:
     return set(char_gram_list(text, low, high))
 
 
+class Weights(Mapping[str, Sequence[float]]):
+    """Feature -> weight row (one float per label), held as one matrix: 50,000 features of
+    16 labels as rows of Python floats took 40 MiB and a Python loop to sum."""
+
+    def __init__(self, rows: Mapping[str, Sequence[float]], width: int):
+        self.columns = {feat: i for i, feat in enumerate(rows)}
+        self.matrix = np.array(list(rows.values()), dtype=np.float64).reshape(len(rows), width)
+
+    def __getitem__(self, feat: str) -> Sequence[float]:
+        return self.matrix[self.columns[feat]].tolist()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+
+@dataclass
+class Known:
+    """The features of a text that the model has weights for, and their rows."""
+
+    features: list[str]
+    rows: np.ndarray
+
+    def __bool__(self) -> bool:
+        return bool(self.features)
+
+
 @dataclass
 class Model:
     labels: list[str]
     prior: list[float]  # log P(label)
-    weights: dict[str, list[float]]  # feature -> log P(feature | label) - log P(feature | ¬label)
+    weights: Mapping[str, Sequence[float]]  # feature -> log P(feature | label) - log P(feature | ¬label)
     temperature: float = 1.0  # divides the model's log-odds (naive Bayes is over-confident)
     lexicon_weight: float = 1.0  # how much one cue weight unit counts against the model
     unknown_bonus: float = 0.0  # cue units for "other/unknown" when no cue at all is present
@@ -64,6 +98,11 @@ class Model:
     normalise: bool = False  # a linear model sees each feature as 1/sqrt(feature count)
     calibration: float = 1.0  # divides the mixed scores before the softmax (fit on held-out data)
     vocabulary: dict[str, set[str]] = field(default_factory=dict)  # word beginnings per language
+    table: Weights = field(init=False, repr=False)  # the weights as the hot path reads them
+
+    def __post_init__(self) -> None:
+        self.table = self.weights if isinstance(self.weights, Weights) else Weights(self.weights, len(self.labels))
+        self.weights = self.table  # one copy: the rows of floats given are not kept
 
     def featurize(self, text: str) -> set[str]:
         """The features this model was trained on."""
@@ -72,22 +111,25 @@ class Model:
             feats |= char_grams(text, *self.chars)
         return feats
 
-    def log_scores(self, feats: set[str]) -> tuple[list[float], list[tuple[str, list[float]]]]:
+    def log_scores(self, feats: set[str]) -> tuple[list[float], Known]:
         """Per-label log scores (untempered) and the known features with their weight rows."""
-        weights = self.weights
-        known = [(feat, weights[feat]) for feat in feats if feat in weights]
-        scale = 1.0 / math.sqrt(len(feats)) if self.normalise and feats else 1.0
-        scores = list(self.prior)
-        if known:  # summing column-wise in C: this is the hot path of classification
-            sums = map(sum, zip(*[row for _, row in known]))
-            scores = [p + scale * total for p, total in zip(scores, sums)]
-        return scores, known
+        columns = self.table.columns
+        known = [feat for feat in feats if feat in columns]
+        rows = np.fromiter((columns[feat] for feat in known), dtype=np.int64, count=len(known))
+        if not known:
+            return list(self.prior), Known(known, rows)
+        scale = 1.0 / math.sqrt(len(feats)) if self.normalise else 1.0
+        sums = self.table.matrix[rows].sum(axis=0)
+        return [p + scale * float(total) for p, total in zip(self.prior, sums)], Known(known, rows)
 
-    def strongest(self, known: list[tuple[str, list[float]]], label: str, n: int) -> list[tuple[str, float]]:
+    def strongest(self, known: Known, label: str, n: int) -> list[tuple[str, float]]:
         """The n features that pull hardest towards ``label``: the evidence an agent reads."""
+        if not known:
+            return []
         i = self.labels.index(label) if label in self.labels else 0
-        top = sorted(known, key=lambda fr: -fr[1][i])[:n]
-        return [(feat, row[i]) for feat, row in top if row[i] > 0]
+        column = self.table.matrix[known.rows, i]
+        top = np.argsort(-column, kind="stable")[:n]
+        return [(known.features[j], float(column[j])) for j in top if column[j] > 0]
 
     def save(self, path: Path = MODEL_PATH) -> None:
         data = {"kind": self.kind, "labels": self.labels, "prior": self.prior,
@@ -95,7 +137,7 @@ class Model:
                 "unknown_bonus": self.unknown_bonus, "calibration": self.calibration,
                 "chars": list(self.chars) if self.chars else None, "normalise": self.normalise,
                 "vocabulary": {lang: sorted(words) for lang, words in sorted(self.vocabulary.items())},
-                "weights": {k: [round(v, 3) for v in row] for k, row in sorted(self.weights.items())}}
+                "weights": {k: [round(float(v), 3) for v in row] for k, row in sorted(self.weights.items())}}
         path.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n", "utf-8")
 
     @classmethod
