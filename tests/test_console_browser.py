@@ -210,3 +210,26 @@ async def test_signing_out_ends_the_session_and_its_cookie_is_refused_afterwards
     await expect(page.locator("#password")).to_be_visible()
     again = await signed_in(browser, console)  # signing in again opens a new session
     await expect(again.locator(".me .who")).to_have_text("Kim Berg")
+
+
+async def test_no_page_asks_for_anything_that_is_missing_and_the_icon_is_served(console, relay, browser):
+    """Every request a page makes answers 2xx/3xx, and the icon every page links (which a
+    browser with a tab bar fetches; headless Chromium does not) is served: no 404 in the
+    browser's console or the service's log for a missing favicon or asset."""
+    page = await browser.new_page()
+    page.set_default_timeout(15_000)
+    answers: list[tuple[int, str]] = []
+    page.on("response", lambda r: answers.append((r.status, r.url)))
+    await page.goto(base(console) + "/login")
+    await page.fill("#email", KIM)
+    await page.fill("#password", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(re.compile(r"/tickets$"))
+    for path in ("/tickets/new", "/reports", "/webhooks"):
+        await page.goto(base(console) + path)
+        icon = await page.evaluate("""async () => {
+            const r = await fetch(document.querySelector("link[rel=icon]").href);
+            return [r.status, r.headers.get("content-type"), (await r.text()).slice(0, 4)];
+        }""")
+        assert icon == [200, "image/svg+xml", "<svg"], path
+    assert [(status, url) for status, url in answers if status >= 400] == []

@@ -15,6 +15,7 @@ they are assigned (other tickets answer 404, as if they did not exist).
     GET  /tickets/T/N               one ticket; POST /tickets/T/N/ACTION does ACTION
     GET  /reports, /reports/NAME.csv
     GET  /webhooks, POST /webhooks/ID/redeliver   delivery status of the signed calls (webhooks.py)
+    GET  /favicon.ico               the console's icon (SVG), which browsers ask for on every page
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from triage.service.host import Host
 
 HERE = Path(__file__).resolve().parent
+ICON = (HERE / "static" / "icon.svg").read_bytes()
 LOGIN_LIMITS = {"address": [Window(8, 900)], "source": [Window(30, 900)]}
 MAX_FORM = 256 * 1024  # bytes of a posted form
 MAX_TEXT = 100_000  # characters of a reply or note
@@ -96,6 +98,13 @@ class ConsoleChannel:
         r.add_get("/reports/{name}.csv", self._guarded(self._report_csv))
         WebhooksPage(self).mount(app)
         r.add_static("/console/static/", HERE / "static", append_version=True)
+        r.add_get("/favicon.ico", self._icon)
+
+    async def _icon(self, request: web.Request) -> web.Response:
+        """Browsers ask every origin for /favicon.ico, whatever the page links: an icon rather
+        than a 404 in every log and every browser console (the widget's demo page included)."""
+        return web.Response(body=ICON, content_type="image/svg+xml",
+                            headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"})
 
     async def _startup(self, app: web.Application) -> None:
         key = await self.service.run_db(self.service.store.random_key, KEY_SETTING)
