@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cache
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -24,8 +25,15 @@ _HASHER = PasswordHasher()
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024  # argon2 takes any length; a bound keeps a login request cheap
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}$")
-# Checked against when the address is unknown, so a wrong address costs as much time as a wrong password.
-_DUMMY = _HASHER.hash("not a password of anybody")
+
+
+@cache
+def _dummy() -> str:
+    """Checked against when the address is unknown, so a wrong address costs as much time as a
+    wrong password. Made at the first sign-in, whoever signs in (so no address is told apart by
+    paying for it), not at import: hashing takes argon2's 64 MiB and 0.2 s, which every process
+    importing this module (the mail service included) paid at start for nothing."""
+    return _HASHER.hash("not a password of anybody")
 
 
 class AccountError(ValueError):
@@ -109,11 +117,12 @@ class Accounts:
 
     def verify(self, email: str, password: str) -> Agent | None:
         """The agent when the password is right, None otherwise (same cost either way)."""
+        dummy = _dummy()
         row = self.store._one("SELECT * FROM agents WHERE email = ?", [email.strip().lower()])
         if len(password) > MAX_PASSWORD:
             return None
         try:
-            _HASHER.verify(row["password_hash"] if row else _DUMMY, password)
+            _HASHER.verify(row["password_hash"] if row else dummy, password)
         except (VerificationError, InvalidHashError):
             return None
         if row is None:
