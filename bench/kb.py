@@ -61,6 +61,11 @@ def mail(question: dict, tenant_address: str, authserv: str) -> bytes:
     return bytes(msg)
 
 
+def why(out) -> str:
+    """The reading and the knowledge-base rule behind one question's outcome, for --verbose."""
+    return f"read {out.cls.label} -> {'+'.join(out.decision.actions)}, {out.suggestions.rule}"
+
+
 def padded(kb_articles: list, count: int, seed: int = 7) -> list:
     """The real articles plus generated ones (shuffled words of the real bodies) up to ``count``."""
     rng = random.Random(seed)
@@ -109,13 +114,13 @@ def main() -> None:
             lang[1] += 1
             lang[0] += bool(got) and got[0] == q["answer"]
             if args.verbose and (not got or got[0] != q["answer"]):
-                print(f"MISS {q['id']} ({q['language']}): want {q['answer']}, got {got}")
+                print(f"MISS {q['id']} ({q['language']}): want {q['answer']}, got {got}, {why(out)}")
         else:
             kind = q.get("kind") if q.get("kind") in asked_none else "none"
             asked_none[kind] += 1
             offered_when_none[kind] += bool(got)
             if args.verbose and got:
-                print(f"WRONG {q['id']} ({q['language']}, {kind}): want none, got {got}")
+                print(f"WRONG {q['id']} ({q['language']}, {kind}): want none, got {got}, {why(out)}")
 
     print(f"questions {len(questions)}: {answered} with an answering article, "
           + ", ".join(f"{asked_none[k]} {k}" for k in asked_none))

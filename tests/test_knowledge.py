@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import HERE, REPO, TEST_CONFIG, make_email
 from triage.config import ConfigError, load_config
-from triage.core.knowledge import ArticleError, KnowledgeBase, import_export, load_articles, offer, parse_article
+from triage.core.knowledge import Article, ArticleError, KnowledgeBase, import_export, load_articles, offer, parse_article
 from triage.core.parse import parse_email
 from triage.core.pipeline import Pipeline
 
@@ -56,6 +56,8 @@ def test_articles_load_with_their_front_matter():
     ("+++\ntitle = 'x'\nurl = 'https://h.example/a'\nlanguage = 'en'\nintents = 'technical/access'\n+++\n",
      "key 'intents' must be a list of strings"),
     ("+++\ntitle = 'x'\nurl = 'https://h.example/a'\nlanguage = 'en'\nauthor = 'me'\n+++\n", "unknown key 'author'"),
+    ("+++\ntitle = 'x'\nurl = 'https://h.example/a'\nlanguage = 'en'\nquestions = [1, 2]\n+++\n",
+     "key 'questions' must be a list of strings"),
 ])
 def test_a_malformed_article_names_file_and_key(text, message):
     with pytest.raises(ArticleError, match=re.escape(message)) as caught:
@@ -113,6 +115,27 @@ def test_a_question_next_to_an_article_gets_none(kb):
                       "technical/bug", "en", "en") == []
 
 
+def _article(slug: str, title: str, body: str, questions: tuple[str, ...] = ()) -> Article:
+    front = f'title = "{title}"\nurl = "https://h.example/{slug}"\nlanguage = "en"\n'
+    front += f"questions = {json.dumps(list(questions))}\n" if questions else ""
+    return parse_article(Path(f"{slug}.en.md"), f"+++\n{front}+++\n{body}\n", LANGS)
+
+
+def test_a_question_in_other_words_is_found_by_the_articles_example_questions():
+    """The article says "cache" and "browser"; the supplier says the screen stays white. Only
+    the way others asked it links the two: without the example question the other article
+    ranks first, with it the right one does."""
+    browsers = ("browsers", "Supported browsers and clearing the cache",
+                "Use a current version of Chrome, Edge or Firefox. Delete cookies and cached files, then reload.")
+    login = ("login", "Logging in to the portal", "Open the portal, enter your e-mail address and password.")
+    asked = "after I log in the screen just stays white"
+    bare = KnowledgeBase([_article(*browsers), _article(*login)])
+    assert bare.ranked(asked, "")[0].article.id == "login"
+    taught = KnowledgeBase([_article(*browsers, questions=("the page is blank and white after signing in",)),
+                            _article(*login)])
+    assert taught.ranked(asked, "")[0].article.id == "browsers"
+
+
 def test_the_policy_offers_articles_only_where_they_help(kb):
     text = "I forgot my password. The reset link in the e-mail does not work."
     assert offer(kb, text, "technical", "access", ["acknowledge", "notify_agents"], False, "en", "en").rule == "kb-suggested"
@@ -153,12 +176,13 @@ def test_a_business_question_gets_no_article(example):
 
 def test_import_from_csv_and_json(tmp_path):
     csv_file = tmp_path / "export.csv"
-    csv_file.write_text("title,url,language,body,intents\nLogging in,https://h.example/login,en,Use your e-mail.,"
-                        "technical/access\n", "utf-8")
+    csv_file.write_text("title,url,language,body,intents,questions\nLogging in,https://h.example/login,en,Use your e-mail.,"
+                        "technical/access,where do I sign in?; what is my user name\n", "utf-8")
     [(name, text)] = import_export(csv_file, LANGS)
     assert name == "logging-in.en.md"
     article = parse_article(Path(name), text, LANGS)
     assert article.title == "Logging in" and article.intents == ("technical/access",)
+    assert article.questions == ("where do I sign in?", "what is my user name")
     json_file = tmp_path / "export.json"
     json_file.write_text(json.dumps([{"title": "Ohne URL", "language": "de", "body": "x"}]))
     with pytest.raises(ArticleError, match="article 1 lacks url"):

@@ -49,7 +49,7 @@ RULES = {
 }
 ARTICLE_KEYS: dict[str, tuple[type, bool]] = {  # key -> (type, required)
     "id": (str, False), "title": (str, True), "url": (str, True), "language": (str, True),
-    "intents": (list, False), "keywords": (list, False),
+    "intents": (list, False), "keywords": (list, False), "questions": (list, False),
 }
 # Categories whose questions a help article can answer; the others get none (rule ids above).
 HELPFUL = ("technical", "account")
@@ -66,7 +66,8 @@ SNOWBALL = {"en": "english", "sv": "swedish", "de": "german", "ru": "russian", "
 PREFIX = 6
 MAX_QUERY_TERMS = 60  # a long mail's first distinct stems are plenty, and bound the query's cost
 MAX_QUERY_CHARS = 4000  # and its first characters the n-gram query's
-WEIGHTS = (6.0, 4.0, 1.0)  # BM25 column weights: title, keywords, body
+WEIGHTS = (6.0, 4.0, 2.0, 1.0)  # BM25 column weights: title, keywords, questions, body
+QUESTION_WEIGHT = 1.0
 GRAMS = (3, 5)  # n-gram sizes
 TITLE_REPEAT, KEYWORDS_REPEAT = 3, 2  # the same emphasis in the n-gram index: the words repeated
 INTENT_BOOST = 1.2  # an article tagged with the classified intent counts this much more
@@ -96,6 +97,7 @@ class Article:
     language: str
     intents: tuple[str, ...]
     keywords: tuple[str, ...]
+    questions: tuple[str, ...]  # how requesters ask for it, in their words (matched question to question)
     body: str
     source: Path
 
@@ -173,10 +175,12 @@ def parse_article(path: Path, text: str, languages: list[str]) -> Article:
             raise ArticleError(f"{path}: key 'intents' must hold category/intent labels, not {intent!r}")
     if not meta["title"].strip():
         raise ArticleError(f"{path}: key 'title' must not be empty")
-    return Article(id=meta.get("id", path.stem), title=" ".join(meta["title"].split()), url=meta["url"],
+    # without an id, the file's name is it, less a language suffix: x.en.md and x.sv.md are one article
+    default = path.stem.removesuffix(f".{meta['language']}")
+    return Article(id=meta.get("id", default), title=" ".join(meta["title"].split()), url=meta["url"],
                    language=meta["language"], intents=tuple(meta.get("intents", [])),
-                   keywords=tuple(meta.get("keywords", [])), body="\n".join(lines[end + 1:]).strip(),
-                   source=path)
+                   keywords=tuple(meta.get("keywords", [])), questions=tuple(meta.get("questions", [])),
+                   body="\n".join(lines[end + 1:]).strip(), source=path)
 
 
 def load_articles(folder: Path, languages: list[str]) -> list[Article]:
@@ -251,13 +255,27 @@ class KnowledgeBase:
     def __init__(self, articles: list[Article]):
         self.articles = articles
         self.db = sqlite3.connect(":memory:", check_same_thread=False)
-        self.db.execute("CREATE VIRTUAL TABLE articles USING fts5(title, keywords, body)")
-        self.db.executemany("INSERT INTO articles(rowid, title, keywords, body) VALUES (?, ?, ?, ?)", [
-            (n, " ".join(terms(a.title, a.language)), " ".join(terms(" ".join(a.keywords), a.language)),
-             " ".join(terms(a.body, a.language))) for n, a in enumerate(articles)])
+        self.db.execute("CREATE VIRTUAL TABLE articles USING fts5(title, keywords, questions, body)")
+        self.db.executemany("INSERT INTO articles(rowid, title, keywords, questions, body) VALUES (?, ?, ?, ?, ?)", [
+            (n, *(" ".join(terms(part, a.language)) for part in (a.title, " ".join(a.keywords),
+                                                                  "\n".join(a.questions), a.body)))
+            for n, a in enumerate(articles)])
         self.languages = {a.language for a in articles}
         self.grams = GramIndex([" ".join([a.title] * TITLE_REPEAT + list(a.keywords) * KEYWORDS_REPEAT + [a.body])
                                 for a in articles])
+        # every example question is a document of its own, owned by its article
+        self.asked = GramIndex([q for a in articles for q in a.questions])
+        self.asker = np.array([n for n, a in enumerate(articles) for _ in a.questions], dtype=np.int64)
+
+    def similarity(self, text: str) -> np.ndarray:
+        """Each article's likeness to the text: the better of the article itself and its nearest
+        example question (a question asked in other words is found by the way others asked)."""
+        similarity = self.grams.similarity(text)
+        if not self.asker.size:
+            return similarity
+        nearest = np.zeros(len(self.articles))
+        np.maximum.at(nearest, self.asker, self.asked.similarity(text))
+        return np.maximum(similarity, QUESTION_WEIGHT * nearest)
 
     def search(self, text: str, language: str, limit: int = 10) -> list[Suggestion]:
         """Articles ranked by BM25 over the text's stems, best first; the score is divided by
@@ -288,7 +306,7 @@ class KnowledgeBase:
         own way."""
         if not self.articles or not text.strip():
             return []
-        similarity = self.grams.similarity(text)
+        similarity = self.similarity(text)
         take = min(len(self.articles), limit * (len(self.languages) + 1))  # files enough for ``limit`` ids
         best = np.argpartition(-similarity, take - 1)[:take]
         found = [Suggestion(self.articles[i], float(similarity[i])) for i in best if similarity[i] > 0]
@@ -353,7 +371,8 @@ def offer(kb: KnowledgeBase | None, text: str, category: str, intent: str, actio
 
 def import_export(path: Path, languages: list[str]) -> list[tuple[str, str]]:
     """(file name, Markdown text) for every article of a help centre's export: a CSV with the
-    columns title, url, language, body (optional id, intents, keywords separated by ';'), or a
+    columns title, url, language, body (optional id, and intents, keywords, questions each
+    separated by ';'), or a
     JSON list of objects with the same keys. Every article is validated as a file would be."""
     import csv
     import json
@@ -370,7 +389,7 @@ def import_export(path: Path, languages: list[str]) -> list[tuple[str, str]]:
         missing = [k for k in ("title", "url", "language", "body") if not str(row.get(k) or "").strip()]
         if missing:
             raise ArticleError(f"{path}: article {n} lacks {', '.join(missing)}")
-        lists = {k: row.get(k) or [] for k in ("intents", "keywords")}
+        lists = {k: row.get(k) or [] for k in ("intents", "keywords", "questions")}
         lists = {k: [x.strip() for x in v.split(";") if x.strip()] if isinstance(v, str) else v for k, v in lists.items()}
         slug = _slug(str(row.get("id") or row["title"])) or f"article-{n}"
         meta = {"id": str(row.get("id") or slug), "title": str(row["title"]), "url": str(row["url"]),
