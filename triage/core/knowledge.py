@@ -8,7 +8,8 @@ every other setting, and indexed per process twice, with no network and no model
 - by character n-grams (the classifier's, 3–5 letters within words; TF-IDF with sublinear
   term frequency, cosine), which rank: suppliers describe a symptom in their own words, and
   n-grams match a compound ("Benachrichtigungseinstellungen"), an inflected or misspelt
-  word, and Ukrainian, which has no stemmer;
+  word, and Ukrainian, which has no stemmer; an article's example ``questions`` (how requesters
+  ask for it) are documents of their own, so a question in other words meets one asked alike;
 - by word stems in an SQLite FTS5 table ranked with BM25, which must agree before an
   article is offered to a requester: two different views choosing the same article is what
   makes it safe to send.
@@ -67,7 +68,6 @@ PREFIX = 6
 MAX_QUERY_TERMS = 60  # a long mail's first distinct stems are plenty, and bound the query's cost
 MAX_QUERY_CHARS = 4000  # and its first characters the n-gram query's
 WEIGHTS = (6.0, 4.0, 2.0, 1.0)  # BM25 column weights: title, keywords, questions, body
-QUESTION_WEIGHT = 1.0
 GRAMS = (3, 5)  # n-gram sizes
 TITLE_REPEAT, KEYWORDS_REPEAT = 3, 2  # the same emphasis in the n-gram index: the words repeated
 INTENT_BOOST = 1.2  # an article tagged with the classified intent counts this much more
@@ -275,7 +275,7 @@ class KnowledgeBase:
             return similarity
         nearest = np.zeros(len(self.articles))
         np.maximum.at(nearest, self.asker, self.asked.similarity(text))
-        return np.maximum(similarity, QUESTION_WEIGHT * nearest)
+        return np.maximum(similarity, nearest)
 
     def search(self, text: str, language: str, limit: int = 10) -> list[Suggestion]:
         """Articles ranked by BM25 over the text's stems, best first; the score is divided by
@@ -372,8 +372,8 @@ def offer(kb: KnowledgeBase | None, text: str, category: str, intent: str, actio
 def import_export(path: Path, languages: list[str]) -> list[tuple[str, str]]:
     """(file name, Markdown text) for every article of a help centre's export: a CSV with the
     columns title, url, language, body (optional id, and intents, keywords, questions each
-    separated by ';'), or a
-    JSON list of objects with the same keys. Every article is validated as a file would be."""
+    separated by ';'), or a JSON list of objects with the same keys. Every article is validated
+    as a file would be."""
     import csv
     import json
 
