@@ -130,10 +130,12 @@ def test_a_question_in_other_words_is_found_by_the_articles_example_questions():
     login = ("login", "Logging in to the portal", "Open the portal, enter your e-mail address and password.")
     asked = "after I log in the screen just stays white"
     bare = KnowledgeBase([_article(*browsers), _article(*login)])
-    assert bare.ranked(asked, "")[0].article.id == "login"
+    assert bare.ranked(asked, "", "en")[0].article.id == "login"
     taught = KnowledgeBase([_article(*browsers, questions=("the page is blank and white after signing in",)),
                             _article(*login)])
-    assert taught.ranked(asked, "")[0].article.id == "browsers"
+    assert taught.ranked(asked, "", "en")[0].article.id == "browsers"
+    # a question meets only example questions in its own language: n-grams shared across languages are noise
+    assert taught.ranked(asked, "", "sv")[0].article.id == "login"
 
 
 def test_the_policy_offers_articles_only_where_they_help(kb):

@@ -263,18 +263,22 @@ class KnowledgeBase:
         self.languages = {a.language for a in articles}
         self.grams = GramIndex([" ".join([a.title] * TITLE_REPEAT + list(a.keywords) * KEYWORDS_REPEAT + [a.body])
                                 for a in articles])
-        # every example question is a document of its own, owned by its article
-        self.asked = GramIndex([q for a in articles for q in a.questions])
-        self.asker = np.array([n for n, a in enumerate(articles) for _ in a.questions], dtype=np.int64)
+        # every example question is a document of its own, owned by its article; a language's
+        # questions meet only questions in that language (n-grams shared across languages are noise)
+        self.asked: dict[str, tuple[GramIndex, np.ndarray]] = {}
+        for lang in sorted({a.language for a in articles if a.questions}):
+            owned = [(n, q) for n, a in enumerate(articles) if a.language == lang for q in a.questions]
+            self.asked[lang] = (GramIndex([q for _, q in owned]), np.array([n for n, _ in owned], dtype=np.int64))
 
-    def similarity(self, text: str) -> np.ndarray:
+    def similarity(self, text: str, language: str) -> np.ndarray:
         """Each article's likeness to the text: the better of the article itself and its nearest
-        example question (a question asked in other words is found by the way others asked)."""
+        example question in the text's language (a question in other words meets one asked alike)."""
         similarity = self.grams.similarity(text)
-        if not self.asker.size:
+        if language not in self.asked:
             return similarity
+        index, owners = self.asked[language]
         nearest = np.zeros(len(self.articles))
-        np.maximum.at(nearest, self.asker, self.asked.similarity(text))
+        np.maximum.at(nearest, owners, index.similarity(text))
         return np.maximum(similarity, nearest)
 
     def search(self, text: str, language: str, limit: int = 10) -> list[Suggestion]:
@@ -300,13 +304,13 @@ class KnowledgeBase:
                 best[s.article.id] = Suggestion(s.article, score)
         return sorted(best.values(), key=lambda s: s.score, reverse=True)
 
-    def ranked(self, text: str, intent: str, limit: int = 10) -> list[Suggestion]:
+    def ranked(self, text: str, intent: str, language: str, limit: int = 10) -> list[Suggestion]:
         """The ``limit`` most similar article ids by n-gram similarity to the text (cosine,
         0–1), best first; no threshold: what the policy and the agents' view each cut in their
         own way."""
         if not self.articles or not text.strip():
             return []
-        similarity = self.similarity(text)
+        similarity = self.similarity(text, language)
         take = min(len(self.articles), limit * (len(self.languages) + 1))  # files enough for ``limit`` ids
         best = np.argpartition(-similarity, take - 1)[:take]
         found = [Suggestion(self.articles[i], float(similarity[i])) for i in best if similarity[i] > 0]
@@ -317,7 +321,7 @@ class KnowledgeBase:
         MIN_SIMILARITY and leads the next article's by CLEAR_LEAD, and the stems' BM25 ranking
         puts it first too. In the sender's language, else the tenant's; another language only
         when it is clearly right and no translation exists."""
-        ranked = self.ranked(text, intent)
+        ranked = self.ranked(text, intent, language)
         if not ranked or ranked[0].score < MIN_SIMILARITY:
             return []
         if len(ranked) > 1 and ranked[0].score < CLEAR_LEAD * ranked[1].score:
@@ -339,7 +343,7 @@ class KnowledgeBase:
         requester's language if it has a translation. A person reads these before anything
         is sent, so the bar is lower."""
         out = []
-        for s in self.ranked(text, intent)[:limit]:
+        for s in self.ranked(text, intent, language)[:limit]:
             if s.score < AGENT_MIN_SIMILARITY:
                 break
             out.append(Suggestion(self.article(s.article.id, language, fallback_language) or s.article, s.score))
