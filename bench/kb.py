@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 from triage.config import load_config  # noqa: E402
 from triage.core.knowledge import KnowledgeBase  # noqa: E402
 from triage.core.parse import parse_email  # noqa: E402
-from triage.core.pipeline import Pipeline  # noqa: E402
+from triage.core.pipeline import Outcome, Pipeline  # noqa: E402
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
 SENDER = ("Mikael Berg", "mikael.berg@nordsteel.se")  # a supplier in the example directory
@@ -61,7 +61,7 @@ def mail(question: dict, tenant_address: str, authserv: str) -> bytes:
     return bytes(msg)
 
 
-def why(out) -> str:
+def why(out: Outcome) -> str:
     """The reading and the knowledge-base rule behind one question's outcome, for --verbose."""
     return f"read {out.cls.label} -> {'+'.join(out.decision.actions)}, {out.suggestions.rule}"
 

@@ -421,9 +421,9 @@ def cmd_kb_search(args: argparse.Namespace, config: Config) -> int:
     text = " ".join(args.text)
     for tenant in tenants:
         kb = KnowledgeBase(tenant.articles)
-        chosen = {s.article.id for s in kb.suggest(text, args.intent, args.language or tenant.language,
-                                                   tenant.language)}
-        results = kb.ranked(text, args.intent, args.language or tenant.language)[:args.limit]
+        language = args.language or tenant.language
+        chosen = {s.article.id for s in kb.suggest(text, args.intent, language, tenant.language)}
+        results = kb.ranked(text, args.intent, language)[:args.limit]
         print(f"{tenant.slug}: " + ("no matching article" if not results else f"{len(results)} ranked"))
         for s in results:
             mark = "offered" if s.article.id in chosen else "       "

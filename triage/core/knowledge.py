@@ -306,8 +306,8 @@ class KnowledgeBase:
 
     def ranked(self, text: str, intent: str, language: str, limit: int = 10) -> list[Suggestion]:
         """The ``limit`` most similar article ids by n-gram similarity to the text (cosine,
-        0–1), best first; no threshold: what the policy and the agents' view each cut in their
-        own way."""
+        0–1; example questions count in the text's ``language``), best first; no threshold: what
+        the policy and the agents' view each cut in their own way."""
         if not self.articles or not text.strip():
             return []
         similarity = self.similarity(text, language)
