@@ -176,6 +176,28 @@ def test_a_business_question_gets_no_article(example):
     assert "help.borealis.portal.localhost" not in (out.reply or "")
 
 
+def test_a_request_passed_on_gets_only_the_article_written_for_its_intent(example, kb):
+    """An active supplier's invitation question is relayed to the company and held for an agent;
+    the reply says so and adds the article the tenant tagged for invitation questions, after the
+    notice. A question that matches an untagged article gets none on that road."""
+    raw = make_email("mikael.berg@nordsteel.se", "borealis@support.localhost", subject="Invitation",
+                     body="Hello, the link in my invitation e-mail says the invitation has expired. "
+                          "How do I get a new invitation link?\n\nMikael", authserv="mx.support.localhost")
+    out = example.run(parse_email(raw, ["borealis@support.localhost"]), 1044, NOW)
+    assert {"relay_to_company", "hold_for_review"} <= set(out.decision.actions)
+    assert "kb-suggested-for-intent" in out.decision.reasons
+    assert [a["id"] for a in out.contract()["articles"]] == ["expired-invitation"]
+    assert out.reply is not None
+    notice, listed = out.reply.index("look at your request personally"), out.reply.index("Expired or lost invitation")
+    assert notice < listed and "https://help.borealis.portal.localhost/en/expired-invitation" in out.reply
+    password = "I forgot my password. The reset link in the e-mail does not work."
+    passed_on = ["relay_to_company", "hold_for_review", "notify_agents"]
+    assert kb.suggest(password, "account/invitation", "en", "en")  # it matches, but is not tagged for the intent
+    assert offer(kb, password, "account", "invitation", passed_on, False, "en", "en").rule == "kb-no-match"
+    assert offer(kb, password, "account", "invitation", ["notify_agents"], False, "en", "en").rule == \
+        "kb-not-for-decision"
+
+
 def test_import_from_csv_and_json(tmp_path):
     csv_file = tmp_path / "export.csv"
     csv_file.write_text("title,url,language,body,intents,questions\nLogging in,https://h.example/login,en,Use your e-mail.,"

@@ -13,7 +13,7 @@ from triage.core.render import (DECLINE_REASONS, GUIDES, RELAY_KEYS, REPLY_KEYS,
 
 LANGS = ["en", "sv", "de", "ru", "uk"]
 PARTS = ["acknowledge", "urgent", "redirect_business", "relay_notice", "renew_invitation", "renewal_confirmed",
-         "guide_self_service", "request_verified_channel", "decline", "hold_for_review"]
+         "guide_self_service", "request_verified_channel", "decline", "hold_for_review", "articles"]
 
 # The tenant's staff: none of this may ever reach a supplier (compared case-insensitively).
 INTERNAL = ["Sara Holm", "sara.holm@nordvik.se", "sara.holm", "+46 70 123 45 67", "070-123 45 67",

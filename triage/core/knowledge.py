@@ -40,11 +40,13 @@ from triage.core.model import char_gram_list
 
 RULES = {
     "kb-suggested": "help articles matching the question are offered with the acknowledgement",
+    "kb-suggested-for-intent": "the request is passed on to a person (the company or an agent), and the article the "
+                               "tenant wrote for exactly this kind of request is offered with the notice",
     "kb-no-match": "no article clears the score threshold: none is offered (no article beats a wrong one)",
     "kb-not-for-automated": "automatic mail gets no reply, so no articles",
     "kb-not-for-category": "business, confidential, feedback and unclear messages get no articles: one could mislead",
-    "kb-not-for-decision": "the decision is not an acknowledgement or self-service guide (a decline, a renewal, a "
-                           "request for a verified channel): an article could contradict it",
+    "kb-not-for-decision": "the decision does something or refuses something (a decline, a renewal, a business "
+                           "redirect, a request for a verified channel): an article could contradict it",
     "kb-solved": "the visitor said a suggested article solved the problem: the ticket is resolved",
     "kb-not-solved": "the visitor said the suggested articles did not solve the problem: the ticket stays open",
 }
@@ -54,9 +56,12 @@ ARTICLE_KEYS: dict[str, tuple[type, bool]] = {  # key -> (type, required)
 }
 # Categories whose questions a help article can answer; the others get none (rule ids above).
 HELPFUL = ("technical", "account")
+OFFERED_RULES = ("kb-suggested", "kb-suggested-for-intent")  # the rules under which articles went out
 HELPFUL_ACTIONS = ("acknowledge", "guide_self_service")
-MISLEADING_ACTIONS = ("renew_invitation", "request_verified_channel", "decline", "redirect_business",
-                      "relay_to_company", "suppress")
+# A request passed on to a person: an article answers it only if the tenant tagged it with the
+# request's very intent (the expired-invitation article for an invitation relayed to the company).
+PASSED_ON_ACTIONS = ("relay_to_company", "hold_for_review")
+MISLEADING_ACTIONS = ("renew_invitation", "request_verified_channel", "decline", "redirect_business", "suppress")
 
 _WORD = re.compile(r"[^\W\d_]{2,}|\d{2,}", re.U)
 # Snowball stemmers by ISO 639-1 code; a language without one (Ukrainian) keeps a word's first
@@ -226,24 +231,34 @@ class GramIndex:
         self.documents = np.array([d for p in postings for d, _ in p], dtype=np.int32)
         self.weights = np.array([w for p in postings for _, w in p], dtype=np.float32)
 
+        self.idfs = np.array([self.idf[g] for g in frequency], dtype=np.float64)
+
     def _vector(self, counts: Counter[str]) -> dict[str, float]:
         """The unit TF-IDF vector of n-gram counts, every one of them known to the index."""
         vector = {g: (1 + math.log(k)) * self.idf[g] for g, k in counts.items()}
         norm = math.sqrt(sum(v * v for v in vector.values()))
         return {g: v / norm for g, v in vector.items()} if norm else {}
 
-    def similarity(self, text: str) -> np.ndarray:
-        """Cosine of the text's vector (its n-grams that some article has) with every article's."""
-        vector = self._vector(Counter(g for g in char_gram_list(fold(text), *GRAMS, limit=MAX_QUERY_CHARS)
-                                      if g in self.column))
-        if not vector:
+    def similarity(self, grams: list[str]) -> np.ndarray:
+        """Cosine of a query's vector (of its n-grams, ``query_grams``, that some document has)
+        with every document's; the query's vector is built in numpy as the documents' were."""
+        known = [c for c in map(self.column.get, grams) if c is not None]
+        if not known:
             return np.zeros(self.size, dtype=np.float32)
-        columns = np.fromiter((self.column[g] for g in vector), dtype=np.int64, count=len(vector))
+        columns, counts = np.unique(np.array(known, dtype=np.int64), return_counts=True)
+        vector = (1 + np.log(counts)) * self.idfs[columns]
+        vector /= np.sqrt(vector @ vector)
         starts, lengths = self.starts[columns], self.starts[columns + 1] - self.starts[columns]
         # every posting of the query's n-grams: each run starts at its column's first posting
         at = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-        products = self.weights[at] * np.repeat(np.fromiter(vector.values(), dtype=np.float32), lengths)
+        products = self.weights[at] * np.repeat(vector.astype(np.float32), lengths)
         return np.bincount(self.documents[at], weights=products, minlength=self.size)
+
+
+def query_grams(text: str) -> list[str]:
+    """A query's character n-grams (diacritics folded, its first MAX_QUERY_CHARS), made once
+    for every index it meets."""
+    return char_gram_list(fold(text), *GRAMS, limit=MAX_QUERY_CHARS)
 
 
 
@@ -256,10 +271,13 @@ class KnowledgeBase:
         self.articles = articles
         self.db = sqlite3.connect(":memory:", check_same_thread=False)
         self.db.execute("CREATE VIRTUAL TABLE articles USING fts5(title, keywords, questions, body)")
-        self.db.executemany("INSERT INTO articles(rowid, title, keywords, questions, body) VALUES (?, ?, ?, ?, ?)", [
-            (n, *(" ".join(terms(part, a.language)) for part in (a.title, " ".join(a.keywords),
-                                                                  "\n".join(a.questions), a.body)))
-            for n, a in enumerate(articles)])
+        rows = [(n, *(" ".join(terms(part, a.language)) for part in (a.title, " ".join(a.keywords),
+                                                                      "\n".join(a.questions), a.body)))
+                for n, a in enumerate(articles)]
+        self.db.executemany("INSERT INTO articles(rowid, title, keywords, questions, body) VALUES (?, ?, ?, ?, ?)", rows)
+        # in how many articles each stem occurs: BM25 gives a stem in half of them or more no weight
+        # (FTS5 floors its idf at 1e-6), so the query leaves those out and reads fewer postings
+        self.stem_articles = Counter(t for row in rows for t in set(" ".join(row[1:]).split()))
         self.languages = {a.language for a in articles}
         self.grams = GramIndex([" ".join([a.title] * TITLE_REPEAT + list(a.keywords) * KEYWORDS_REPEAT + [a.body])
                                 for a in articles])
@@ -273,12 +291,13 @@ class KnowledgeBase:
     def similarity(self, text: str, language: str) -> np.ndarray:
         """Each article's likeness to the text: the better of the article itself and its nearest
         example question in the text's language (a question in other words meets one asked alike)."""
-        similarity = self.grams.similarity(text)
+        grams = query_grams(text)
+        similarity = self.grams.similarity(grams)
         if language not in self.asked:
             return similarity
         index, owners = self.asked[language]
         nearest = np.zeros(len(self.articles))
-        np.maximum.at(nearest, owners, index.similarity(text))
+        np.maximum.at(nearest, owners, index.similarity(grams))
         return np.maximum(similarity, nearest)
 
     def search(self, text: str, language: str, limit: int = 10) -> list[Suggestion]:
@@ -286,9 +305,10 @@ class KnowledgeBase:
         the square root of the query's length, so a long mail's many incidental matches do
         not outweigh a short question's decisive ones (no threshold applied here)."""
         query = list(dict.fromkeys(terms(text, language)))[:MAX_QUERY_TERMS]
-        if not query or not self.articles:
+        weighed = [t for t in query if 0 < self.stem_articles[t] < len(self.articles) / 2]
+        if not weighed:
             return []
-        match = " OR ".join(f'"{t}"' for t in query)
+        match = " OR ".join(f'"{t}"' for t in weighed)
         weights = ", ".join(str(w) for w in WEIGHTS)
         rows = self.db.execute(f"SELECT rowid, -bm25(articles, {weights}) FROM articles WHERE articles MATCH ? "
                                f"ORDER BY bm25(articles, {weights}) LIMIT ?", (match, limit)).fetchall()
@@ -367,9 +387,16 @@ def offer(kb: KnowledgeBase | None, text: str, category: str, intent: str, actio
         return Suggestions("kb-not-for-automated")
     if category not in HELPFUL:
         return Suggestions("kb-not-for-category")
-    if not any(a in actions for a in HELPFUL_ACTIONS) or any(a in actions for a in MISLEADING_ACTIONS):
+    label = f"{category}/{intent}"
+    if any(a in actions for a in MISLEADING_ACTIONS):
         return Suggestions("kb-not-for-decision")
-    found = kb.suggest(text, f"{category}/{intent}", language, fallback_language) if kb else []
+    if "relay_to_company" in actions or not any(a in actions for a in HELPFUL_ACTIONS):
+        if not any(a in actions for a in PASSED_ON_ACTIONS):
+            return Suggestions("kb-not-for-decision")
+        found = [s for s in kb.suggest(text, label, language, fallback_language) if label in s.article.intents] \
+            if kb else []
+        return Suggestions("kb-suggested-for-intent", found) if found else Suggestions("kb-no-match")
+    found = kb.suggest(text, label, language, fallback_language) if kb else []
     return Suggestions("kb-suggested", found) if found else Suggestions("kb-no-match")
 
 

@@ -132,6 +132,8 @@ class Drafts:
         parts = [part for action, part in REPLY_PARTS if action in decision.actions]
         if not parts or not msg.sender:
             return None
+        if offered.articles and not chat:  # the widget shows them as links of their own
+            parts.insert(parts.index("acknowledge") + 1 if "acknowledge" in parts else len(parts), "articles")
         tenant = who.tenant
         assert tenant is not None
         lang = self.renderer.pick(cls.language, tenant.language)

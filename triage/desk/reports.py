@@ -23,6 +23,7 @@ from typing import Any
 
 from triage.config import Config, SupportHours
 from triage.core import hours
+from triage.core.knowledge import OFFERED_RULES
 from triage.desk import charts
 from triage.store import Store
 
@@ -35,8 +36,8 @@ AGENT_ANSWER = ("agent-reply", "approved", "widget-reply", "article-sent")
 AGENT_TOUCH = ("approved", "reclassified", "agent-reply", "widget-reply", "escalated", "article-sent")
 REFUSED_MAIL = ("reply-suppressed", "relay-suppressed", "mail-suppressed")
 # Help articles: offered with the decision, the widget visitor's answer, an agent's sending.
-OFFERED, FEEDBACK, SOLVED, NOT_SOLVED, ARTICLE_SENT = "kb-suggested", "kb-feedback", "kb-solved", "kb-not-solved", \
-    "article-sent"
+FEEDBACK, SOLVED, NOT_SOLVED, ARTICLE_SENT = "kb-feedback", "kb-solved", "kb-not-solved", "article-sent"
+OFFERED = " OR ".join(f"instr(e.rules, '\"{rule}\"') > 0" for rule in OFFERED_RULES)
 RAW_TMP, TICKETS_TMP, HOURS_TMP = "temp.report_raw", "temp.report_tickets", "temp.report_hours"
 
 
@@ -334,7 +335,7 @@ class _TicketFacts:
                        OR instr(e.rules, '"agent-closed"') > 0) THEN e.created_at END) AS resolved,
               min(CASE WHEN e.kind IN ({_kinds(AGENT_TOUCH)}) THEN e.created_at END) AS touched,
               min(CASE WHEN e.kind = 'reclassified' THEN e.created_at || char(31) || coalesce(e.detail, '') END) AS corrected,
-              max(e.kind = 'decision' AND instr(e.rules, '"{OFFERED}"') > 0) AS offered,
+              max(e.kind = 'decision' AND ({OFFERED})) AS offered,
               max(e.kind = '{FEEDBACK}' AND instr(e.rules, '"{SOLVED}"') > 0) AS solved,
               max(e.kind = '{FEEDBACK}' AND instr(e.rules, '"{NOT_SOLVED}"') > 0) AS not_solved,
               max(e.kind = '{ARTICLE_SENT}') AS article_sent
