@@ -68,6 +68,24 @@ def test_dsn_report_with_failed_recipients():
     assert "auto-dsn-report" in auto.reasons
 
 
+POSTFIX = ("This is the mail system at host mx2.fenwick.example.\n\nI'm sorry to have to inform you that your "
+           "message could not be delivered to one or more recipients.\n\n<j.doe@fenwick.example>: host "
+           "mx2.fenwick.example said: 550 5.1.1 User unknown (in reply to RCPT TO command)")
+
+
+def test_a_bounce_that_lost_its_headers_is_known_by_its_subject_and_opening():
+    """A bounce re-sent by a mailbox rule comes from a person's address with no machine header;
+    the delivery software's own opening under a bounce subject still tells it. The same text
+    under a person's question, or forwarded, is not this sign."""
+    auto = _detect(make_email(sender="mikael.berg@nordsteel.se", subject="Undelivered Mail Returned to Sender",
+                              body=POSTFIX))
+    assert auto.kind == "bounce" and "auto-bounce-subject-and-opening" in auto.reasons
+    asked = "Hello, every mail I send to our buyer comes back like this, what is wrong?\n\n" + "x " * 300 + POSTFIX
+    assert "auto-bounce-subject-and-opening" not in _detect(make_email(subject="Undelivered Mail", body=asked)).reasons
+    assert _kind(make_email(subject="Fwd: Undelivered Mail Returned to Sender", body=POSTFIX)) == ""
+    assert _kind(make_email(subject="Mail to the buyer", body=POSTFIX)) == ""  # the opening alone proves nothing
+
+
 @pytest.mark.parametrize("subject", ["Automatic reply: [#1042] Your request", "Autosvar: Ärende",
                                      "Автоответ: Re: заявка", "Автовідповідь: запит",
                                      "Abwesenheitsnotiz: Ihre Anfrage", "Out of Office: ticket"])

@@ -26,6 +26,8 @@ _DATA = tomllib.loads((DATA / "automated.toml").read_text("utf-8"))
 _SYSTEM = set(_DATA["system_senders"])
 _BOUNCE_SENDERS = set(_DATA["bounce_senders"])
 _BOUNCE_SUBJECT = re.compile("|".join(_DATA["bounce_subjects"]), re.I)
+_BOUNCE_OPENING = re.compile("|".join(_DATA["bounce_openings"]), re.I)
+OPENING_CHARS = 600  # where delivery software's own sentences stand: first, before any quoted mail
 _HEADER_FLAGS = {  # header -> (rule id, kind) when present with any value but "no"
     "x-autoreply": ("auto-header-x-autoreply", "auto_reply"),
     "x-autorespond": ("auto-header-x-autorespond", "auto_reply"),
@@ -196,6 +198,8 @@ def _bounce_checks(msg: Message, mime: MimeMessage, auto: Automation, local: str
     bounce_subject = bool(_BOUNCE_SUBJECT.search(msg.subject)) and not FORWARDED.match(msg.subject)
     if bounce_subject and (auto.kind or local in _SYSTEM or mime.get_content_type() == "multipart/report"):
         auto.add("auto-bounce-subject", "bounce")
+    elif bounce_subject and _BOUNCE_OPENING.search((msg.new_text or msg.text).lstrip()[:OPENING_CHARS]):
+        auto.add("auto-bounce-subject-and-opening", "bounce")
     out_of_office = any(r.startswith("auto-out-of-office") for r in auto.reasons)
     if bounce_subject or auto.kind == "bounce" or (auto.kind and not out_of_office):
         failed, permanent = _bounced(mime)
