@@ -45,8 +45,9 @@ RULES = {
     "kb-no-match": "no article clears the score threshold: none is offered (no article beats a wrong one)",
     "kb-not-for-automated": "automatic mail gets no reply, so no articles",
     "kb-not-for-category": "business, confidential, feedback and unclear messages get no articles: one could mislead",
-    "kb-not-for-decision": "the decision does something or refuses something (a decline, a renewal, a business "
-                           "redirect, a request for a verified channel): an article could contradict it",
+    "kb-not-for-decision": "the decision does or refuses something (a decline, a renewal, a business redirect, a "
+                           "request for a verified channel), or neither answers nor passes the request on: an "
+                           "article could contradict it",
     "kb-solved": "the visitor said a suggested article solved the problem: the ticket is resolved",
     "kb-not-solved": "the visitor said the suggested articles did not solve the problem: the ticket stays open",
 }
@@ -209,7 +210,6 @@ def load_articles(folder: Path, languages: list[str]) -> list[Article]:
     return articles
 
 
-
 class GramIndex:
     """TF-IDF vectors of the articles' character n-grams (term frequency ``1 + ln(count)``,
     ``idf = ln((1 + n) / (1 + df)) + 1``, each vector of length 1), stored by n-gram as
@@ -231,7 +231,6 @@ class GramIndex:
         self.starts = np.cumsum([0] + [len(p) for p in postings], dtype=np.int64)
         self.documents = np.array([d for p in postings for d, _ in p], dtype=np.int32)
         self.weights = np.array([w for p in postings for _, w in p], dtype=np.float32)
-
         self.idfs = np.array([self.idf[g] for g in frequency], dtype=np.float64)
 
     def _vector(self, counts: Counter[str]) -> dict[str, float]:
@@ -260,8 +259,6 @@ def query_grams(text: str) -> list[str]:
     """A query's character n-grams (diacritics folded, its first MAX_QUERY_CHARS), made once
     for every index it meets."""
     return char_gram_list(fold(text), *GRAMS, limit=MAX_QUERY_CHARS)
-
-
 
 
 class KnowledgeBase:
@@ -304,7 +301,8 @@ class KnowledgeBase:
     def search(self, text: str, language: str, limit: int = 10) -> list[Suggestion]:
         """Articles ranked by BM25 over the text's stems, best first; the score is divided by
         the square root of the query's length, so a long mail's many incidental matches do
-        not outweigh a short question's decisive ones (no threshold applied here)."""
+        not outweigh a short question's decisive ones (no threshold applied here). Stems BM25
+        gives no weight (in half the articles or more) stay out of the query, but count in its length."""
         query = list(dict.fromkeys(terms(text, language)))[:MAX_QUERY_TERMS]
         weighed = [t for t in query if 0 < self.stem_articles[t] < len(self.articles) / 2]
         if not weighed:
