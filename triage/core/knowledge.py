@@ -211,27 +211,30 @@ def load_articles(folder: Path, languages: list[str]) -> list[Article]:
 
 
 class GramIndex:
-    """TF-IDF vectors of the articles' character n-grams (term frequency ``1 + ln(count)``,
+    """TF-IDF vectors of documents' character n-grams (term frequency ``1 + ln(count)``,
     ``idf = ln((1 + n) / (1 + df)) + 1``, each vector of length 1), stored by n-gram as
-    numpy arrays: a query gathers the postings of its n-grams and sums them per article in
+    numpy arrays: a query gathers the postings of its n-grams and sums them per document in
     one ``bincount``, which keeps 500 articles well under a millisecond (the same loops in
-    Python took ten)."""
+    Python took ten). The n-grams are numbered in a ``vocabulary`` shared by every index of
+    one knowledge base (it grows as each is built), so a query is looked up once for all."""
 
-    def __init__(self, documents: list[str]):
+    def __init__(self, documents: list[str], vocabulary: dict[str, int]):
         counts = [Counter(char_gram_list(fold(d), *GRAMS, limit=None)) for d in documents]
         frequency = Counter(g for c in counts for g in c)
-        n = len(documents)
+        for gram in frequency:
+            vocabulary.setdefault(gram, len(vocabulary))
+        n, self.width = len(documents), len(vocabulary)  # the columns this index knows: those numbered so far
         self.size = n
         self.idf = {g: math.log((1 + n) / (1 + df)) + 1 for g, df in frequency.items()}
-        self.column = {g: i for i, g in enumerate(frequency)}
-        postings: list[list[tuple[int, float]]] = [[] for _ in frequency]
+        self.idfs = np.zeros(self.width)  # 0 for an n-gram only other indexes have: it weighs nothing here
+        self.idfs[[vocabulary[g] for g in frequency]] = [self.idf[g] for g in frequency]
+        postings: list[list[tuple[int, float]]] = [[] for _ in range(self.width)]
         for number, c in enumerate(counts):
             for gram, weight in self._vector(c).items():
-                postings[self.column[gram]].append((number, weight))
-        self.starts = np.cumsum([0] + [len(p) for p in postings], dtype=np.int64)
+                postings[vocabulary[gram]].append((number, weight))
+        self.starts = np.cumsum([0] + [len(p) for p in postings], dtype=np.int32)
         self.documents = np.array([d for p in postings for d, _ in p], dtype=np.int32)
         self.weights = np.array([w for p in postings for _, w in p], dtype=np.float32)
-        self.idfs = np.array([self.idf[g] for g in frequency], dtype=np.float64)
 
     def _vector(self, counts: Counter[str]) -> dict[str, float]:
         """The unit TF-IDF vector of n-gram counts, every one of them known to the index."""
@@ -239,26 +242,22 @@ class GramIndex:
         norm = math.sqrt(sum(v * v for v in vector.values()))
         return {g: v / norm for g, v in vector.items()} if norm else {}
 
-    def similarity(self, grams: list[str]) -> np.ndarray:
-        """Cosine of a query's vector (of its n-grams, ``query_grams``, that some document has)
-        with every document's; the query's vector is built in numpy as the documents' were."""
-        known = [c for c in map(self.column.get, grams) if c is not None]
-        if not known:
-            return np.zeros(self.size, dtype=np.float32)
-        columns, counts = np.unique(np.array(known, dtype=np.int64), return_counts=True)
+    def similarity(self, columns: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Cosine of a query's vector with every document's: the query is its distinct n-grams'
+        vocabulary numbers and counts, and only those this index has make its vector, built in
+        numpy as the documents' were."""
+        inside = columns < self.width
+        columns, counts = columns[inside], counts[inside]
         vector = (1 + np.log(counts)) * self.idfs[columns]
-        vector /= np.sqrt(vector @ vector)
+        norm = np.sqrt(vector @ vector)
+        if not norm:
+            return np.zeros(self.size, dtype=np.float32)
+        vector /= norm
         starts, lengths = self.starts[columns], self.starts[columns + 1] - self.starts[columns]
         # every posting of the query's n-grams: each run starts at its column's first posting
         at = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
         products = self.weights[at] * np.repeat(vector.astype(np.float32), lengths)
         return np.bincount(self.documents[at], weights=products, minlength=self.size)
-
-
-def query_grams(text: str) -> list[str]:
-    """A query's character n-grams (diacritics folded, its first MAX_QUERY_CHARS), made once
-    for every index it meets."""
-    return char_gram_list(fold(text), *GRAMS, limit=MAX_QUERY_CHARS)
 
 
 class KnowledgeBase:
@@ -277,25 +276,32 @@ class KnowledgeBase:
         # (FTS5 floors its idf at 1e-6), so the query leaves those out and reads fewer postings
         self.stem_articles = Counter(t for row in rows for t in set(" ".join(row[1:]).split()))
         self.languages = {a.language for a in articles}
+        self.vocabulary: dict[str, int] = {}
         self.grams = GramIndex([" ".join([a.title] * TITLE_REPEAT + list(a.keywords) * KEYWORDS_REPEAT + [a.body])
-                                for a in articles])
+                                for a in articles], self.vocabulary)
         # every example question is a document of its own, owned by its article; a language's
         # questions meet only questions in that language (n-grams shared across languages are noise)
         self.asked: dict[str, tuple[GramIndex, np.ndarray]] = {}
         for lang in sorted({a.language for a in articles if a.questions}):
             owned = [(n, q) for n, a in enumerate(articles) if a.language == lang for q in a.questions]
-            self.asked[lang] = (GramIndex([q for _, q in owned]), np.array([n for n, _ in owned], dtype=np.int64))
+            self.asked[lang] = (GramIndex([q for _, q in owned], self.vocabulary),
+                                np.array([n for n, _ in owned], dtype=np.int64))
 
     def similarity(self, text: str, language: str) -> np.ndarray:
         """Each article's likeness to the text: the better of the article itself and its nearest
         example question in the text's language (a question in other words meets one asked alike)."""
-        grams = query_grams(text)
-        similarity = self.grams.similarity(grams)
+        # the text's n-grams (diacritics folded, its first MAX_QUERY_CHARS) that some index has
+        known = [c for c in map(self.vocabulary.get, char_gram_list(fold(text), *GRAMS, limit=MAX_QUERY_CHARS))
+                 if c is not None]
+        if not known:
+            return np.zeros(len(self.articles))
+        columns, counts = np.unique(np.array(known, dtype=np.int64), return_counts=True)
+        similarity = self.grams.similarity(columns, counts)
         if language not in self.asked:
             return similarity
         index, owners = self.asked[language]
         nearest = np.zeros(len(self.articles))
-        np.maximum.at(nearest, owners, index.similarity(grams))
+        np.maximum.at(nearest, owners, index.similarity(columns, counts))
         return np.maximum(similarity, nearest)
 
     def search(self, text: str, language: str, limit: int = 10) -> list[Suggestion]:
