@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -119,6 +120,22 @@ def test_a_question_next_to_an_article_gets_none(kb):
     assert [s.article.id for s in volume] == ["notification-settings"]
 
 
+def test_a_question_the_articles_list_as_not_answered_gets_none(kb):
+    """Codes by SMS share the two-factor article's words, and it does not offer them. Listed
+    under the article's ``not_answered``, a question asked alike gets none, with its rule;
+    the article still goes to a question it answers."""
+    sms = "Could the six-digit code be sent to my phone as a text message instead of the authenticator app?"
+    bare = KnowledgeBase([replace(a, not_answered=()) for a in kb.articles])
+    assert [s.article.id for s in bare.suggest(sms, "technical/access", "en", "en")] == ["two-factor-authentication"]
+    listed = KnowledgeBase([replace(a, not_answered=("Can I get the login codes by SMS instead of using an app?",)
+                                    if (a.id, a.language) == ("two-factor-authentication", "en") else ())
+                            for a in kb.articles])
+    assert listed.choose(sms, "technical/access", "en", "en").rule == "kb-not-answered"
+    assert offer(listed, sms, "technical", "access", ["acknowledge"], False, "en", "en").rule == "kb-not-answered"
+    answered = listed.suggest("I lost my phone and the portal asks for the six-digit code", "technical/access", "en", "en")
+    assert [s.article.id for s in answered] == ["two-factor-authentication"]
+
+
 def _article(slug: str, title: str, body: str, questions: tuple[str, ...] = ()) -> Article:
     front = f'title = "{title}"\nurl = "https://h.example/{slug}"\nlanguage = "en"\n'
     front += f"questions = {json.dumps(list(questions))}\n" if questions else ""
@@ -204,13 +221,15 @@ def test_a_request_passed_on_gets_only_the_article_written_for_its_intent(exampl
 
 def test_import_from_csv_and_json(tmp_path):
     csv_file = tmp_path / "export.csv"
-    csv_file.write_text("title,url,language,body,intents,questions\nLogging in,https://h.example/login,en,Use your e-mail.,"
-                        "technical/access,where do I sign in?; what is my user name\n", "utf-8")
+    csv_file.write_text("title,url,language,body,intents,questions,not_answered\nLogging in,https://h.example/login,en,"
+                        "Use your e-mail.,technical/access,where do I sign in?; what is my user name,"
+                        "can I sign in with Microsoft?\n", "utf-8")
     [(name, text)] = import_export(csv_file, LANGS)
     assert name == "logging-in.en.md"
     article = parse_article(Path(name), text, LANGS)
     assert article.title == "Logging in" and article.intents == ("technical/access",)
     assert article.questions == ("where do I sign in?", "what is my user name")
+    assert article.not_answered == ("can I sign in with Microsoft?",)
     json_file = tmp_path / "export.json"
     json_file.write_text(json.dumps([{"title": "Ohne URL", "language": "de", "body": "x"}]))
     with pytest.raises(ArticleError, match="article 1 lacks url"):
@@ -225,7 +244,7 @@ def test_kb_commands(kb_config, tmp_path):
     listed = run("list", "--tenant", "acme")
     assert listed.returncode == 0 and "acme: 5 articles" in listed.stdout
     searched = run("search", "--tenant", "acme", "forgot", "my", "password")
-    assert searched.returncode == 0 and "password-reset" in searched.stdout
+    assert searched.returncode == 0 and "password-reset" in searched.stdout and "ranked, kb-" in searched.stdout
     checked = run("check", "--tenant", "acme")
     assert checked.returncode == 0 and "OK" in checked.stdout and "untranslated" in checked.stdout
     assert run("list", "--tenant", "nope").returncode == 2

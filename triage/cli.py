@@ -412,7 +412,8 @@ def cmd_kb_list(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_kb_search(args: argparse.Namespace, config: Config) -> int:
-    """What a message would be offered: the ranking with scores, and which clear the threshold."""
+    """What a message would be offered: the ranking with scores, which clear the thresholds, and
+    the rule that decided (``kb-not-answered`` names a near miss the article lists)."""
     from triage.core.knowledge import KnowledgeBase
 
     tenants = _kb_tenants(args, config, "search")
@@ -422,9 +423,10 @@ def cmd_kb_search(args: argparse.Namespace, config: Config) -> int:
     for tenant in tenants:
         kb = KnowledgeBase(tenant.articles)
         language = args.language or tenant.language
-        chosen = {s.article.id for s in kb.suggest(text, args.intent, language, tenant.language)}
+        decided = kb.choose(text, args.intent, language, tenant.language)
+        chosen = {s.article.id for s in decided.articles}
         results = kb.ranked(text, args.intent, language)[:args.limit]
-        print(f"{tenant.slug}: " + ("no matching article" if not results else f"{len(results)} ranked"))
+        print(f"{tenant.slug}: " + ("no matching article" if not results else f"{len(results)} ranked, {decided.rule}"))
         for s in results:
             mark = "offered" if s.article.id in chosen else "       "
             print(_line(f"  {s.score:6.3f}", mark, s.article.id, s.article.language, repr(s.article.title)))

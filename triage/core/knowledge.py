@@ -1,15 +1,17 @@
 """A tenant's help articles, and the one that answers a message (or none).
 
 Articles are Markdown files with TOML front matter between ``+++`` lines (``title``,
-``url``, ``language``, optional ``id``, ``intents``, ``keywords``), one folder per tenant
-(the tenant key ``knowledge_base``). They are validated when the configuration loads, like
-every other setting, and indexed per process twice, with no network and no model download:
+``url``, ``language``, optional ``id``, ``intents``, ``keywords``, ``questions``,
+``not_answered``), one folder per tenant (the tenant key ``knowledge_base``). They are
+validated when the configuration loads, like every other setting, and indexed per process
+twice, with no network and no model download:
 
 - by character n-grams (the classifier's, 3–5 letters within words; TF-IDF with sublinear
   term frequency, cosine), which rank: suppliers describe a symptom in their own words, and
   n-grams match a compound ("Benachrichtigungseinstellungen"), an inflected or misspelt
   word, and Ukrainian, which has no stemmer; an article's example ``questions`` (how requesters
-  ask for it) are documents of their own, so a question in other words meets one asked alike;
+  ask for it) are documents of their own, so a question in other words meets one asked alike,
+  and its ``not_answered`` ones (next to its topic, not in it) keep a near miss from being sent;
 - by word stems in an SQLite FTS5 table ranked with BM25, which must agree before an
   article is offered to a requester: two different views choosing the same article is what
   makes it safe to send.
@@ -43,6 +45,8 @@ RULES = {
     "kb-suggested-for-intent": "the request is passed on to a person (the company or an agent), and the article the "
                                "tenant wrote for exactly this kind of request is offered with the notice",
     "kb-no-match": "no article clears the score threshold: none is offered (no article beats a wrong one)",
+    "kb-not-answered": "the question is nearer to one the best article lists as not answered by it than to the "
+                       "article: none is offered (a feature next to an article's topic is not in it)",
     "kb-not-for-automated": "automatic mail gets no reply, so no articles",
     "kb-not-for-category": "business, confidential, feedback and unclear messages get no articles: one could mislead",
     "kb-not-for-decision": "the decision does or refuses something (a decline, a renewal, a business redirect, a "
@@ -53,7 +57,7 @@ RULES = {
 }
 ARTICLE_KEYS: dict[str, tuple[type, bool]] = {  # key -> (type, required)
     "id": (str, False), "title": (str, True), "url": (str, True), "language": (str, True),
-    "intents": (list, False), "keywords": (list, False), "questions": (list, False),
+    "intents": (list, False), "keywords": (list, False), "questions": (list, False), "not_answered": (list, False),
 }
 # Categories whose questions a help article can answer; the others get none (rule ids above).
 HELPFUL = ("technical", "account")
@@ -84,10 +88,14 @@ INTENT_BOOST = 1.2  # an article tagged with the classified intent counts this m
 # must reach MIN_SIMILARITY and exceed the next article's by CLEAR_LEAD, and the stems' BM25
 # ranking (score divided by the square root of the query's distinct stems) must put the same
 # article first with at least MIN_SCORE. A question that shares an article's words but asks what
-# it does not cover ("can I get the codes by SMS instead?") still gets it now and then.
+# it does not cover ("can I get the codes by SMS instead?") is kept from it when one of the
+# article's ``not_answered`` questions is at least NOT_ANSWERED times as near as the article
+# (chosen afterwards the same way, the other thresholds fixed; of two values as good, the one
+# that withholds more).
 MIN_SIMILARITY = 0.275
 CLEAR_LEAD = 1.05
 MIN_SCORE = 6.0
+NOT_ANSWERED = 1.1
 OTHER_LANGUAGE_SIMILARITY = 0.4  # an article in another language must be this clearly right
 AGENT_MIN_SIMILARITY = 0.12  # agents see weaker matches too: they choose before anything is sent
 
@@ -105,6 +113,7 @@ class Article:
     intents: tuple[str, ...]
     keywords: tuple[str, ...]
     questions: tuple[str, ...]  # how requesters ask for it, in their words (matched question to question)
+    not_answered: tuple[str, ...]  # questions next to its topic that it does not answer
     body: str
     source: Path
 
@@ -187,6 +196,7 @@ def parse_article(path: Path, text: str, languages: list[str]) -> Article:
     return Article(id=meta.get("id", default), title=" ".join(meta["title"].split()), url=meta["url"],
                    language=meta["language"], intents=tuple(meta.get("intents", [])),
                    keywords=tuple(meta.get("keywords", [])), questions=tuple(meta.get("questions", [])),
+                   not_answered=tuple(meta.get("not_answered", [])),
                    body="\n".join(lines[end + 1:]).strip(), source=path)
 
 
@@ -286,16 +296,24 @@ class KnowledgeBase:
             owned = [(n, q) for n, a in enumerate(articles) if a.language == lang for q in a.questions]
             self.asked[lang] = (GramIndex([q for _, q in owned], self.vocabulary),
                                 np.array([n for n, _ in owned], dtype=np.int64))
+        # and the questions next to each article's topic that it does not answer, with its id
+        self.unanswered: dict[str, tuple[GramIndex, np.ndarray]] = {}
+        for lang in sorted({a.language for a in articles if a.not_answered}):
+            listed = [(a.id, q) for a in articles if a.language == lang for q in a.not_answered]
+            self.unanswered[lang] = (GramIndex([q for _, q in listed], self.vocabulary),
+                                     np.array([i for i, _ in listed]))
+
+    def _query(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The vocabulary numbers and counts of the text's distinct n-grams (diacritics folded,
+        its first MAX_QUERY_CHARS) that some index has."""
+        known = [c for c in map(self.vocabulary.get, char_gram_list(fold(text), *GRAMS, limit=MAX_QUERY_CHARS))
+                 if c is not None]
+        return np.unique(np.array(known, dtype=np.int64), return_counts=True)
 
     def similarity(self, text: str, language: str) -> np.ndarray:
         """Each article's likeness to the text: the better of the article itself and its nearest
         example question in the text's language (a question in other words meets one asked alike)."""
-        # the text's n-grams (diacritics folded, its first MAX_QUERY_CHARS) that some index has
-        known = [c for c in map(self.vocabulary.get, char_gram_list(fold(text), *GRAMS, limit=MAX_QUERY_CHARS))
-                 if c is not None]
-        if not known:
-            return np.zeros(len(self.articles))
-        columns, counts = np.unique(np.array(known, dtype=np.int64), return_counts=True)
+        columns, counts = self._query(text)
         similarity = self.grams.similarity(columns, counts)
         if language not in self.asked:
             return similarity
@@ -342,23 +360,34 @@ class KnowledgeBase:
         return self._best_per_id(found, intent)[:limit]
 
     def suggest(self, text: str, intent: str, language: str, fallback_language: str) -> list[Suggestion]:
-        """The one article that clearly answers the text, or none: its n-gram similarity clears
-        MIN_SIMILARITY and leads the next article's by CLEAR_LEAD, and the stems' BM25 ranking
-        puts it first too. In the sender's language, else the tenant's; another language only
-        when it is clearly right and no translation exists."""
+        """The one article that clearly answers the text, or none (see ``choose``)."""
+        return self.choose(text, intent, language, fallback_language).articles
+
+    def choose(self, text: str, intent: str, language: str, fallback_language: str) -> Suggestions:
+        """The one article that clearly answers the text, or none, with the rule that says why:
+        its n-gram similarity clears MIN_SIMILARITY and leads the next article's by CLEAR_LEAD,
+        the stems' BM25 ranking puts it first too, and no question the article lists as not
+        answered is clearly nearer (NOT_ANSWERED). In the sender's language, else the tenant's;
+        another language only when it is clearly right and no translation exists."""
+        none = Suggestions("kb-no-match")
         ranked = self.ranked(text, intent, language)
         if not ranked or ranked[0].score < MIN_SIMILARITY:
-            return []
+            return none
         if len(ranked) > 1 and ranked[0].score < CLEAR_LEAD * ranked[1].score:
-            return []  # two articles about as good: the question is not clearly one of them
+            return none  # two articles about as good: the question is not clearly one of them
         stems = self._best_per_id(self.search(text, language, limit=30), intent)
         if not stems or stems[0].article.id != ranked[0].article.id or stems[0].score < MIN_SCORE:
-            return []  # the words themselves do not point at the same article
+            return none  # the words themselves do not point at the same article
         best = ranked[0]
+        if language in self.unanswered:  # nearer to what the article says it does not answer?
+            index, ids = self.unanswered[language]
+            near = index.similarity(*self._query(text))[ids == best.article.id]
+            if near.size and near.max() >= NOT_ANSWERED * best.score:
+                return Suggestions("kb-not-answered")
         pick = self.article(best.article.id, language, fallback_language, anywhere=False)
         if pick is not None:
-            return [Suggestion(pick, best.score)]
-        return [best] if best.score >= OTHER_LANGUAGE_SIMILARITY else []
+            return Suggestions("kb-suggested", [Suggestion(pick, best.score)])
+        return Suggestions("kb-suggested", [best]) if best.score >= OTHER_LANGUAGE_SIMILARITY else none
 
     def matches(self, text: str, intent: str, language: str, fallback_language: str,
                 limit: int = 3) -> list[Suggestion]:
@@ -398,18 +427,18 @@ def offer(kb: KnowledgeBase | None, text: str, category: str, intent: str, actio
     if "relay_to_company" in actions or not any(a in actions for a in HELPFUL_ACTIONS):
         if not any(a in actions for a in PASSED_ON_ACTIONS):
             return Suggestions("kb-not-for-decision")
-        found = [s for s in kb.suggest(text, label, language, fallback_language) if label in s.article.intents] \
-            if kb else []
-        return Suggestions("kb-suggested-for-intent", found) if found else Suggestions("kb-no-match")
-    found = kb.suggest(text, label, language, fallback_language) if kb else []
-    return Suggestions("kb-suggested", found) if found else Suggestions("kb-no-match")
+        chosen = kb.choose(text, label, language, fallback_language) if kb else Suggestions("kb-no-match")
+        found = [s for s in chosen.articles if label in s.article.intents]
+        return Suggestions("kb-suggested-for-intent", found) if found else \
+            Suggestions("kb-no-match" if chosen.articles else chosen.rule)
+    return kb.choose(text, label, language, fallback_language) if kb else Suggestions("kb-no-match")
 
 
 def import_export(path: Path, languages: list[str]) -> list[tuple[str, str]]:
     """(file name, Markdown text) for every article of a help centre's export: a CSV with the
-    columns title, url, language, body (optional id, and intents, keywords, questions each
-    separated by ';'), or a JSON list of objects with the same keys. Every article is validated
-    as a file would be."""
+    columns title, url, language, body (optional id, and intents, keywords, questions and
+    not_answered, each separated by ';'), or a JSON list of objects with the same keys. Every
+    article is validated as a file would be."""
     import csv
     import json
 
@@ -425,7 +454,7 @@ def import_export(path: Path, languages: list[str]) -> list[tuple[str, str]]:
         missing = [k for k in ("title", "url", "language", "body") if not str(row.get(k) or "").strip()]
         if missing:
             raise ArticleError(f"{path}: article {n} lacks {', '.join(missing)}")
-        lists = {k: row.get(k) or [] for k in ("intents", "keywords", "questions")}
+        lists = {k: row.get(k) or [] for k in ("intents", "keywords", "questions", "not_answered")}
         lists = {k: [x.strip() for x in v.split(";") if x.strip()] if isinstance(v, str) else v for k, v in lists.items()}
         slug = _slug(str(row.get("id") or row["title"])) or f"article-{n}"
         meta = {"id": str(row.get("id") or slug), "title": str(row["title"]), "url": str(row["url"]),
