@@ -310,10 +310,11 @@ class KnowledgeBase:
                  if c is not None]
         return np.unique(np.array(known, dtype=np.int64), return_counts=True)
 
-    def similarity(self, text: str, language: str) -> np.ndarray:
-        """Each article's likeness to the text: the better of the article itself and its nearest
-        example question in the text's language (a question in other words meets one asked alike)."""
-        columns, counts = self._query(text)
+    def _similarity(self, query: tuple[np.ndarray, np.ndarray], language: str) -> np.ndarray:
+        """Each article's likeness to a text (its ``_query``): the better of the article itself and
+        its nearest example question in the text's language (a question in other words meets one
+        asked alike)."""
+        columns, counts = query
         similarity = self.grams.similarity(columns, counts)
         if language not in self.asked:
             return similarity
@@ -353,7 +354,11 @@ class KnowledgeBase:
         the policy and the agents' view each cut in their own way."""
         if not self.articles or not text.strip():
             return []
-        similarity = self.similarity(text, language)
+        return self._ranked(self._query(text), intent, language, limit)
+
+    def _ranked(self, query: tuple[np.ndarray, np.ndarray], intent: str, language: str, limit: int = 10
+                ) -> list[Suggestion]:
+        similarity = self._similarity(query, language)
         take = min(len(self.articles), limit * (len(self.languages) + 1))  # files enough for ``limit`` ids
         best = np.argpartition(-similarity, take - 1)[:take]
         found = [Suggestion(self.articles[i], float(similarity[i])) for i in best if similarity[i] > 0]
@@ -370,7 +375,10 @@ class KnowledgeBase:
         answered is clearly nearer (NOT_ANSWERED). In the sender's language, else the tenant's;
         another language only when it is clearly right and no translation exists."""
         none = Suggestions("kb-no-match")
-        ranked = self.ranked(text, intent, language)
+        if not self.articles or not text.strip():
+            return none
+        query = self._query(text)  # made once, for the articles, their questions and their near misses
+        ranked = self._ranked(query, intent, language)
         if not ranked or ranked[0].score < MIN_SIMILARITY:
             return none
         if len(ranked) > 1 and ranked[0].score < CLEAR_LEAD * ranked[1].score:
@@ -381,7 +389,7 @@ class KnowledgeBase:
         best = ranked[0]
         if language in self.unanswered:  # nearer to what the article says it does not answer?
             index, ids = self.unanswered[language]
-            near = index.similarity(*self._query(text))[ids == best.article.id]
+            near = index.similarity(*query)[ids == best.article.id]
             if near.size and near.max() >= NOT_ANSWERED * best.score:
                 return Suggestions("kb-not-answered")
         pick = self.article(best.article.id, language, fallback_language, anywhere=False)
