@@ -151,16 +151,17 @@ def test_every_chart_counts_the_database(filled, cfg):
 
 def test_help_articles_deflection_counts_offers_answers_and_agents(store, cfg):
     """Four tickets offered an article: one solved by it, one that still needed help (and
-    was then solved by another line: solved wins), one without an answer; one more ticket
-    got its article from an agent."""
+    was then solved by another line: solved wins), one without an answer (offered with a
+    relay notice: the article written for its intent); one more ticket got its article from
+    an agent."""
     with store.transaction():
-        for events in ([("kb-feedback", "kb-solved", "2026-11-23 10:05")],
-                       [("kb-feedback", "kb-not-solved", "2026-11-23 11:05")],
-                       [("kb-feedback", "kb-not-solved", "2026-11-23 12:05"),
-                        ("kb-feedback", "kb-solved", "2026-11-23 12:10")],
-                       []):
+        for events, rule in (([("kb-feedback", "kb-solved", "2026-11-23 10:05")], "kb-suggested"),
+                             ([("kb-feedback", "kb-not-solved", "2026-11-23 11:05")], "kb-suggested"),
+                             ([("kb-feedback", "kb-not-solved", "2026-11-23 12:05"),
+                               ("kb-feedback", "kb-solved", "2026-11-23 12:10")], "kb-suggested"),
+                             ([], "kb-suggested-for-intent")):
             ticket(store, "acme", "2026-11-23 10:00", "widget", "technical/howto", "external", "en", DECIDE,
-                   "kb-suggested", events)
+                   rule, events)
         ticket(store, "zenith", "2026-11-23 10:00", "email", "technical/access", "external", "en", DECIDE,
                "kb-no-match", [("article-sent", "agent-article-sent", "2026-11-23 11:00")])
         ticket(store, "zenith", "2026-11-23 10:00", "email", "technical/bug", "external", "en", DECIDE, "kb-no-match")
