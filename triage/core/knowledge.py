@@ -224,7 +224,7 @@ class GramIndex:
     """TF-IDF vectors of documents' character n-grams (term frequency ``1 + ln(count)``,
     ``idf = ln((1 + n) / (1 + df)) + 1``, each vector of length 1), stored by n-gram as
     numpy arrays: a query gathers the postings of its n-grams and sums them per document in
-    one ``bincount``, which keeps 500 articles well under a millisecond (the same loops in
+    one ``bincount``, which keeps 500 articles to about a millisecond (the same loops in
     Python took ten). The n-grams are numbered in a ``vocabulary`` shared by every index of
     one knowledge base (it grows as each is built), so a query is looked up once for all."""
 
@@ -358,6 +358,7 @@ class KnowledgeBase:
 
     def _ranked(self, query: tuple[np.ndarray, np.ndarray], intent: str, language: str, limit: int = 10
                 ) -> list[Suggestion]:
+        """``ranked`` for a text already turned into its ``_query``, which ``choose`` reuses."""
         similarity = self._similarity(query, language)
         take = min(len(self.articles), limit * (len(self.languages) + 1))  # files enough for ``limit`` ids
         best = np.argpartition(-similarity, take - 1)[:take]
