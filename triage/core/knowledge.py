@@ -230,27 +230,25 @@ class GramIndex:
 
     def __init__(self, documents: list[str], vocabulary: dict[str, int]):
         counts = [Counter(char_gram_list(fold(d), *GRAMS, limit=None)) for d in documents]
-        frequency = Counter(g for c in counts for g in c)
-        for gram in frequency:
-            vocabulary.setdefault(gram, len(vocabulary))
+        for c in counts:
+            for gram in c:
+                vocabulary.setdefault(gram, len(vocabulary))
         n, self.width = len(documents), len(vocabulary)  # the columns this index knows: those numbered so far
         self.size = n
-        self.idf = {g: math.log((1 + n) / (1 + df)) + 1 for g, df in frequency.items()}
-        self.idfs = np.zeros(self.width)  # 0 for an n-gram only other indexes have: it weighs nothing here
-        self.idfs[[vocabulary[g] for g in frequency]] = [self.idf[g] for g in frequency]
-        postings: list[list[tuple[int, float]]] = [[] for _ in range(self.width)]
-        for number, c in enumerate(counts):
-            for gram, weight in self._vector(c).items():
-                postings[vocabulary[gram]].append((number, weight))
-        self.starts = np.cumsum([0] + [len(p) for p in postings], dtype=np.int32)
-        self.documents = np.array([d for p in postings for d, _ in p], dtype=np.int32)
-        self.weights = np.array([w for p in postings for _, w in p], dtype=np.float32)
-
-    def _vector(self, counts: Counter[str]) -> dict[str, float]:
-        """The unit TF-IDF vector of n-gram counts, every one of them known to the index."""
-        vector = {g: (1 + math.log(k)) * self.idf[g] for g, k in counts.items()}
-        norm = math.sqrt(sum(v * v for v in vector.values()))
-        return {g: v / norm for g, v in vector.items()} if norm else {}
+        # one (document, n-gram, count) triple per distinct n-gram of a document, made into
+        # arrays: the weights, the norms and the postings are computed in numpy, not per n-gram
+        owner = np.repeat(np.arange(n, dtype=np.int32), [len(c) for c in counts])
+        column = np.fromiter((vocabulary[g] for c in counts for g in c), dtype=np.int64, count=len(owner))
+        count = np.fromiter((k for c in counts for k in c.values()), dtype=np.float64, count=len(owner))
+        frequency = np.bincount(column, minlength=self.width)  # documents with the n-gram
+        # 0 for an n-gram only other indexes have: it weighs nothing here
+        self.idfs = np.where(frequency > 0, np.log((1 + n) / (1 + frequency)) + 1, 0.0)
+        weight = (1 + np.log(count)) * self.idfs[column]
+        weight /= np.sqrt(np.bincount(owner, weights=weight * weight, minlength=n))[owner]
+        order = np.argsort(column, kind="stable")  # by n-gram, each n-gram's documents in order
+        self.starts = np.concatenate(([0], np.cumsum(frequency))).astype(np.int32)
+        self.documents = owner[order]
+        self.weights = weight[order].astype(np.float32)
 
     def similarity(self, columns: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """Cosine of a query's vector with every document's: the query is its distinct n-grams'
