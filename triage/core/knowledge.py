@@ -30,6 +30,7 @@ import sqlite3
 import tomllib
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -279,7 +280,8 @@ class KnowledgeBase:
         rows = [(n, *(" ".join(terms(part, a.language)) for part in (a.title, " ".join(a.keywords),
                                                                       "\n".join(a.questions), a.body)))
                 for n, a in enumerate(articles)]
-        self.db.executemany("INSERT INTO articles(rowid, title, keywords, questions, body) VALUES (?, ?, ?, ?, ?)", rows)
+        self.db.executemany("INSERT INTO articles(rowid, title, keywords, questions, body) VALUES (?, ?, ?, ?, ?)",
+                            rows)
         # in how many articles each stem occurs: BM25 gives a stem in half of them or more no weight
         # (FTS5 floors its idf at 1e-6), so the query leaves those out and reads fewer postings
         self.stem_articles = Counter(t for row in rows for t in set(" ".join(row[1:]).split()))
@@ -287,19 +289,22 @@ class KnowledgeBase:
         self.vocabulary: dict[str, int] = {}
         self.grams = GramIndex([" ".join([a.title] * TITLE_REPEAT + list(a.keywords) * KEYWORDS_REPEAT + [a.body])
                                 for a in articles], self.vocabulary)
+        self.ids = np.array([a.id for a in articles])
         # every example question is a document of its own, owned by its article; a language's
         # questions meet only questions in that language (n-grams shared across languages are noise)
-        self.asked: dict[str, tuple[GramIndex, np.ndarray]] = {}
-        for lang in sorted({a.language for a in articles if a.questions}):
-            owned = [(n, q) for n, a in enumerate(articles) if a.language == lang for q in a.questions]
-            self.asked[lang] = (GramIndex([q for _, q in owned], self.vocabulary),
-                                np.array([n for n, _ in owned], dtype=np.int64))
-        # and the questions next to each article's topic that it does not answer, with its id
-        self.unanswered: dict[str, tuple[GramIndex, np.ndarray]] = {}
-        for lang in sorted({a.language for a in articles if a.not_answered}):
-            listed = [(a.id, q) for a in articles if a.language == lang for q in a.not_answered]
-            self.unanswered[lang] = (GramIndex([q for _, q in listed], self.vocabulary),
-                                     np.array([i for i, _ in listed]))
+        self.asked = self._owned(lambda a: a.questions)
+        # and so are the questions next to each article's topic that it does not answer
+        self.unanswered = self._owned(lambda a: a.not_answered)
+
+    def _owned(self, questions: Callable[[Article], tuple[str, ...]]) -> dict[str, tuple[GramIndex, np.ndarray]]:
+        """Per language, an index of the articles' questions of one kind, each a document, with
+        the number of the article file that owns it."""
+        out = {}
+        for lang in sorted({a.language for a in self.articles if questions(a)}):
+            owned = [(n, q) for n, a in enumerate(self.articles) if a.language == lang for q in questions(a)]
+            out[lang] = (GramIndex([q for _, q in owned], self.vocabulary),
+                         np.array([n for n, _ in owned], dtype=np.int64))
+        return out
 
     def _query(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """The vocabulary numbers and counts of the text's distinct n-grams (diacritics folded,
@@ -387,8 +392,8 @@ class KnowledgeBase:
             return none  # the words themselves do not point at the same article
         best = ranked[0]
         if language in self.unanswered:  # nearer to what the article says it does not answer?
-            index, ids = self.unanswered[language]
-            near = index.similarity(*query)[ids == best.article.id]
+            index, owners = self.unanswered[language]
+            near = index.similarity(*query)[self.ids[owners] == best.article.id]
             if near.size and near.max() >= NOT_ANSWERED * best.score:
                 return Suggestions("kb-not-answered")
         pick = self.article(best.article.id, language, fallback_language, anywhere=False)
