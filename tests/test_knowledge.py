@@ -2,19 +2,24 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
+import sqlite3
 from dataclasses import replace
 import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import HERE, REPO, TEST_CONFIG, make_email
 from triage.config import ConfigError, load_config
-from triage.core.knowledge import Article, ArticleError, KnowledgeBase, import_export, load_articles, offer, parse_article
+from triage.core.knowledge import (MAX_QUERY_TERMS, WEIGHTS, Article, ArticleError, KnowledgeBase, import_export,
+                                   load_articles, offer, parse_article, terms)
+from triage.core.model import GRAM_PRIME, char_gram_codes, char_gram_list
 from triage.core.parse import parse_email
 from triage.core.pipeline import Pipeline
 
@@ -157,6 +162,53 @@ def test_a_question_in_other_words_is_found_by_the_articles_example_questions():
     assert taught.ranked(asked, "", "en")[0].article.id == "browsers"
     # a question meets only example questions in its own language: n-grams shared across languages are noise
     assert taught.ranked(asked, "", "sv")[0].article.id == "login"
+
+
+def _questions(name: str) -> list[dict]:
+    return [json.loads(line) for line in (HERE / "data" / name).read_text("utf-8").splitlines() if line.strip()]
+
+
+def test_the_stems_are_ranked_exactly_as_sqlite_fts5_ranks_them(kb):
+    """The BM25 scores are computed over numpy postings, not by FTS5 (whose bm25() costs more
+    than a millisecond with 500 articles): a real FTS5 table of the same stems, ranked by its
+    own bm25() with the same column weights, must give every message the same scores."""
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE a USING fts5(title, keywords, questions, body)")
+    db.executemany("INSERT INTO a(rowid, title, keywords, questions, body) VALUES (?, ?, ?, ?, ?)",
+                   [(n, *(" ".join(terms(part, x.language)) for part in (x.title, " ".join(x.keywords),
+                                                                         "\n".join(x.questions), x.body)))
+                    for n, x in enumerate(kb.articles)])
+    weights = ", ".join(str(w) for w in WEIGHTS)
+    compared = 0
+    for q in _questions("kb_questions8.jsonl") + _questions("kb_questions.jsonl"):
+        text = f"{q['subject']}\n{q['text']}"
+        stems = list(dict.fromkeys(terms(text, q["language"])))[:MAX_QUERY_TERMS]
+        # FTS5 floors the idf of a stem in half the articles or more at 1e-6; here it is 0
+        weighed = [t for t in stems if 0 < db.execute("SELECT count(*) FROM a WHERE a MATCH ?",
+                                                       (f'"{t}"',)).fetchone()[0] < len(kb.articles) / 2]
+        expected = np.zeros(len(kb.articles))
+        if weighed:
+            for rowid, score in db.execute(f"SELECT rowid, -bm25(a, {weights}) FROM a WHERE a MATCH ?",
+                                           (" OR ".join(f'"{t}"' for t in weighed),)):
+                expected[rowid] = score / math.sqrt(len(stems))
+        assert np.allclose(kb.stem_scores(text, q["language"]), expected, rtol=1e-9, atol=1e-12), q["id"]
+        compared += bool(weighed)
+    assert compared > 100
+
+
+@pytest.mark.parametrize("text", ["", "a", "ab", "I am 42", "Ёлка и ёж", "Grüße, straße 12b", "x\u0301y ab_cd",
+                                  "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 and 日本語のテキスト", "Benachrichtigungseinstellungen"])
+def test_the_n_gram_codes_are_the_classifiers_n_grams(text):
+    """The knowledge base numbers a text's character n-grams in numpy; they must be exactly
+    the classifier's n-grams (``char_gram_list``), each coded as 1 and its letters."""
+    def code(gram: str) -> int:
+        value = 1
+        for c in gram:
+            value = (value * int(GRAM_PRIME) + ord(c)) % 2 ** 64
+        return value
+    for sample in (text, *(f"{q['subject']} {q['text']}" for q in _questions("kb_questions8.jsonl")[:20])):
+        assert sorted(char_gram_codes(sample, 3, 5, None).tolist()) == \
+            sorted(code(g.removeprefix("~")) for g in char_gram_list(sample, 3, 5, None))
 
 
 def test_the_policy_offers_articles_only_where_they_help(kb):

@@ -12,9 +12,13 @@ twice, with no network and no model download:
   word, and Ukrainian, which has no stemmer; an article's example ``questions`` (how requesters
   ask for it) are documents of their own, so a question in other words meets one asked alike,
   and its ``not_answered`` ones (next to its topic, not in it) keep a near miss from being sent;
-- by word stems in an SQLite FTS5 table ranked with BM25, which must agree before an
-  article is offered to a requester: two different views choosing the same article is what
-  makes it safe to send.
+- by word stems ranked with BM25 exactly as SQLite FTS5's ``bm25()`` ranks them, which must
+  agree before an article is offered to a requester: two different views choosing the same
+  article is what makes it safe to send.
+
+Both are sparse matrices in numpy (``Postings``), and a message's n-grams are made in numpy
+too (``char_gram_codes``): with 500 articles, FTS5's ``bm25()`` and the n-grams as Python
+strings had cost 2.2 ms of a message's 3.3.
 
 Suggesting a wrong article is worse than suggesting none: a supplier who is sent to
 "Resetting your password" when the bid button is broken loses time and trust. So a match
@@ -26,11 +30,8 @@ from __future__ import annotations
 
 import math
 import re
-import sqlite3
 import tomllib
 import unicodedata
-from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -39,7 +40,7 @@ import numpy as np
 import snowballstemmer
 
 from triage.core.lexicon import fold
-from triage.core.model import char_gram_list
+from triage.core.model import char_gram_codes
 
 RULES = {
     "kb-suggested": "help articles matching the question are offered with the acknowledgement",
@@ -221,135 +222,216 @@ def load_articles(folder: Path, languages: list[str]) -> list[Article]:
     return articles
 
 
+class Postings:
+    """A matrix of weights, documents by columns (n-grams or stems), kept for the one product a
+    query needs: its columns' weights times its vector, summed per document. A column in a
+    quarter of the documents or more is a dense row (at most twice the room of its postings);
+    the others are postings sorted by column, gathered in numpy. With 500 articles a long
+    mail's n-grams touch 47,000 postings, most of them of common n-grams, and the dense rows
+    halve the time. There are no per-row calls into Python (FTS5's ``bm25()`` made those)
+    or into SciPy's sparse indexing, which costs 0.12 ms a call before any arithmetic."""
+
+    def __init__(self, owner: np.ndarray, column: np.ndarray, weight: np.ndarray, size: int, width: int):
+        """One (document, column, weight) triple per nonzero weight; ``size`` documents and
+        ``width`` columns."""
+        self.size = size
+        frequency = np.bincount(column, minlength=width)
+        wide = frequency * 4 >= max(size, 1)
+        self.row = np.full(width, -1, dtype=np.int32)  # a wide column's dense row, else -1
+        self.row[wide] = np.arange(int(wide.sum()), dtype=np.int32)
+        self.dense = np.zeros((int(wide.sum()), size), dtype=weight.dtype)
+        dense = wide[column]  # the triples that go into the dense rows
+        self.dense[self.row[column[dense]], owner[dense]] = weight[dense]
+        frequency[wide] = 0
+        owner, column, weight = owner[~dense], column[~dense], weight[~dense]
+        order = np.argsort(column, kind="stable")  # by column, each column's documents in order
+        self.starts = np.concatenate(([0], np.cumsum(frequency)))
+        self.documents, self.weights = owner[order].astype(np.int32), weight[order]
+
+    def dot(self, columns: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """Per document, the sum over ``columns`` of its weight in the column times the
+        column's value in ``vector``."""
+        rows = self.row[columns]
+        wide = rows >= 0
+        out = vector[wide] @ self.dense[rows[wide]]
+        columns, vector = columns[~wide], vector[~wide]
+        first, lengths = self.starts[columns], self.starts[columns + 1] - self.starts[columns]
+        # every posting of those columns: each run of places begins at its column's first posting
+        at = np.repeat(first - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        return out + np.bincount(self.documents[at], weights=self.weights[at] * np.repeat(vector, lengths),
+                                 minlength=self.size)
+
+
 class GramIndex:
     """TF-IDF vectors of documents' character n-grams (term frequency ``1 + ln(count)``,
-    ``idf = ln((1 + n) / (1 + df)) + 1``, each vector of length 1), stored by n-gram as
-    numpy arrays: a query gathers the postings of its n-grams and sums them per document in
-    one ``bincount``, which keeps 500 articles to about a millisecond (the same loops in
-    Python took ten). The n-grams are numbered in a ``vocabulary`` shared by every index of
-    one knowledge base (it grows as each is built), so a query is looked up once for all."""
+    ``idf = ln((1 + n) / (1 + df)) + 1``, each vector of length 1: scikit-learn's
+    ``TfidfVectorizer(sublinear_tf=True)``) as ``Postings``. The n-grams are the columns of
+    the ``Grams`` of one knowledge base, so a query is looked up once for all its indexes."""
 
-    def __init__(self, documents: list[str], vocabulary: dict[str, int]):
-        counts = [Counter(char_gram_list(fold(d), *GRAMS, limit=None)) for d in documents]
-        for c in counts:
-            for gram in c:
-                vocabulary.setdefault(gram, len(vocabulary))
-        n, self.width = len(documents), len(vocabulary)  # the columns this index knows: those numbered so far
-        self.size = n
-        # one (document, n-gram, count) triple per distinct n-gram of a document, made into
-        # arrays: the weights, the norms and the postings are computed in numpy, not per n-gram
-        owner = np.repeat(np.arange(n, dtype=np.int32), [len(c) for c in counts])
-        column = np.fromiter((vocabulary[g] for c in counts for g in c), dtype=np.int64, count=len(owner))
-        count = np.fromiter((k for c in counts for k in c.values()), dtype=np.float64, count=len(owner))
-        frequency = np.bincount(column, minlength=self.width)  # documents with the n-gram
+    def __init__(self, documents: list[np.ndarray], width: int):
+        """``documents``: each one's n-grams as column numbers (with repeats); ``width``: how
+        many columns there are."""
+        n = self.size = len(documents)
+        owner = np.repeat(np.arange(n, dtype=np.int64), [len(d) for d in documents])
+        # one (document, n-gram) key per occurrence; their distinct values and counts are the
+        # documents' term frequencies
+        keys, count = np.unique(owner * width + np.concatenate(documents or [np.empty(0, np.int64)]),
+                                return_counts=True)
+        owner, column = keys // width, keys % width
+        frequency = np.bincount(column, minlength=width)  # documents with the n-gram
         # 0 for an n-gram only other indexes have: it weighs nothing here
         self.idfs = np.where(frequency > 0, np.log((1 + n) / (1 + frequency)) + 1, 0.0)
         weight = (1 + np.log(count)) * self.idfs[column]
         weight /= np.sqrt(np.bincount(owner, weights=weight * weight, minlength=n))[owner]
-        order = np.argsort(column, kind="stable")  # by n-gram, each n-gram's documents in order
-        self.starts = np.concatenate(([0], np.cumsum(frequency))).astype(np.int32)
-        self.documents = owner[order]
-        self.weights = weight[order].astype(np.float32)
+        self.postings = Postings(owner, column, weight.astype(np.float32), n, width)
 
     def similarity(self, columns: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """Cosine of a query's vector with every document's: the query is its distinct n-grams'
-        vocabulary numbers and counts, and only those this index has make its vector, built in
-        numpy as the documents' were."""
-        inside = columns < self.width
-        columns, counts = columns[inside], counts[inside]
+        columns and counts, its vector made as the documents' were."""
         vector = (1 + np.log(counts)) * self.idfs[columns]
         norm = np.sqrt(vector @ vector)
         if not norm:
             return np.zeros(self.size, dtype=np.float32)
-        vector /= norm
-        starts, lengths = self.starts[columns], self.starts[columns + 1] - self.starts[columns]
-        # every posting of the query's n-grams: each run starts at its column's first posting
-        at = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-        products = self.weights[at] * np.repeat(vector.astype(np.float32), lengths)
-        return np.bincount(self.documents[at], weights=products, minlength=self.size)
+        return self.postings.dot(columns, (vector / norm).astype(np.float32))
+
+
+class Grams:
+    """The character n-grams of every text a knowledge base indexes, numbered: their codes
+    (``char_gram_codes``, diacritics folded) sorted, a code's place being its column."""
+
+    def __init__(self, texts: list[str]):
+        self.of_texts = [char_gram_codes(fold(t), *GRAMS, limit=None) for t in texts]
+        self.codes = np.unique(np.concatenate(self.of_texts or [np.empty(0, np.uint64)]))
+
+    def _find(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each code's column, and whether it is known (an unknown code's column means nothing)."""
+        if not len(self.codes):
+            return np.zeros(len(codes), dtype=np.int64), np.zeros(len(codes), dtype=bool)
+        at = np.minimum(np.searchsorted(self.codes, codes), len(self.codes) - 1)
+        return at, self.codes[at] == codes
+
+    def columns(self, codes: np.ndarray) -> np.ndarray:
+        """The columns of the known codes (with repeats); unknown ones are left out."""
+        at, known = self._find(codes)
+        return at[known]
+
+    def query(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The columns and counts of the text's distinct known n-grams (its first MAX_QUERY_CHARS)."""
+        codes, counts = np.unique(char_gram_codes(fold(text), *GRAMS, limit=MAX_QUERY_CHARS), return_counts=True)
+        at, known = self._find(codes)
+        return at[known], counts[known]
+
+
+class StemIndex:
+    """Okapi BM25 over the articles' stems, exactly as SQLite FTS5's ``bm25()`` computes it
+    (fts5_aux.c: k1 1.2, b 0.75; a stem's frequency in an article is its count in each column
+    times the column's weight; the article's length is its stems in all columns; ``idf =
+    ln((N - n + 0.5) / (n + 0.5))``), as ``Postings``."""
+
+    K1, B = 1.2, 0.75
+
+    def __init__(self, documents: list[tuple[list[str], ...]], weights: tuple[float, ...]):
+        """``documents``: per article, its stems per column; ``weights``: the columns' weights."""
+        self.vocabulary: dict[str, int] = {}
+        frequencies: list[dict[int, float]] = []
+        for columns in documents:
+            frequency: dict[int, float] = {}
+            for stems, weight in zip(columns, weights):
+                for stem in stems:
+                    k = self.vocabulary.setdefault(stem, len(self.vocabulary))
+                    frequency[k] = frequency.get(k, 0.0) + weight
+            frequencies.append(frequency)
+        n, width = len(documents), len(self.vocabulary)
+        self.size = n
+        lengths = np.array([sum(len(stems) for stems in columns) for columns in documents], dtype=np.float64)
+        owner = np.repeat(np.arange(n, dtype=np.int64), [len(f) for f in frequencies])
+        column = np.fromiter((k for f in frequencies for k in f), dtype=np.int64, count=len(owner))
+        frequency = np.fromiter((v for f in frequencies for v in f.values()), dtype=np.float64, count=len(owner))
+        self.articles_with = np.bincount(column, minlength=width)
+        # a stem in half the articles or more has an idf of at most 0, which FTS5 floors at 1e-6:
+        # here it weighs nothing, and the query leaves it out
+        self.idfs = np.log((n - self.articles_with + 0.5) / (self.articles_with + 0.5))
+        self.idfs[self.articles_with >= n / 2] = 0.0
+        average = max(lengths.mean(), 1.0) if n else 1.0
+        part = frequency * (self.K1 + 1) / (frequency + self.K1 * (1 - self.B + self.B * lengths[owner] / average))
+        self.postings = Postings(owner, column, part, n, width)
+
+    def scores(self, stems: list[str]) -> np.ndarray:
+        """Each article's BM25 score for the distinct stems (0 where none of them occurs)."""
+        columns = np.array([k for k in map(self.vocabulary.get, stems) if k is not None], dtype=np.int64)
+        return self.postings.dot(columns, self.idfs[columns])
 
 
 class KnowledgeBase:
-    """One tenant's articles, indexed by character n-grams (ranking) and by stems in FTS5
+    """One tenant's articles, indexed by character n-grams (ranking) and by stems with BM25
     (corroboration); title and keywords weigh more in both."""
 
     def __init__(self, articles: list[Article]):
         self.articles = articles
-        self.db = sqlite3.connect(":memory:", check_same_thread=False)
-        self.db.execute("CREATE VIRTUAL TABLE articles USING fts5(title, keywords, questions, body)")
-        rows = [(n, *(" ".join(terms(part, a.language)) for part in (a.title, " ".join(a.keywords),
-                                                                      "\n".join(a.questions), a.body)))
-                for n, a in enumerate(articles)]
-        self.db.executemany("INSERT INTO articles(rowid, title, keywords, questions, body) VALUES (?, ?, ?, ?, ?)",
-                            rows)
-        # in how many articles each stem occurs: BM25 gives a stem in half of them or more no weight
-        # (FTS5 floors its idf at 1e-6), so the query leaves those out and reads fewer postings
-        self.stem_articles = Counter(t for row in rows for t in set(" ".join(row[1:]).split()))
+        self.stems = StemIndex([tuple(terms(part, a.language) for part in (a.title, " ".join(a.keywords),
+                                                                            "\n".join(a.questions), a.body))
+                                for a in articles], WEIGHTS)
         self.languages = {a.language for a in articles}
-        self.vocabulary: dict[str, int] = {}
-        self.grams = GramIndex([" ".join([a.title] * TITLE_REPEAT + list(a.keywords) * KEYWORDS_REPEAT + [a.body])
-                                for a in articles], self.vocabulary)
         self.ids = np.array([a.id for a in articles])
-        # every example question is a document of its own, owned by its article; a language's
-        # questions meet only questions in that language (n-grams shared across languages are noise)
-        self.asked = self._owned(lambda a: a.questions)
-        # and so are the questions next to each article's topic that it does not answer
-        self.unanswered = self._owned(lambda a: a.not_answered)
+        self.id_numbers = np.unique(self.ids, return_inverse=True)[1]  # the same number for an id's files
+        self.boosts = {intent: np.array([INTENT_BOOST if intent in a.intents else 1.0 for a in articles])
+                       for intent in sorted({i for a in articles for i in a.intents})}
+        # every text an n-gram index holds, numbered together: first the articles, then each
+        # article's questions of both kinds
+        owned = [(kind, n, q) for kind in ("questions", "not_answered")
+                 for n, a in enumerate(articles) for q in getattr(a, kind)]
+        self.grams = Grams([" ".join([a.title] * TITLE_REPEAT + list(a.keywords) * KEYWORDS_REPEAT + [a.body])
+                            for a in articles] + [q for _, _, q in owned])
+        columns = [self.grams.columns(c) for c in self.grams.of_texts]
+        self.index = GramIndex(columns[:len(articles)], len(self.grams.codes))
+        # a question of an article is a document of its own, owned by the article's file, and it
+        # meets only messages in its language (n-grams shared across languages are noise): the
+        # example questions (how requesters ask for it), and those next to its topic that it
+        # does not answer
+        questions = [(kind, n, c) for (kind, n, _), c in zip(owned, columns[len(articles):])]
+        self.asked = self._owned([(n, c) for kind, n, c in questions if kind == "questions"])
+        self.unanswered = self._owned([(n, c) for kind, n, c in questions if kind == "not_answered"])
+        del self.grams.of_texts  # indexed: only the codes are needed from here on
 
-    def _owned(self, questions: Callable[[Article], tuple[str, ...]]) -> dict[str, tuple[GramIndex, np.ndarray]]:
-        """Per language, an index of the articles' questions of one kind, each a document, with
-        the number of the article file that owns it."""
+    def _owned(self, questions: list[tuple[int, np.ndarray]]) -> dict[str, tuple[GramIndex, np.ndarray]]:
+        """Per language, an index of questions (each its owner's file number and its n-grams'
+        columns), with each question's owner."""
         out = {}
-        for lang in sorted({a.language for a in self.articles if questions(a)}):
-            owned = [(n, q) for n, a in enumerate(self.articles) if a.language == lang for q in questions(a)]
-            out[lang] = (GramIndex([q for _, q in owned], self.vocabulary),
-                         np.array([n for n, _ in owned], dtype=np.int64))
+        for lang in sorted({self.articles[n].language for n, _ in questions}):
+            mine = [(n, c) for n, c in questions if self.articles[n].language == lang]
+            out[lang] = (GramIndex([c for _, c in mine], len(self.grams.codes)),
+                         np.array([n for n, _ in mine], dtype=np.int64))
         return out
 
-    def _query(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """The vocabulary numbers and counts of the text's distinct n-grams (diacritics folded,
-        its first MAX_QUERY_CHARS) that some index has."""
-        known = [c for c in map(self.vocabulary.get, char_gram_list(fold(text), *GRAMS, limit=MAX_QUERY_CHARS))
-                 if c is not None]
-        return np.unique(np.array(known, dtype=np.int64), return_counts=True)
-
     def _similarity(self, query: tuple[np.ndarray, np.ndarray], language: str) -> np.ndarray:
-        """Each article's likeness to a text (its ``_query``): the better of the article itself and
-        its nearest example question in the text's language (a question in other words meets one
-        asked alike)."""
-        columns, counts = query
-        similarity = self.grams.similarity(columns, counts)
+        """Each article's likeness to a text (its ``Grams.query``): the better of the article
+        itself and its nearest example question in the text's language (a question in other
+        words meets one asked alike)."""
+        similarity = self.index.similarity(*query)
         if language not in self.asked:
             return similarity
         index, owners = self.asked[language]
         nearest = np.zeros(len(self.articles))
-        np.maximum.at(nearest, owners, index.similarity(columns, counts))
+        np.maximum.at(nearest, owners, index.similarity(*query))
         return np.maximum(similarity, nearest)
 
-    def search(self, text: str, language: str, limit: int = 10) -> list[Suggestion]:
-        """Articles ranked by BM25 over the text's stems, best first; the score is divided by
-        the square root of the query's length, so a long mail's many incidental matches do
-        not outweigh a short question's decisive ones (no threshold applied here). Stems BM25
-        gives no weight (in half the articles or more) stay out of the query, but count in its length."""
+    def stem_scores(self, text: str, language: str) -> np.ndarray:
+        """Each article file's BM25 score for the text's first MAX_QUERY_TERMS distinct stems,
+        divided by the square root of their number, so a long mail's many incidental matches
+        do not outweigh a short question's decisive ones."""
         query = list(dict.fromkeys(terms(text, language)))[:MAX_QUERY_TERMS]
-        weighed = [t for t in query if 0 < self.stem_articles[t] < len(self.articles) / 2]
-        if not weighed:
-            return []
-        match = " OR ".join(f'"{t}"' for t in weighed)
-        weights = ", ".join(str(w) for w in WEIGHTS)
-        rows = self.db.execute(f"SELECT rowid, -bm25(articles, {weights}) FROM articles WHERE articles MATCH ? "
-                               f"ORDER BY bm25(articles, {weights}) LIMIT ?", (match, limit)).fetchall()
-        scale = math.sqrt(len(query))
-        return [Suggestion(self.articles[rowid], score / scale) for rowid, score in rows]
+        if not query or not self.articles:
+            return np.zeros(len(self.articles))
+        return self.stems.scores(query) / math.sqrt(len(query))
 
-    def _best_per_id(self, found: list[Suggestion], intent: str) -> list[Suggestion]:
-        """The best-scoring file of each article id, intent boost applied, best first."""
-        best: dict[str, Suggestion] = {}
-        for s in found:
-            score = s.score * (INTENT_BOOST if intent in s.article.intents else 1.0)
-            if s.article.id not in best or score > best[s.article.id].score:
-                best[s.article.id] = Suggestion(s.article, score)
-        return sorted(best.values(), key=lambda s: s.score, reverse=True)
+    def _best_files(self, scores: np.ndarray, intent: str, limit: int) -> list[Suggestion]:
+        """The best-scoring file of each of the ``limit`` best article ids, those tagged with
+        ``intent`` counting INTENT_BOOST times more, best first (a file scoring 0 is not one)."""
+        if intent in self.boosts:
+            scores = scores * self.boosts[intent]
+        order = np.argsort(-scores, kind="stable")  # ties in file order
+        _, first = np.unique(self.id_numbers[order], return_index=True)  # each id's first place
+        return [Suggestion(self.articles[i], float(scores[i])) for i in order[np.sort(first)[:limit]] if scores[i] > 0]
 
     def ranked(self, text: str, intent: str, language: str, limit: int = 10) -> list[Suggestion]:
         """The ``limit`` most similar article ids by n-gram similarity to the text (cosine,
@@ -357,16 +439,12 @@ class KnowledgeBase:
         the policy and the agents' view each cut in their own way."""
         if not self.articles or not text.strip():
             return []
-        return self._ranked(self._query(text), intent, language, limit)
+        return self._ranked(self.grams.query(text), intent, language, limit)
 
     def _ranked(self, query: tuple[np.ndarray, np.ndarray], intent: str, language: str, limit: int = 10
                 ) -> list[Suggestion]:
-        """``ranked`` for a text already turned into its ``_query``, which ``choose`` reuses."""
-        similarity = self._similarity(query, language)
-        take = min(len(self.articles), limit * (len(self.languages) + 1))  # files enough for ``limit`` ids
-        best = np.argpartition(-similarity, take - 1)[:take]
-        found = [Suggestion(self.articles[i], float(similarity[i])) for i in best if similarity[i] > 0]
-        return self._best_per_id(found, intent)[:limit]
+        """``ranked`` for a text already turned into its ``Grams.query``, which ``choose`` reuses."""
+        return self._best_files(self._similarity(query, language), intent, limit)
 
     def suggest(self, text: str, intent: str, language: str, fallback_language: str) -> list[Suggestion]:
         """The one article that clearly answers the text, or none (see ``choose``)."""
@@ -381,13 +459,13 @@ class KnowledgeBase:
         none = Suggestions("kb-no-match")
         if not self.articles or not text.strip():
             return none
-        query = self._query(text)  # made once, for the articles, their questions and their near misses
+        query = self.grams.query(text)  # made once, for the articles, their questions and their near misses
         ranked = self._ranked(query, intent, language)
         if not ranked or ranked[0].score < MIN_SIMILARITY:
             return none
         if len(ranked) > 1 and ranked[0].score < CLEAR_LEAD * ranked[1].score:
             return none  # two articles about as good: the question is not clearly one of them
-        stems = self._best_per_id(self.search(text, language, limit=30), intent)
+        stems = self._best_files(self.stem_scores(text, language), intent, 1)
         if not stems or stems[0].article.id != ranked[0].article.id or stems[0].score < MIN_SCORE:
             return none  # the words themselves do not point at the same article
         best = ranked[0]

@@ -38,17 +38,45 @@ def features(text: str) -> set[str]:
     return feats
 
 
+def _gram_words(text: str, limit: int | None) -> list[str]:
+    """The lower-cased words (no numbers) of a text's first ``limit`` characters (None: all)."""
+    return [w for w in _WORD.findall((text if limit is None else text[:limit]).lower()) if not w.isdigit()]
+
+
 def char_gram_list(text: str, low: int, high: int, limit: int | None = CHAR_TEXT) -> list[str]:
     """Character n-grams inside words (each word padded with spaces), marked ``~``, each as
     often as it occurs, from the text's first ``limit`` characters (None: all of it)."""
     grams: list[str] = []
-    for word in _WORD.findall((text if limit is None else text[:limit]).lower()):
-        if word.isdigit():
-            continue
+    for word in _gram_words(text, limit):
         padded = f" {word} "
         for n in range(low, high + 1):
             grams.extend("~" + padded[i:i + n] for i in range(len(padded) - n + 1))
     return grams
+
+
+GRAM_PRIME = np.uint64(0x100000001B3)  # FNV's 64-bit prime: odd, so codes spread over all 64 bits
+
+
+def char_gram_codes(text: str, low: int, high: int, limit: int | None = CHAR_TEXT) -> np.ndarray:
+    """The n-grams of ``char_gram_list`` as 64-bit codes (the polynomial hash of 1 and the
+    letters), made in numpy: a 4,000-character mail's 12,000 n-grams took 2.5 ms as Python
+    strings. The padded words are laid end to end (" ab  cd "), and an n-gram is one of a
+    word's when no space falls inside it. Distinct n-grams share a code with odds of about
+    one in 10^9 for a knowledge base's 10^5 n-grams: a ranking does not notice."""
+    words = _gram_words(text, limit)
+    if not words:
+        return np.empty(0, dtype=np.uint64)
+    chars = np.frombuffer(f" {'  '.join(words)} ".encode("utf-32-le"), dtype=np.uint32)
+    letter, wide = chars != ord(" "), chars.astype(np.uint64)
+    codes, code, inside = [], np.ones(len(chars), dtype=np.uint64), np.ones(len(chars), dtype=bool)
+    for n in range(1, min(high, len(chars)) + 1):  # the n-grams from the (n-1)-grams
+        m = len(chars) - n + 1
+        code = code[:m] * GRAM_PRIME + wide[n - 1:]
+        # inside a word: no space at 1 … n-2, which for n adds place n-2 to the (n-1)-grams'
+        inside = inside[:m] & letter[n - 2:n - 2 + m] if n >= 3 else inside[:m]
+        if n >= low:
+            codes.append(code[inside])
+    return np.concatenate(codes) if codes else np.empty(0, dtype=np.uint64)
 
 
 def char_grams(text: str, low: int, high: int) -> set[str]:
