@@ -141,6 +141,30 @@ def test_a_question_the_articles_list_as_not_answered_gets_none(kb):
     assert [s.article.id for s in answered] == ["two-factor-authentication"]
 
 
+@pytest.mark.parametrize("mail", [
+    "Good morning,\n\nour company takes part in the online auction for transformer oil next Thursday, and I will "
+    "be travelling that day. Is there an automatic bidding option, so that the portal bids for us down to a "
+    "minimum price that we set before the auction starts?\n\nBest regards\nHelena Strand\n"
+    "Key account manager, Nordsteel AB",
+    "Hello,\n\nthe two-factor authentication is set up for my account with the authenticator app, but our field "
+    "engineers are not allowed to install apps on their work phones. Could the login codes be sent to them by "
+    "SMS instead?\n\nKind regards\nPer Olsson\nIT, Nordsteel AB",
+])
+def test_a_long_mail_asking_a_listed_near_miss_gets_none(kb, mail):
+    """A greeting, a story and a signature make a mail nearer to an article's body than to any
+    short question, so the near miss is measured question against question: this mail is nearer
+    to what the article lists as not answered than to the nearest of its example questions,
+    though not to the article itself."""
+    chosen = kb.choose(mail, "technical/howto", "en", "en")
+    assert chosen.rule == "kb-not-answered" and chosen.articles == []
+    query = kb.grams.query(mail)
+    similarity, asked = kb._similarity(query, "en")
+    best = kb._best_files(similarity, "technical/howto", 1)[0]
+    index, owners = kb.unanswered["en"]
+    near = index.similarity(*query)[kb.ids[owners] == best.article.id].max()
+    assert np.nanmax(asked[kb.ids == best.article.id]) <= near < best.score
+
+
 def _article(slug: str, title: str, body: str, questions: tuple[str, ...] = ()) -> Article:
     front = f'title = "{title}"\nurl = "https://h.example/{slug}"\nlanguage = "en"\n'
     front += f"questions = {json.dumps(list(questions))}\n" if questions else ""
@@ -269,6 +293,38 @@ def test_a_request_passed_on_gets_only_the_article_written_for_its_intent(exampl
     assert offer(kb, password, "account", "invitation", passed_on, False, "en", "en").rule == "kb-no-match"
     assert offer(kb, password, "account", "invitation", ["notify_agents"], False, "en", "en").rule == \
         "kb-not-for-decision"
+
+
+def test_a_decline_the_requester_can_act_on_carries_the_article_for_its_intent(example, kb):
+    """Support does not edit a submitted quote: the reply declines, relays to the company, and
+    adds the article the tenant tagged for such requests (how to change one's quote before the
+    deadline), after the refusal. Declines that leave nothing to do oneself get none, and an
+    article not tagged with the declined request's intent is not offered under a decline."""
+    raw = make_email("mikael.berg@nordsteel.se", "borealis@support.localhost", subject="Wrong price in our quote",
+                     body="Hello, we submitted our quote for RFQ 2231 yesterday, but the price on line 2 is wrong. "
+                          "Can you change the price in our submitted quote?\n\nMikael", authserv="mx.support.localhost")
+    out = example.run(parse_email(raw, ["borealis@support.localhost"]), 1045, NOW)
+    assert out.cls.label == "account/data_change" and out.decision.decline == "data_change"
+    assert "decline" in out.decision.actions and "kb-suggested-with-decline" in out.decision.reasons
+    assert [a["id"] for a in out.contract()["articles"]] == ["submit-quote"]
+    assert out.reply is not None
+    refusal, listed = out.reply.index("Support cannot edit or delete submitted offers"), out.reply.index(
+        "https://help.borealis.portal.localhost/en/submit-quote")
+    assert refusal < listed
+    text = "Please create a portal account for our new colleague, she has no invitation."
+    declined = ["decline", "relay_to_company", "notify_agents"]
+    assert offer(kb, text, "account", "new_user", declined, False, "en", "en", decline="account_creation").rule == \
+        "kb-not-for-decision"
+    quote = "Can you change the price in our submitted quote? Line 2 is wrong."
+    assert offer(kb, quote, "account", "data_change", declined, False, "en", "en", decline="data_change").rule == \
+        "kb-suggested-with-decline"
+    # the same request from a channel that cannot change anything gets no article
+    assert offer(kb, quote, "account", "data_change", ["decline", "request_verified_channel"], False, "en", "en",
+                 decline="data_change").rule == "kb-not-for-decision"
+    password = "I forgot my password and the reset link in the e-mail does not work."
+    assert kb.suggest(password, "account/data_change", "en", "en")  # it matches, but is not tagged for the intent
+    assert offer(kb, password, "account", "data_change", declined, False, "en", "en", decline="data_change").rule == \
+        "kb-no-match"
 
 
 def test_import_from_csv_and_json(tmp_path):

@@ -198,7 +198,7 @@ class Pipeline(Drafts):
         """Help articles for the reply, from the tenant's knowledge base (see triage/core/knowledge.py)."""
         kb = self.knowledge.get(tenant.slug) if tenant else None
         return knowledge.offer(kb, _kb_text(msg, cls.language), cls.category, cls.intent, decision.actions,
-                               bool(auto.kind), cls.language, tenant.language if tenant else "en")
+                               bool(auto.kind), cls.language, tenant.language if tenant else "en", decision.decline)
 
     def matches(self, out: Outcome) -> list[knowledge.Suggestion]:
         """The knowledge base's best articles for the message as agents see them, whatever the
