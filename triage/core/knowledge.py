@@ -310,9 +310,14 @@ class Grams:
     """The character n-grams of every text a knowledge base indexes, numbered: their codes
     (``char_gram_codes``, diacritics folded) sorted, a code's place being its column."""
 
-    def __init__(self, texts: list[str]):
-        self.of_texts = [char_gram_codes(fold(t), *GRAMS, limit=None) for t in texts]
-        self.codes = np.unique(np.concatenate(self.of_texts or [np.empty(0, np.uint64)]))
+    def __init__(self, texts: list[np.ndarray]):
+        """``texts``: the codes of each indexed text (``codes``)."""
+        self.codes = np.unique(np.concatenate(texts or [np.empty(0, np.uint64)]))
+
+    @staticmethod
+    def of(text: str, limit: int | None = None) -> np.ndarray:
+        """A text's n-gram codes, diacritics folded, from its first ``limit`` characters."""
+        return char_gram_codes(fold(text), *GRAMS, limit=limit)
 
     def _find(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each code's column, and whether it is known (an unknown code's column means nothing)."""
@@ -328,7 +333,7 @@ class Grams:
 
     def query(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """The columns and counts of the text's distinct known n-grams (its first MAX_QUERY_CHARS)."""
-        codes, counts = np.unique(char_gram_codes(fold(text), *GRAMS, limit=MAX_QUERY_CHARS), return_counts=True)
+        codes, counts = np.unique(self.of(text, MAX_QUERY_CHARS), return_counts=True)
         at, known = self._find(codes)
         return at[known], counts[known]
 
@@ -353,16 +358,15 @@ class StemIndex:
                     frequency[k] = frequency.get(k, 0.0) + weight
             frequencies.append(frequency)
         n, width = len(documents), len(self.vocabulary)
-        self.size = n
         lengths = np.array([sum(len(stems) for stems in columns) for columns in documents], dtype=np.float64)
         owner = np.repeat(np.arange(n, dtype=np.int64), [len(f) for f in frequencies])
         column = np.fromiter((k for f in frequencies for k in f), dtype=np.int64, count=len(owner))
         frequency = np.fromiter((v for f in frequencies for v in f.values()), dtype=np.float64, count=len(owner))
-        self.articles_with = np.bincount(column, minlength=width)
+        articles_with = np.bincount(column, minlength=width)
         # a stem in half the articles or more has an idf of at most 0, which FTS5 floors at 1e-6:
-        # here it weighs nothing, and the query leaves it out
-        self.idfs = np.log((n - self.articles_with + 0.5) / (self.articles_with + 0.5))
-        self.idfs[self.articles_with >= n / 2] = 0.0
+        # here it weighs nothing
+        self.idfs = np.log((n - articles_with + 0.5) / (articles_with + 0.5))
+        self.idfs[articles_with >= n / 2] = 0.0
         average = max(lengths.mean(), 1.0) if n else 1.0
         part = frequency * (self.K1 + 1) / (frequency + self.K1 * (1 - self.B + self.B * lengths[owner] / average))
         self.postings = Postings(owner, column, part, n, width)
@@ -391,9 +395,10 @@ class KnowledgeBase:
         # article's questions of both kinds
         owned = [(kind, n, q) for kind in ("questions", "not_answered")
                  for n, a in enumerate(articles) for q in getattr(a, kind)]
-        self.grams = Grams([" ".join([a.title] * TITLE_REPEAT + list(a.keywords) * KEYWORDS_REPEAT + [a.body])
-                            for a in articles] + [q for _, _, q in owned])
-        columns = [self.grams.columns(c) for c in self.grams.of_texts]
+        codes = [Grams.of(" ".join([a.title] * TITLE_REPEAT + list(a.keywords) * KEYWORDS_REPEAT + [a.body]))
+                 for a in articles] + [Grams.of(q) for _, _, q in owned]
+        self.grams = Grams(codes)
+        columns = [self.grams.columns(c) for c in codes]
         self.index = GramIndex(columns[:len(articles)], len(self.grams.codes))
         # a question of an article is a document of its own, owned by the article's file, and it
         # meets only messages in its language (n-grams shared across languages are noise): the
@@ -402,7 +407,6 @@ class KnowledgeBase:
         questions = [(kind, n, c) for (kind, n, _), c in zip(owned, columns[len(articles):])]
         self.asked = self._owned([(n, c) for kind, n, c in questions if kind == "questions"])
         self.unanswered = self._owned([(n, c) for kind, n, c in questions if kind == "not_answered"])
-        del self.grams.of_texts  # indexed: only the codes are needed from here on
 
     def _owned(self, questions: list[tuple[int, np.ndarray]]) -> dict[str, tuple[GramIndex, np.ndarray]]:
         """Per language, an index of questions (each its owner's file number and its n-grams'
