@@ -86,6 +86,26 @@ def test_a_bounce_that_lost_its_headers_is_known_by_its_subject_and_opening():
     assert _kind(make_email(subject="Mail to the buyer", body=POSTFIX)) == ""  # the opening alone proves nothing
 
 
+@pytest.mark.parametrize("asked", [
+    "Hello, every mail I send to our buyer comes back like this, what is wrong?",
+    "Hej! Alla mejl till inköparen studsar, se nedan. Kan ni hjälpa oss?",
+    "Please help us, we cannot log in to the supplier portal and our mails to the buyer bounce as well.",
+])
+def test_a_person_asking_above_a_pasted_bounce_is_a_person(asked):
+    """A supplier keeps the bounce's subject, asks about it and pastes the bounce below: with no
+    machine sign but the subject, their own words come first, so the mail gets an answer and no
+    address is taken for a bounced one. The bounce alone under the same subject is a bounce."""
+    auto = _detect(make_email(sender="mikael.berg@nordsteel.se", subject="Undelivered Mail Returned to Sender",
+                              body=f"{asked}\n\n{POSTFIX}"))
+    assert auto.kind == "" and auto.reasons == ["auto-person-question-over-pasted-bounce"]
+    assert auto.failed_recipients == []
+    google = "Learn more at https://support.google.com/mail/?p=NoSuchUser\n\n" + POSTFIX  # a ? in an address asks nothing
+    for body in (POSTFIX, google):
+        auto = _detect(make_email(sender="mikael.berg@nordsteel.se", subject="Undelivered Mail Returned to Sender",
+                                  body=body))
+        assert auto.kind == "bounce" and auto.failed_recipients == ["j.doe@fenwick.example"]
+
+
 @pytest.mark.parametrize("subject", ["Automatic reply: [#1042] Your request", "Autosvar: Ärende",
                                      "Автоответ: Re: заявка", "Автовідповідь: запит",
                                      "Abwesenheitsnotiz: Ihre Anfrage", "Out of Office: ticket"])

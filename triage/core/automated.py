@@ -27,6 +27,7 @@ _SYSTEM = set(_DATA["system_senders"])
 _BOUNCE_SENDERS = set(_DATA["bounce_senders"])
 _BOUNCE_SUBJECT = re.compile("|".join(_DATA["bounce_subjects"]), re.I)
 _BOUNCE_OPENING = re.compile("|".join(_DATA["bounce_openings"]), re.I)
+_URL = re.compile(r"\S+://\S+")
 OPENING_CHARS = 600  # where delivery software's own sentences stand: first, before any quoted mail
 _HEADER_FLAGS = {  # header -> (rule id, kind) when present with any value but "no"
     "x-autoreply": ("auto-header-x-autoreply", "auto_reply"),
@@ -189,16 +190,24 @@ def _request_weight(body: str, lexicon: Lexicon) -> float:
     return max(totals.values(), default=0.0)
 
 
-def _bounce_checks(msg: Message, mime: MimeMessage, auto: Automation, local: str) -> None:
+def _bounce_checks(msg: Message, mime: MimeMessage, auto: Automation, local: str, lexicon: Lexicon) -> None:
     """A bounce subject counts with any other sign of machine mail ("This message was
     created automatically by mail delivery software" included), and bounced addresses are
     searched for in mail that looks machine-made or is titled like a bounce — flufl.bounce
     reads many formats, but a person's message quoting an error text is no bounce, and an
-    out-of-office naming a colleague's address is no bounce either."""
+    out-of-office naming a colleague's address is no bounce either. Nor is a person who kept
+    the bounce's subject and asks about it above the pasted bounce: with no other sign, their
+    words before the delivery software's come first."""
     bounce_subject = bool(_BOUNCE_SUBJECT.search(msg.subject)) and not FORWARDED.match(msg.subject)
+    text = (msg.new_text or msg.text).lstrip()
+    opening = _BOUNCE_OPENING.search(text)
     if bounce_subject and (auto.kind or local in _SYSTEM or mime.get_content_type() == "multipart/report"):
         auto.add("auto-bounce-subject", "bounce")
-    elif bounce_subject and _BOUNCE_OPENING.search((msg.new_text or msg.text).lstrip()[:OPENING_CHARS]):
+    elif bounce_subject and _asks(text[:opening.start()][:OPENING_CHARS] if opening else text[:OPENING_CHARS],
+                                  lexicon if opening else None):
+        auto.add("auto-person-question-over-pasted-bounce", "")
+        return
+    elif bounce_subject and opening and opening.start() < OPENING_CHARS:
         auto.add("auto-bounce-subject-and-opening", "bounce")
     out_of_office = any(r.startswith("auto-out-of-office") for r in auto.reasons)
     if bounce_subject or auto.kind == "bounce" or (auto.kind and not out_of_office):
@@ -206,6 +215,14 @@ def _bounce_checks(msg: Message, mime: MimeMessage, auto: Automation, local: str
         if failed:
             auto.add("auto-bounce-recipients-found", "bounce")
         auto.failed_recipients, auto.permanent = failed, permanent
+
+
+def _asks(text: str, lexicon: Lexicon | None) -> bool:
+    """Whether a person's words ask for something: a question, or (read with the ``lexicon``)
+    a request with clear wording of its own. Only words known to be the person's are read for
+    a request: a bounce's own text is full of errors and failures. A question mark in an
+    address ("https://support.google.com/mail/?p=NoSuchUser") asks nothing."""
+    return "?" in _URL.sub("", text) or (lexicon is not None and _request_weight(text, lexicon) >= REQUEST_WEIGHT)
 
 
 def detect(msg: Message, lexicon: Lexicon) -> Automation:
@@ -216,7 +233,7 @@ def detect(msg: Message, lexicon: Lexicon) -> Automation:
         _header_checks(msg, msg.mime, auto, local)
     _content_checks(msg, lexicon, auto)
     if msg.mime is not None:
-        _bounce_checks(msg, msg.mime, auto, local)
+        _bounce_checks(msg, msg.mime, auto, local, lexicon)
         if not auto.kind and local in _SYSTEM:
             auto.add("auto-system-sender", "auto_reply")
     return auto
