@@ -248,9 +248,9 @@ class Postings:
     """A matrix of weights, documents by columns (n-grams or stems), kept for the one product a
     query needs: its columns' weights times its vector, summed per document. A column in a
     quarter of the documents or more is a dense row (at most twice the room of its postings);
-    the others are postings sorted by column, gathered in numpy. With 500 articles a long
-    mail's n-grams touch 47,000 postings, most of them of common n-grams, and the dense rows
-    halve the time. There are no per-row calls into Python (FTS5's ``bm25()`` made those)
+    the others are postings sorted by column, gathered in numpy. With 500 articles a mail's
+    n-grams touch 47,000 postings on average, most of them of common n-grams, and the dense
+    rows halve the time. There are no per-row calls into Python (FTS5's ``bm25()`` made those)
     or into SciPy's sparse indexing, which costs 0.12 ms a call before any arithmetic."""
 
     def __init__(self, owner: np.ndarray, column: np.ndarray, weight: np.ndarray, size: int, width: int):
@@ -322,7 +322,7 @@ class Grams:
     (``char_gram_codes``, diacritics folded) sorted, a code's place being its column."""
 
     def __init__(self, texts: list[np.ndarray]):
-        """``texts``: the codes of each indexed text (``codes``)."""
+        """``texts``: each indexed text's codes (``Grams.of``)."""
         self.codes = np.unique(np.concatenate(texts or [np.empty(0, np.uint64)]))
 
     @staticmethod
@@ -397,7 +397,6 @@ class KnowledgeBase:
         self.stems = StemIndex([tuple(terms(part, a.language) for part in (a.title, " ".join(a.keywords),
                                                                             "\n".join(a.questions), a.body))
                                 for a in articles], WEIGHTS)
-        self.languages = {a.language for a in articles}
         self.ids = np.array([a.id for a in articles])
         self.id_numbers = np.unique(self.ids, return_inverse=True)[1]  # the same number for an id's files
         self.boosts = {intent: np.array([INTENT_BOOST if intent in a.intents else 1.0 for a in articles])
