@@ -201,10 +201,10 @@ def _bounce_checks(msg: Message, mime: MimeMessage, auto: Automation, local: str
     bounce_subject = bool(_BOUNCE_SUBJECT.search(msg.subject)) and not FORWARDED.match(msg.subject)
     text = (msg.new_text or msg.text).lstrip()
     opening = _BOUNCE_OPENING.search(text)
+    before = text[:opening.start()] if opening else text  # the words above the delivery software's
     if bounce_subject and (auto.kind or local in _SYSTEM or mime.get_content_type() == "multipart/report"):
         auto.add("auto-bounce-subject", "bounce")
-    elif bounce_subject and _asks(text[:opening.start()][:OPENING_CHARS] if opening else text[:OPENING_CHARS],
-                                  lexicon if opening else None):
+    elif bounce_subject and _asks(before[:OPENING_CHARS], lexicon if opening else None):
         auto.add("auto-person-question-over-pasted-bounce", "")
         return
     elif bounce_subject and opening and opening.start() < OPENING_CHARS:
