@@ -199,16 +199,17 @@ def _bounce_checks(msg: Message, mime: MimeMessage, auto: Automation, local: str
     the bounce's subject and asks about it above the pasted bounce: with no other sign, their
     words before the delivery software's come first."""
     bounce_subject = bool(_BOUNCE_SUBJECT.search(msg.subject)) and not FORWARDED.match(msg.subject)
-    text = (msg.new_text or msg.text).lstrip()
-    opening = _BOUNCE_OPENING.search(text)
-    before = text[:opening.start()] if opening else text  # the words above the delivery software's
     if bounce_subject and (auto.kind or local in _SYSTEM or mime.get_content_type() == "multipart/report"):
         auto.add("auto-bounce-subject", "bounce")
-    elif bounce_subject and _asks(before[:OPENING_CHARS], lexicon if opening else None):
-        auto.add("auto-person-question-over-pasted-bounce", "")
-        return
-    elif bounce_subject and opening and opening.start() < OPENING_CHARS:
-        auto.add("auto-bounce-subject-and-opening", "bounce")
+    elif bounce_subject:  # the subject alone: the text tells a pasted bounce from a re-sent one
+        text = (msg.new_text or msg.text).lstrip()
+        opening = _BOUNCE_OPENING.search(text)
+        before = text[:opening.start()] if opening else text  # the words above the delivery software's
+        if _asks(before[:OPENING_CHARS], lexicon if opening else None):
+            auto.add("auto-person-question-over-pasted-bounce", "")
+            return
+        if opening and opening.start() < OPENING_CHARS:
+            auto.add("auto-bounce-subject-and-opening", "bounce")
     out_of_office = any(r.startswith("auto-out-of-office") for r in auto.reasons)
     if bounce_subject or auto.kind == "bounce" or (auto.kind and not out_of_office):
         failed, permanent = _bounced(mime)

@@ -483,7 +483,7 @@ class KnowledgeBase:
             return none
         query = self.grams.query(text)  # made once, for the articles, their questions and their near misses
         likeness = self._similarity(query, language)
-        ranked = self._best_files(likeness.best, intent, 10)
+        ranked = self._best_files(likeness.best, intent, 2)  # the best, and the one it must lead
         if not ranked or ranked[0].score < MIN_SIMILARITY:
             return none
         if len(ranked) > 1 and ranked[0].score < CLEAR_LEAD * ranked[1].score:
@@ -536,10 +536,10 @@ def offer(kb: KnowledgeBase | None, text: str, category: str, intent: str, actio
     if category not in HELPFUL:
         return Suggestions("kb-not-for-category")
     label = f"{category}/{intent}"
-    others = [a for a in MISLEADING_ACTIONS if a in actions and a != "decline"]
-    if "decline" in actions and decline in SELF_SERVICE_DECLINES and not others:
+    refusing = [a for a in MISLEADING_ACTIONS if a in actions]
+    if refusing == ["decline"] and decline in SELF_SERVICE_DECLINES:
         return _tagged(kb, "kb-suggested-with-decline", text, label, language, fallback_language)
-    if any(a in actions for a in MISLEADING_ACTIONS):
+    if refusing:
         return Suggestions("kb-not-for-decision")
     if "relay_to_company" in actions or not any(a in actions for a in HELPFUL_ACTIONS):
         if not any(a in actions for a in PASSED_ON_ACTIONS):
