@@ -91,6 +91,9 @@ MAX_QUERY_TERMS = 60  # a long mail's first distinct stems are plenty, and bound
 MAX_QUERY_CHARS = 4000  # and its first characters the n-gram query's
 WEIGHTS = (6.0, 4.0, 1.0, 1.0)  # BM25 column weights: title, keywords, questions, body (chosen below)
 GRAMS = (3, 5)  # n-gram sizes
+# A column in this share of the documents or more is held dense: with 500 articles, an eighth rather
+# than a quarter made the similarities 15-25% faster for 5 MB more (bench/kb.py)
+DENSE_SHARE = 1 / 8
 TITLE_REPEAT, KEYWORDS_REPEAT = 3, 2  # the same emphasis in the n-gram index: the words repeated
 INTENT_BOOST = 1.2  # an article tagged with the classified intent counts this much more
 # Chosen on three question sets by authors who did not write the articles (tests/data/
@@ -246,19 +249,20 @@ def load_articles(folder: Path, languages: list[str]) -> list[Article]:
 
 class Postings:
     """A matrix of weights, documents by columns (n-grams or stems), kept for the one product a
-    query needs: its columns' weights times its vector, summed per document. A column in a
-    quarter of the documents or more is a dense row (at most twice the room of its postings);
-    the others are postings sorted by column, gathered in numpy. With 500 articles a mail's
-    n-grams touch 47,000 postings on average, most of them of common n-grams, and the dense
-    rows halve the time. There are no per-row calls into Python (FTS5's ``bm25()`` made those)
-    or into SciPy's sparse indexing, which costs 0.12 ms a call before any arithmetic."""
+    query needs: its columns' weights times its vector, summed per document. A column in
+    DENSE_SHARE of the documents or more is a dense row (a few times the room of its
+    postings at most); the others are postings sorted by column, gathered in numpy. With 500 articles
+    a mail's n-grams touch 58,000 postings on average, and a posting gathered costs about 18 ns
+    where a dense row's weight costs about 1. There are no per-row calls into Python (FTS5's
+    ``bm25()`` made those) or into SciPy's sparse indexing, which costs 0.12 ms a call before
+    any arithmetic."""
 
     def __init__(self, owner: np.ndarray, column: np.ndarray, weight: np.ndarray, size: int, width: int):
         """One (document, column, weight) triple per nonzero weight; ``size`` documents and
         ``width`` columns."""
         self.size = size
         frequency = np.bincount(column, minlength=width)
-        wide = frequency * 4 >= max(size, 1)
+        wide = frequency >= DENSE_SHARE * max(size, 1)
         self.row = np.full(width, -1, dtype=np.int32)  # a wide column's dense row, else -1
         self.row[wide] = np.arange(int(wide.sum()), dtype=np.int32)
         self.dense = np.zeros((int(wide.sum()), size), dtype=weight.dtype)
@@ -315,6 +319,33 @@ class GramIndex:
         if not norm:
             return np.zeros(self.size, dtype=np.float32)
         return self.postings.dot(columns, (vector / norm).astype(np.float32))
+
+
+class Questions:
+    """One language's questions of the articles, of both kinds (the example questions, how
+    requesters ask for an article, and those next to its topic that it does not answer) in one
+    ``GramIndex``, so that the two kinds are weighed alike and a message meets them in one pass;
+    each article file's questions of one kind are one run of documents."""
+
+    def __init__(self, questions: list[tuple[bool, int, np.ndarray]], files: int, width: int):
+        """``questions``: (whether it is an example question, its article file's number, its
+        n-grams' columns), for ``files`` article files and ``width`` columns."""
+        # example questions first, then each kind's by file: every run of one (kind, file) is whole
+        run = [(not example) * files + n for example, n, _ in questions]
+        order = sorted(range(len(questions)), key=run.__getitem__)
+        self.index = GramIndex([questions[k][2] for k in order], width)
+        keys = np.array([run[k] for k in order], dtype=np.int64)
+        self.starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        self.files, self.example, self.owner = files, keys[self.starts] < files, keys[self.starts] % files
+
+    def nearest(self, query: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Each article file's likeness to a text (its ``Grams.query``) of its nearest example
+        question and of its nearest not-answered one (NaN for a file with none of the kind)."""
+        near = np.maximum.reduceat(self.index.similarity(*query), self.starts)
+        asked, unanswered = np.full(self.files, np.nan), np.full(self.files, np.nan)
+        asked[self.owner[self.example]] = near[self.example]
+        unanswered[self.owner[~self.example]] = near[~self.example]
+        return asked, unanswered
 
 
 class Grams:
@@ -411,29 +442,20 @@ class KnowledgeBase:
         columns = [self.grams.columns(c) for c in codes]
         self.index = GramIndex(columns[:len(articles)], len(self.grams.codes))
         # a question of an article is a document of its own, owned by the article's file, and it
-        # meets only messages in its language (n-grams shared across languages are noise): the
-        # example questions (how requesters ask for it) and those next to its topic that it does
-        # not answer, in one index per language, so that the two kinds are weighed alike and a
-        # message meets them in one pass
-        # language -> (the index, each question's owner, whether it is an example question)
-        self.questions: dict[str, tuple[GramIndex, np.ndarray, np.ndarray]] = {}
-        questions = [(kind, n, c) for (kind, n, _), c in zip(owned, columns[len(articles):])]
-        for lang in sorted({articles[n].language for _, n, _ in questions}):
-            mine = [(kind, n, c) for kind, n, c in questions if articles[n].language == lang]
-            self.questions[lang] = (GramIndex([c for _, _, c in mine], len(self.grams.codes)),
-                                    np.array([n for _, n, _ in mine], dtype=np.int64),
-                                    np.array([kind == "questions" for kind, _, _ in mine]))
+        # meets only messages in its language (n-grams shared across languages are noise)
+        questions = [(kind == "questions", n, c) for (kind, n, _), c in zip(owned, columns[len(articles):])]
+        self.questions = {lang: Questions([q for q in questions if articles[q[1]].language == lang],
+                                          len(articles), len(self.grams.codes))
+                          for lang in sorted({articles[n].language for _, n, _ in questions})}
 
     def _similarity(self, query: tuple[np.ndarray, np.ndarray], language: str) -> Likeness:
         """Each article file's likeness to a text (its ``Grams.query``): to the article, to its
         nearest example question and to its nearest not-answered one in the text's language."""
         similarity = self.index.similarity(*query)
-        asked, unanswered = np.full(len(self.articles), np.nan), np.full(len(self.articles), np.nan)
-        if language in self.questions:
-            index, owners, example = self.questions[language]
-            near = index.similarity(*query)
-            np.fmax.at(asked, owners[example], near[example])
-            np.fmax.at(unanswered, owners[~example], near[~example])
+        if language not in self.questions:
+            nothing = np.full(len(self.articles), np.nan)
+            return Likeness(similarity, nothing, nothing)
+        asked, unanswered = self.questions[language].nearest(query)
         return Likeness(np.fmax(similarity, asked), asked, unanswered)
 
     def stem_scores(self, text: str, language: str) -> np.ndarray:
@@ -451,8 +473,12 @@ class KnowledgeBase:
         if intent in self.boosts:
             scores = scores * self.boosts[intent]
         order = np.argsort(-scores, kind="stable")  # ties in file order
-        _, first = np.unique(self.id_numbers[order], return_index=True)  # each id's first place
-        return [Suggestion(self.articles[i], float(scores[i])) for i in order[np.sort(first)[:limit]] if scores[i] > 0]
+        best: dict[int, int] = {}  # id number -> its best file, in the order found
+        for i, number in zip(order.tolist(), self.id_numbers[order].tolist()):
+            if len(best) == limit or scores[i] <= 0:
+                break
+            best.setdefault(number, i)
+        return [Suggestion(self.articles[i], float(scores[i])) for i in best.values()]
 
     def ranked(self, text: str, intent: str, language: str, limit: int = 10) -> list[Suggestion]:
         """The ``limit`` most similar article ids by n-gram similarity to the text (cosine,
