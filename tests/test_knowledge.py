@@ -159,8 +159,21 @@ def test_a_long_mail_asking_a_listed_near_miss_gets_none(kb, mail):
     assert chosen.rule == "kb-not-answered" and chosen.articles == []
     likeness = kb._similarity(kb.grams.query(mail), "en")
     best = kb._best_files(likeness.best, "technical/howto", 1)[0]
-    files = kb.ids == best.article.id
-    assert np.nanmax(likeness.asked[files]) <= np.nanmax(likeness.unanswered[files]) < best.score
+    assert np.nanmax(likeness.asked[kb.ids == best.article.id]) <= likeness.unanswered < best.score
+
+
+def test_a_near_miss_listed_under_another_article_keeps_the_best_one_from_being_sent(kb):
+    """Each article lists what is next to its own topic, and what none covers comes near
+    other articles too: downloading all of a request's files at once, listed under the
+    documents article only, keeps the attachments article from being sent."""
+    ask = "Can I download all the attachments of the request at once instead of clicking each file?"
+    bare = KnowledgeBase([replace(a, not_answered=()) for a in kb.articles])
+    assert [s.article.id for s in bare.suggest(ask, "technical/howto", "en", "en")] == ["rfq-attachments"]
+    listed = KnowledgeBase([replace(a, not_answered=("Can I download all the files in one go?",)
+                                    if (a.id, a.language) == ("company-documents", "en") else ())
+                            for a in kb.articles])
+    assert listed.choose(ask, "technical/howto", "en", "en").rule == "kb-not-answered"
+    assert [s.article.id for s in listed.matches(ask, "technical/howto", "en", "en")][:1] == ["rfq-attachments"]
 
 
 def _article(slug: str, title: str, body: str, questions: tuple[str, ...] = ()) -> Article:
