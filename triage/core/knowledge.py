@@ -92,7 +92,7 @@ MAX_QUERY_CHARS = 4000  # and its first characters the n-gram query's
 WEIGHTS = (6.0, 4.0, 1.0, 1.0)  # BM25 column weights: title, keywords, questions, body (chosen below)
 GRAMS = (3, 5)  # n-gram sizes
 # A column in this share of the documents or more is held dense: with 500 articles, an eighth rather
-# than a quarter made the similarities 15-25% faster for 5 MB more (bench/kb.py)
+# than a quarter made the similarities 15-25% faster for 5 MB more (measured side by side)
 DENSE_SHARE = 1 / 8
 TITLE_REPEAT, KEYWORDS_REPEAT = 3, 2  # the same emphasis in the n-gram index: the words repeated
 INTENT_BOOST = 1.2  # an article tagged with the classified intent counts this much more
@@ -252,9 +252,9 @@ def load_articles(folder: Path, languages: list[str]) -> list[Article]:
 class Postings:
     """A matrix of weights, documents by columns (n-grams or stems), kept for the one product a
     query needs: its columns' weights times its vector, summed per document. A column in
-    DENSE_SHARE of the documents or more is a dense row (a few times the room of its
-    postings at most); the others are postings sorted by column, gathered in numpy. With 500 articles
-    a mail's n-grams touch 58,000 postings on average, and a posting gathered costs about 18 ns
+    DENSE_SHARE of the documents or more is a dense row (a few times the room of its postings
+    at most); the others are postings sorted by column, gathered in numpy. With 500 articles a
+    mail's n-grams touch 58,000 postings on average, and a posting gathered costs about 18 ns
     where a dense row's weight costs about 1. There are no per-row calls into Python (FTS5's
     ``bm25()`` made those) or into SciPy's sparse indexing, which costs 0.12 ms a call before
     any arithmetic."""
@@ -451,8 +451,8 @@ class KnowledgeBase:
                           for lang in sorted({articles[n].language for _, n, _ in questions})}
 
     def _similarity(self, query: tuple[np.ndarray, np.ndarray], language: str) -> Likeness:
-        """Each article file's likeness to a text (its ``Grams.query``): to the article, to its
-        nearest example question and to its nearest not-answered one in the text's language."""
+        """Each article file's likeness to a text (its ``Grams.query``): to the article and to its
+        nearest example question; and the nearest not-answered question's, in the text's language."""
         similarity = self.index.similarity(*query)
         if language not in self.questions:
             return Likeness(similarity, np.full(len(self.articles), np.nan), math.nan)

@@ -29,8 +29,8 @@ _CANDIDATE = re.compile(r"(?<!\w)\S")  # where a cue may begin: the start of a w
 # The table also maps every other Latin, Greek and Cyrillic letter to itself: str.translate looks
 # each character up, and one the table lacks costs a raised and caught LookupError, which made
 # folding a mail twice as slow.
-_FOLD = {i: i for i in range(0x530)} | str.maketrans("àáâãäåçèéêëìíîïñòóôõöøùúûüýÿÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖØÙÚÛÜÝ",
-                                                    "aaaaaaceeeeiiiinoooooouuuuyyAAAAAACEEEEIIIINOOOOOOUUUUY")
+_FOLD = {i: i for i in range(0x530)} | str.maketrans(
+    "àáâãäåçèéêëìíîïñòóôõöøùúûüýÿÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖØÙÚÛÜÝ", "aaaaaaceeeeiiiinoooooouuuuyyAAAAAACEEEEIIIINOOOOOOUUUUY")
 
 
 def fold(text: str) -> str:
