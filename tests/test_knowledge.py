@@ -125,16 +125,21 @@ def test_a_question_next_to_an_article_gets_none(kb):
     assert [s.article.id for s in volume] == ["notification-settings"]
 
 
+def _listing(kb: KnowledgeBase, article_id: str, near_miss: str | None) -> KnowledgeBase:
+    """The knowledge base with no ``not_answered`` questions but ``near_miss`` under the
+    article's English file (none at all for None)."""
+    return KnowledgeBase([replace(a, not_answered=(near_miss,) if near_miss and (a.id, a.language) == (article_id, "en")
+                                  else ()) for a in kb.articles])
+
+
 def test_a_question_the_articles_list_as_not_answered_gets_none(kb):
     """Codes by SMS share the two-factor article's words, and it does not offer them. Listed
     under the article's ``not_answered``, a question asked alike gets none, with its rule;
     the article still goes to a question it answers."""
     sms = "Can the login codes come by SMS instead of the authenticator app?"
-    bare = KnowledgeBase([replace(a, not_answered=()) for a in kb.articles])
+    bare = _listing(kb, "two-factor-authentication", None)
     assert [s.article.id for s in bare.suggest(sms, "technical/access", "en", "en")] == ["two-factor-authentication"]
-    listed = KnowledgeBase([replace(a, not_answered=("Can I get the login codes by SMS instead of using an app?",)
-                                    if (a.id, a.language) == ("two-factor-authentication", "en") else ())
-                            for a in kb.articles])
+    listed = _listing(kb, "two-factor-authentication", "Can I get the login codes by SMS instead of using an app?")
     assert listed.choose(sms, "technical/access", "en", "en").rule == "kb-not-answered"
     assert offer(listed, sms, "technical", "access", ["acknowledge"], False, "en", "en").rule == "kb-not-answered"
     answered = listed.suggest("I lost my phone and the portal asks for the six-digit code", "technical/access", "en", "en")
@@ -167,11 +172,9 @@ def test_a_near_miss_listed_under_another_article_keeps_the_best_one_from_being_
     other articles too: downloading all of a request's files at once, listed under the
     documents article only, keeps the attachments article from being sent."""
     ask = "Can I download all the attachments of the request at once instead of clicking each file?"
-    bare = KnowledgeBase([replace(a, not_answered=()) for a in kb.articles])
+    bare = _listing(kb, "company-documents", None)
     assert [s.article.id for s in bare.suggest(ask, "technical/howto", "en", "en")] == ["rfq-attachments"]
-    listed = KnowledgeBase([replace(a, not_answered=("Can I download all the files in one go?",)
-                                    if (a.id, a.language) == ("company-documents", "en") else ())
-                            for a in kb.articles])
+    listed = _listing(kb, "company-documents", "Can I download all the files in one go?")
     assert listed.choose(ask, "technical/howto", "en", "en").rule == "kb-not-answered"
     assert [s.article.id for s in listed.matches(ask, "technical/howto", "en", "en")][:1] == ["rfq-attachments"]
 
