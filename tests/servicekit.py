@@ -274,10 +274,11 @@ async def drained(service, timeout: float = 30.0) -> None:  # noqa: ANN001 - a t
 class TroublePipeline:
     """A pipeline for the worker processes that misbehaves on purpose, by subject: ``POISON``
     raises (deterministically, every time), ``KILLME`` kills its worker process, ``SLOW``
-    takes three seconds. Everything else is the real pipeline."""
+    takes three seconds (``SLOW8`` eight). Everything else is the real pipeline."""
 
     def __new__(cls, config):  # noqa: ANN001, ANN204 - a Pipeline factory for Workers
         import os
+        import re
         import time
 
         from triage.core.pipeline import Pipeline
@@ -288,8 +289,9 @@ class TroublePipeline:
                     raise RuntimeError("classifier exploded")
                 if "KILLME" in msg.subject:
                     os._exit(3)
-                if "SLOW" in msg.subject or "SLOW" in msg.text:
-                    time.sleep(3)
+                slow = re.search(r"SLOW(\d*)", f"{msg.subject} {msg.text}")
+                if slow:
+                    time.sleep(int(slow.group(1) or 3))
                 return super().assess(msg, now)
 
         return Trouble(config)
