@@ -202,6 +202,30 @@ def test_a_question_in_other_words_is_found_by_the_articles_example_questions():
     assert taught.ranked(asked, "", "sv")[0].article.id == "login"
 
 
+def test_the_best_articles_are_found_among_the_best_files_as_a_full_sort_finds_them():
+    """``_best_files`` sorts only the files that can hold the best ids (ties included); on
+    scores with many ties, zeros and ids with several files, it must pick what sorting every
+    file picks: each id's best file, ties in file order, best first."""
+    rng = np.random.default_rng(3)
+    articles = [_article(f"a{k}", f"Title {k}", "body") for k in range(40)]
+    # 40 files of 13 ids, an id's files in several languages
+    kb = KnowledgeBase([replace(a, id=f"id{k % 13}", language=LANGS[k % len(LANGS)]) for k, a in enumerate(articles)])
+
+    def full_sort(scores: np.ndarray, limit: int) -> list[tuple[str, float]]:
+        best: dict[str, tuple[str, float]] = {}
+        for i in np.argsort(-scores, kind="stable"):
+            if len(best) == limit or scores[i] <= 0:
+                break
+            best.setdefault(kb.articles[i].id, (kb.articles[i].source.name, float(scores[i])))
+        return list(best.values())
+
+    for _ in range(300):
+        scores = rng.choice([0.0, 0.1, 0.2, 0.3, 0.5], size=len(articles)) * rng.integers(0, 2, size=len(articles))
+        for limit in (1, 2, 3, 10):
+            got = [(s.article.source.name, s.score) for s in kb._best_files(scores, "", limit)]
+            assert got == full_sort(scores, limit)
+
+
 def _questions(name: str) -> list[dict]:
     return [json.loads(line) for line in (HERE / "data" / name).read_text("utf-8").splitlines() if line.strip()]
 

@@ -432,6 +432,7 @@ class KnowledgeBase:
                                 for a in articles], WEIGHTS)
         self.ids = np.array([a.id for a in articles])
         self.id_numbers = np.unique(self.ids, return_inverse=True)[1]  # the same number for an id's files
+        self.most_files = int(np.bincount(self.id_numbers).max()) if articles else 0
         self.boosts = {intent: np.array([INTENT_BOOST if intent in a.intents else 1.0 for a in articles])
                        for intent in sorted({i for a in articles for i in a.intents})}
         # every text an n-gram index holds, numbered together: first the articles, then each
@@ -473,7 +474,14 @@ class KnowledgeBase:
         ``intent`` counting INTENT_BOOST times more, best first (a file scoring 0 is not one)."""
         if intent in self.boosts:
             scores = scores * self.boosts[intent]
-        order = np.argsort(-scores, kind="stable")  # ties in file order
+        # the ``limit`` best ids' best files are among the best ``limit`` times the most files an
+        # id has (one per language): only those files, and any tied with the last, are sorted
+        among = limit * self.most_files
+        if among < len(scores):
+            candidates = np.flatnonzero(scores >= np.partition(scores, -among)[-among])
+            order = candidates[np.argsort(-scores[candidates], kind="stable")]  # ties in file order
+        else:
+            order = np.argsort(-scores, kind="stable")
         best: dict[int, int] = {}  # id number -> its best file, in the order found
         for i, number in zip(order.tolist(), self.id_numbers[order].tolist()):
             if len(best) == limit or scores[i] <= 0:
