@@ -153,7 +153,7 @@ def test_help_articles_deflection_counts_offers_answers_and_agents(store, cfg):
     """Four tickets offered an article: one solved by it, one that still needed help (and
     was then solved by another line: solved wins), one without an answer (offered with a
     relay notice: the article written for its intent); one more ticket got its article from
-    an agent."""
+    an agent, and another's offered article an agent marked "Not the answer"."""
     with store.transaction():
         for events, rule in (([("kb-feedback", "kb-solved", "2026-11-23 10:05")], "kb-suggested"),
                              ([("kb-feedback", "kb-not-solved", "2026-11-23 11:05")], "kb-suggested"),
@@ -165,9 +165,11 @@ def test_help_articles_deflection_counts_offers_answers_and_agents(store, cfg):
         ticket(store, "zenith", "2026-11-23 10:00", "email", "technical/access", "external", "en", DECIDE,
                "kb-no-match", [("article-sent", "agent-article-sent", "2026-11-23 11:00")])
         ticket(store, "zenith", "2026-11-23 10:00", "email", "technical/bug", "external", "en", DECIDE, "kb-no-match")
+        ticket(store, "zenith", "2026-11-23 10:00", "email", "technical/howto", "external", "en", DECIDE,
+               "kb-suggested", [("article-rejected", "agent-article-rejected", "2026-11-23 11:00")])
     r = reports.build(store, None, None, None, config=cfg)
-    assert rows(r, "help-articles") == [("acme", 4, 2, 1, 0, 0.5), ("zenith", 0, 0, 0, 1, None),
-                                        ("all tenants", 4, 2, 1, 1, 0.5)]
+    assert rows(r, "help-articles") == [("acme", 4, 2, 1, 0, 0, 0.5), ("zenith", 1, 0, 0, 1, 1, 0.0),
+                                        ("all tenants", 5, 2, 1, 1, 1, 0.4)]
     assert "50% deflected" in r.chart("help-articles").svg()
 
 

@@ -37,6 +37,7 @@ AGENT_TOUCH = ("approved", "reclassified", "agent-reply", "widget-reply", "escal
 REFUSED_MAIL = ("reply-suppressed", "relay-suppressed", "mail-suppressed")
 # Help articles: offered with the decision, the widget visitor's answer, an agent's sending.
 FEEDBACK, SOLVED, NOT_SOLVED, ARTICLE_SENT = "kb-feedback", "kb-solved", "kb-not-solved", "article-sent"
+ARTICLE_REJECTED = "article-rejected"  # an agent's "Not the answer" on the offered article
 OFFERED = " OR ".join(f"instr(e.rules, '\"{rule}\"') > 0" for rule in OFFERED_RULES)
 RAW_TMP, TICKETS_TMP, HOURS_TMP = "temp.report_raw", "temp.report_tickets", "temp.report_hours"
 
@@ -338,7 +339,8 @@ class _TicketFacts:
               max(e.kind = 'decision' AND ({OFFERED})) AS offered,
               max(e.kind = '{FEEDBACK}' AND instr(e.rules, '"{SOLVED}"') > 0) AS solved,
               max(e.kind = '{FEEDBACK}' AND instr(e.rules, '"{NOT_SOLVED}"') > 0) AS not_solved,
-              max(e.kind = '{ARTICLE_SENT}') AS article_sent
+              max(e.kind = '{ARTICLE_SENT}') AS article_sent,
+              max(e.kind = '{ARTICLE_REJECTED}') AS article_rejected
             FROM t LEFT JOIN events e ON e.ticket = t.id
             GROUP BY t.id""", params)
         self.db.execute(f"""
@@ -350,6 +352,7 @@ class _TicketFacts:
                 nullif(substr(corrected, instr(corrected, char(31)) + 1), ''), '$.from'), label) END AS corrected_from,
               coalesce(offered, 0) AS offered, coalesce(solved, 0) AS solved,
               coalesce(not_solved AND NOT solved, 0) AS not_solved, coalesce(article_sent, 0) AS article_sent,
+              coalesce(article_rejected, 0) AS article_rejected,
               NULL AS staffed, NULL AS ack_s, NULL AS answered_s, NULL AS resolved_s
             FROM {RAW_TMP}""")
         self.db.execute(f"DROP TABLE {RAW_TMP}")
@@ -469,20 +472,23 @@ class _TicketFacts:
     def _articles(self) -> Chart:
         """Deflection: of the tickets offered a help article, those whose requester said one
         solved it (the widget's "This solved it"; mail has no such button, so its share is a
-        lower bound), those who still needed help, and the tickets an agent sent an article."""
-        counts = self._per_tenant("sum(offered), sum(solved), sum(not_solved), sum(article_sent)",
-                                  "offered OR solved OR not_solved OR article_sent")
-        rows = [(t, offered, solved, unsolved, sent, round(solved / offered, 4) if offered else None)
-                for t, (offered, solved, unsolved, sent) in _ordered(counts)]
+        lower bound), those who still needed help, the tickets an agent sent an article, and those
+        whose offered article an agent marked "Not the answer" (the bot's wrong articles, as
+        agents found them)."""
+        counts = self._per_tenant("sum(offered), sum(solved), sum(not_solved), sum(article_sent), "
+                                  "sum(article_rejected)",
+                                  "offered OR solved OR not_solved OR article_sent OR article_rejected")
+        rows = [(t, offered, solved, unsolved, sent, rejected, round(solved / offered, 4) if offered else None)
+                for t, (offered, solved, unsolved, sent, rejected) in _ordered(counts)]
         return Chart("help-articles", "Help articles: offered, solved by one, sent by agents",
                      ["tenant", "offered", "solved_by_article", "still_needed_help", "sent_by_agent",
-                      "deflection_rate"], rows,
+                      "rejected_by_agent", "deflection_rate"], rows,
                      lambda c: charts.bars(c.name, c.title, [r[0] for r in c.rows],
                                            [("offered", [r[1] for r in c.rows]),
                                             ("solved by the article", [r[2] for r in c.rows]),
                                             ("sent by an agent", [r[4] for r in c.rows])],
                                            x_label="tickets",
-                                           notes=[f"{charts.percent(r[5])} deflected" if r[5] is not None
+                                           notes=[f"{charts.percent(r[6])} deflected" if r[6] is not None
                                                   else "none offered" for r in c.rows]))
 
     def _suppressed(self) -> Chart:
