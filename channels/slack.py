@@ -104,7 +104,7 @@ class SlackChannel:
         self.app = AsyncApp(client=client, signing_secret=signing_secret)
         self.verifier = SignatureVerifier(signing_secret)
         self.seen = Seen()
-        for name in ("approve", "escalate", "close", "reclassify", "send_article"):
+        for name in ("approve", "escalate", "close", "reclassify", "send_article", "reject_article"):
             self.app.action(name)(self._action)
         self.app.event("message")(self._message)
         self.app.command("/triage")(self._command)
@@ -148,7 +148,7 @@ class SlackChannel:
         agent = f"slack:{body['user']['id']}"
         name = action["action_id"]
         value = action.get("value") or ""
-        if name == "send_article":  # "ticket:article"
+        if name in ("send_article", "reject_article"):  # "ticket:article"
             value, _, article = value.partition(":")
         ticket_id = int(value or action["block_id"].split(":")[1])
         now = self.clock()
@@ -156,8 +156,8 @@ class SlackChannel:
             if name == "reclassify":
                 said = await self.run_db(self.agents.reclassify, ticket_id, action["selected_option"]["value"],
                                          agent, now)
-            elif name == "send_article":
-                said = await self.run_db(self.agents.send_article, ticket_id, article, agent, now,
+            elif name in ("send_article", "reject_article"):
+                said = await self.run_db(getattr(self.agents, name), ticket_id, article, agent, now,
                                          self.tenants_of(body["channel"]["id"]))
             else:
                 said = await self.run_db(getattr(self.agents, name), ticket_id, agent, now)

@@ -142,6 +142,12 @@ def send_article(ticket: int, article: str, ts: str, channel: str = CHANNEL) -> 
                        ticket, ts, channel)
 
 
+def reject_article(ticket: int, article: str, ts: str, channel: str = CHANNEL) -> str:
+    """A click on an offered article's "Not the answer" button of the card (value ``ticket:article``)."""
+    return action_body({"type": "button", "action_id": "reject_article", "value": f"{ticket}:{article}"},
+                       ticket, ts, channel)
+
+
 def select(label: str, ticket: int, ts: str) -> str:
     return action_body({"type": "static_select", "action_id": "reclassify",
                         "selected_option": {"value": label, "text": {"type": "plain_text", "text": label}}},

@@ -15,6 +15,7 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from triage import command
 from triage.config import Config, ConfigError, config_warnings, load_config, redact_url, resolve_hosts
@@ -22,6 +23,9 @@ from triage.core.message import Message
 from triage.core.parse import parse_chat, parse_email
 from triage.service.logs import FORMATS, LEVELS
 from triage.store import OUTBOX_STATUSES, STATUSES, Store, iso, utcnow
+
+if TYPE_CHECKING:
+    from triage.desk.agents import Agents
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config"
 FIRST_DRY_RUN_TICKET = 1001
@@ -447,6 +451,40 @@ def cmd_kb_check(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_kb_learn(args: argparse.Namespace, config: Config) -> int:
+    """What agents' sent and rejected articles teach the articles (triage/desk/lessons.py): listed
+    for review, and with --apply written into the article files."""
+    from datetime import datetime, timezone
+
+    from triage.desk.lessons import apply, lessons
+
+    tenants = _kb_tenants(args, config, "learn")
+    if tenants is None:
+        return 2
+    if not config.database.exists():
+        print(f"triage kb learn: no database at {config.database}: nothing was learned yet")
+        return 0
+    store = _store(config)
+    try:
+        found = lessons(_agents(config, store), datetime.now(timezone.utc), args.tenant)
+    finally:
+        store.close()
+    for lesson in found:
+        print(_line(f"[#{lesson.ticket}]", lesson.tenant, lesson.language, f"+{lesson.kind}", lesson.article,
+                    repr(lesson.text[:100] + ("…" if len(lesson.text) > 100 else "")), lesson.agent, lesson.at))
+    if not args.apply:
+        print(f"{len(found)} lessons" + (" (--apply writes them into the article files)" if found else ""))
+        return 0
+    for tenant in tenants:
+        changed, skipped = apply(tenant, found, config.languages)
+        for path, count in changed.items():
+            print(f"{path}: {count} added")
+        for reason in skipped:
+            print(f"not written: {reason}")
+    print("triage serve indexes the articles at its next start")
+    return 0
+
+
 def cmd_kb_import(args: argparse.Namespace, config: Config) -> int:
     """Articles from a help centre's CSV or JSON export, written as Markdown files."""
     from triage.core.knowledge import ArticleError, import_export
@@ -544,18 +582,32 @@ def cmd_agents(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def cmd_act(args: argparse.Namespace, config: Config) -> int:
-    """reply, note, approve, resolve, close, assign: through triage/desk/agents.py, straight into the
-    database; the running service's outbox picks the queued mail up (see the README)."""
-    import getpass
-    from datetime import datetime, timezone
-
+def _agents(config: Config, store: Store) -> Agents:
+    """The agents' actions over the database, as the service builds them: what they queue, the
+    running service's outbox sends."""
     from triage.config import parse_limits
     from triage.core.pipeline import Pipeline
     from triage.core.threading import Signer, signing_key
-    from triage.desk.agents import AgentError, Agents
+    from triage.desk.agents import Agents
     from triage.service.intake import Intake
     from triage.service.loops import Gate
+
+    key = signing_key(config.signing_key_env, store)
+    domain = config.support_domain or config.email["from_address"].rpartition("@")[2]
+    gate = Gate(config.own_addresses, parse_limits(config.email["reply_limits"]), config.email["bounce_quiet_hours"])
+    pipeline = Pipeline(config)
+    intake = Intake(config, store, pipeline, Signer(key, domain), gate, hold_local=not config.email["relay_url"])
+    return Agents(config, store, pipeline, intake)
+
+
+def cmd_act(args: argparse.Namespace, config: Config) -> int:
+    """reply, note, approve, resolve, close, assign, send-article, reject-article: through
+    triage/desk/agents.py, straight into the database; the running service's outbox picks the
+    queued mail up (see the README)."""
+    import getpass
+    from datetime import datetime, timezone
+
+    from triage.desk.agents import AgentError
 
     store = _store(config)
     _tenant(config, args.tenant, args.command)  # a tenant that does not exist is a bad argument (exit 2)
@@ -564,12 +616,7 @@ def cmd_act(args: argparse.Namespace, config: Config) -> int:
     except AgentError as e:
         print(f"triage {args.command}: {e}", file=sys.stderr)
         return 1
-    key = signing_key(config.signing_key_env, store)
-    domain = config.support_domain or config.email["from_address"].rpartition("@")[2]
-    gate = Gate(config.own_addresses, parse_limits(config.email["reply_limits"]), config.email["bounce_quiet_hours"])
-    pipeline = Pipeline(config)
-    intake = Intake(config, store, pipeline, Signer(key, domain), gate, hold_local=not config.email["relay_url"])
-    agents = Agents(config, store, pipeline, intake)
+    agents = _agents(config, store)
     agent = args.agent or f"cli:{getpass.getuser()}"
     now = datetime.now(timezone.utc)
     try:
@@ -578,6 +625,8 @@ def cmd_act(args: argparse.Namespace, config: Config) -> int:
             said = (agents.note if args.command == "note" else agents.reply)(ticket_id, text, agent, now)
         elif args.command == "assign":
             said = agents.assign(ticket_id, args.email, agent, now)
+        elif args.command in ("send-article", "reject-article"):
+            said = getattr(agents, args.command.replace("-", "_"))(ticket_id, args.article, agent, now)
         else:
             said = getattr(agents, args.command)(ticket_id, agent, now)
     except AgentError as e:
@@ -664,6 +713,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--intent", default="", help="classified intent to boost, e.g. technical/access")
     k.add_argument("--language", default="", help="the sender's language (default: the tenant's)")
     k.add_argument("--limit", type=LIMIT, default=10, help="articles to rank (default: %(default)s)")
+    k = _command(kb, "learn", "list what agents' sent and rejected articles teach the articles", cmd_kb_learn)
+    k.add_argument("--tenant", help="one tenant (default: all)")
+    k.add_argument("--apply", action="store_true", help="write the lessons into the article files")
     k = _command(kb, "import", "write articles from a CSV or JSON export (title, url, language, body)", cmd_kb_import)
     k.add_argument("tenant", help="the tenant's slug")
     k.add_argument("file", help="a .csv or .json export with title, url, language and body")
@@ -684,13 +736,18 @@ def build_parser() -> argparse.ArgumentParser:
                             ("note", "add an internal note to a ticket"),
                             ("approve", "send the drafted reply of a ticket held for review"),
                             ("resolve", "resolve a ticket"), ("close", "close a ticket"),
-                            ("assign", "assign a ticket to an agent")):
+                            ("assign", "assign a ticket to an agent"),
+                            ("send-article", "send one of the tenant's help articles to the requester"),
+                            ("reject-article", "mark the help article the bot offered as not the answer "
+                                               "(teaches the knowledge base: triage kb learn)")):
         q = _command(sub, name, help_text, cmd_act)
         q.add_argument("number", type=TICKET_NUMBER, help="the ticket number, as in [#1042]")
         if name in ("reply", "note"):
             q.add_argument("text", nargs="+", help="the text (words are joined with spaces)")
         if name == "assign":
             q.add_argument("email", help="the agent to assign it to")
+        if name.endswith("-article"):
+            q.add_argument("article", help="the article's id (triage kb list)")
         q.add_argument("--tenant", help="the ticket's tenant, when the number exists for several")
         q.add_argument("--agent", help="who acts, for the audit trail (default: cli:$USER)")
     p = _command(sub, "imap-check", "connect to a tenant's IMAP mailboxes and say what works and what is wrong",

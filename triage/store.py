@@ -397,15 +397,26 @@ class Store:
         return self._one("SELECT * FROM messages WHERE ticket = ? AND direction = 'in' ORDER BY id LIMIT 1",
                          [ticket_id])
 
-    def has_event(self, ticket_id: int, kinds: tuple[str, ...], outcome_contains: str = "") -> bool:
-        """Whether the audit trail has an event of these kinds (whose outcome contains a text)."""
+    def has_event(self, ticket_id: int, kinds: tuple[str, ...], outcome_contains: str = "",
+                  outcome: str = "") -> bool:
+        """Whether the audit trail has an event of these kinds (whose outcome contains a text, or is one)."""
         marks = ", ".join("?" for _ in kinds)
         sql = f"SELECT 1 FROM events WHERE ticket = ? AND kind IN ({marks})"
         params: list[Any] = [ticket_id, *kinds]
         if outcome_contains:
             sql += " AND instr(outcome, ?) > 0"
             params.append(outcome_contains)
+        if outcome:
+            sql += " AND outcome = ?"
+            params.append(outcome)
         return bool(self._scalar(sql + " LIMIT 1", params))
+
+    def events_of(self, kinds: tuple[str, ...], tenant: str | None = None) -> list[dict[str, Any]]:
+        """Every ticket's events of these kinds (a tenant's tickets' only), oldest first."""
+        marks = ", ".join("?" for _ in kinds)
+        sql = (f"SELECT events.* FROM events JOIN tickets ON tickets.id = events.ticket "
+               f"WHERE events.kind IN ({marks})" + (" AND tickets.tenant = ?" if tenant else "") + " ORDER BY events.id")
+        return [dict(r) for r in self.db.query(sql, [*kinds, tenant] if tenant else list(kinds))]
 
     def latest_event(self, ticket_id: int, kinds: tuple[str, ...]) -> dict[str, Any] | None:
         """The ticket's most recent event of these kinds (say the decision in force)."""

@@ -53,7 +53,7 @@ LOGIN_LIMITS = {"address": [Window(8, 900)], "source": [Window(30, 900)]}
 MAX_FORM = 256 * 1024  # bytes of a posted form
 MAX_TEXT = 100_000  # characters of a reply or note
 ACTIONS = ("reply", "note", "approve", "reclassify", "escalate", "assign", "resolve", "close", "reopen",
-           "send_article")
+           "send_article", "reject_article")
 AGENT = web.RequestKey("agent", Agent)
 SID = web.RequestKey("sid", str)
 FORM = web.RequestKey("form", dict)
@@ -344,6 +344,7 @@ class ConsoleChannel:
             "assign": (a.assign, (form.get("assignee", "")[:254],)), "resolve": (a.resolve, ()),
             "close": (a.close, ()), "reopen": (a.reopen, ()),
             "send_article": (a.send_article, (form.get("article", "")[:200],)),
+            "reject_article": (a.reject_article, (form.get("article", "")[:200],)),
         }
         fn, args = calls[action]
         if action == "reply" and text.strip().lower().startswith("note:"):

@@ -47,6 +47,8 @@ RULES = {
     "agent-reopened": "an agent reopened a resolved or closed ticket",
     "agent-created": "an agent filed a ticket taken by phone or in person (channel phone)",
     "agent-article-sent": "an agent sent a help article from the tenant's knowledge base to the requester",
+    "agent-article-rejected": "an agent said the article the bot offered does not answer the message: kept to "
+                              "teach the knowledge base what the article does not cover (triage kb learn)",
     "agent-redelivered": "an agent queued a failed webhook or portal call again (same Idempotency-Key)",
 }
 # Events that are an agent's answer to the requester (no reminder is due after one).
@@ -134,7 +136,7 @@ class Agents:
         first = self.store.first_inbound(ticket_id)
         if first is None:
             raise AgentError(f"ticket {ticket_id} has no inbound message")
-        msg = _message(ticket, first)
+        msg = message_of(ticket, first)
         label = self.store.latest_correction(ticket_id)
         pipeline = self.pipeline
         if label:
@@ -290,6 +292,27 @@ class Agents:
                 self.store.update_ticket(ticket_id, {"status": "pending"})
         return f"sent “{article.title}” to the requester ({where})"
 
+    def reject_article(self, ticket_id: int, article_id: str, agent: str, now: datetime,
+                       tenants: list[str] | None = None) -> str:
+        """"Not the answer": an article the bot offered for the ticket does not answer it. Nothing
+        is sent (the requester still has the article and the agent answers as usual); the event
+        is what ``triage kb learn`` turns into a ``not_answered`` question of the article, so that
+        a message like this one is no longer offered it. Only an article the bot offers for the
+        ticket can be rejected: one it never offered teaches the bot nothing."""
+        with self.store.transaction():
+            ticket = self.ticket(ticket_id)
+            if tenants is not None and ticket["tenant"] not in tenants:
+                raise AgentError(f"[#{ticket['number']}] belongs to a tenant this channel's agents do not serve")
+            offered = {s.article.id: s.article for s in self.outcome(ticket_id, now).suggestions.articles}
+            if article_id not in offered:
+                raise AgentError(f"[#{ticket['number']}] was not offered the article {article_id!r}")
+            if self.store.has_event(ticket_id, ("article-rejected",), outcome=article_id):
+                raise AgentError(f"[#{ticket['number']}]: {article_id!r} is already marked as not the answer")
+            article = offered[article_id]
+            self._event(ticket_id, "article-rejected", "agent-article-rejected", article.id, now, agent,
+                        article=article.id, language=article.language)
+        return f"marked “{article.title}” as not the answer (triage kb learn lists the message under it)"
+
     def create(self, tenant: str, address: str, subject: str, text: str, verified: bool, agent: str,
                now: datetime) -> dict[str, Any]:
         """A ticket taken by phone or in person: classified and decided like any message, on
@@ -387,7 +410,7 @@ def corrections(store: Store) -> list[Example]:
             for r in rows]
 
 
-def _message(ticket: dict[str, Any], row: dict[str, Any]) -> Message:
+def message_of(ticket: dict[str, Any], row: dict[str, Any]) -> Message:
     """The stored inbound message as the pipeline saw it: re-parsed from the raw mail for email."""
     if row.get("raw"):
         return parse_email(row["raw"], json.loads(row["recipients"] or "[]"))

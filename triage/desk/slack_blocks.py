@@ -65,7 +65,8 @@ def ticket_message(card: Card) -> tuple[str, list[dict[str, Any]]]:
 def articles(card: Card) -> list[dict[str, Any]]:
     """The ticket's help articles, each with a Send button (``send_article``, value
     ``ticket:article``): those the bot offered the requester, else the knowledge base's best
-    matches, labelled as not offered (the policy withheld them or none cleared its bar)."""
+    matches, labelled as not offered (the policy withheld them or none cleared its bar). An
+    offered one also gets "Not the answer" (``reject_article``, the same value)."""
     tid = str(card.ticket["id"])
     shown = card.offered or card.matches
     if not shown:
@@ -79,6 +80,10 @@ def articles(card: Card) -> list[dict[str, Any]]:
                        f"<{_link(a.url)}|{escape(_cut(a.title, 150))}> ({a.language})"},
                        "accessory": {"type": "button", "action_id": "send_article", "value": f"{tid}:{a.id}",
                                      "text": {"type": "plain_text", "text": "Send to requester"}}})
+    for n, s in enumerate(card.offered[:ARTICLES_SHOWN]):  # an action id is unique within its block
+        blocks.append({"type": "actions", "block_id": f"reject:{tid}:{n}", "elements": [
+            {"type": "button", "action_id": "reject_article", "value": f"{tid}:{s.article.id}",
+             "text": {"type": "plain_text", "text": _cut(f"Not the answer: {s.article.title}", 75)}}]})
     return blocks
 
 
