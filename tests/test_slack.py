@@ -21,7 +21,7 @@ from tests import slackkit as sk
 from tests.servicekit import OTHER_SUPPORT, SUPPORT, Sink, TroublePipeline, drained, mail, write_config
 from triage.config import SupportHours, load_config
 from triage.service.app import Service
-from triage.service.notifier import first_response_due
+from triage.core.hours import first_response_due
 from triage.store import Store, utcnow
 
 TOM = "tom@steelworks.example"

@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from triage.config import Config
+from triage.core import hours
 from triage.desk.agents import ANSWER_KINDS
 from triage.desk.search import fts_query
-from triage.service.notifier import first_response_due
 from triage.store import STATUSES, Store
 
 PRIORITIES = ("urgent", "normal")
@@ -65,7 +65,7 @@ def due_at(config: Config, row: dict[str, Any]) -> datetime | None:
     tenant = config.tenants.get(row["tenant"] or "")
     if tenant is None:
         return None
-    return first_response_due(tenant.hours, tenant.timezone, datetime.fromisoformat(row["created_at"]),
+    return hours.first_response_due(tenant.hours, tenant.timezone, datetime.fromisoformat(row["created_at"]),
                               config.slack["first_response_hours"])
 
 

@@ -46,3 +46,18 @@ def staffed_intervals(hours: SupportHours, timezone: str, first: date, last: dat
                 out.append((start, end))
         day += timedelta(days=1)
     return out
+
+
+def first_response_due(support: SupportHours, timezone: str, created: datetime, working_hours: float) -> datetime:
+    """``working_hours`` of staffed time after ``created`` (support hours, tenant time zone): when
+    a first response is due (the Slack reminder, the console's inbox), never late at night."""
+    left = timedelta(hours=working_hours)
+    at = created
+    for _ in range(400):  # a year of days at most: bounded even for odd configurations
+        start = next_open(support, timezone, at)
+        end = datetime.combine(start.date(), support.end, tzinfo=start.tzinfo)
+        if end <= start or start + left <= end:
+            return start + left
+        left -= end - start
+        at = end + timedelta(minutes=1)
+    return at

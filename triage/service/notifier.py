@@ -8,8 +8,9 @@ posts it, recording the thread only after Slack answered. So a restart or a Slac
 loses nothing; a crash between Slack's answer and the commit can post one card twice
 (at least once, never lost).
 
-First response due: ``next_open(created) + slack.first_response_hours`` working hours,
-counted only inside the tenant's support hours (an answer is not late at night).
+First response due: ``slack.first_response_hours`` working hours after the ticket was opened,
+counted only inside the tenant's support hours (``hours.first_response_due``: an answer is not
+late at night).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from triage.config import Config, SupportHours
+from triage.config import Config
 from triage.core import hours
 from triage.desk import slack_blocks
 from triage.desk.agents import ANSWER_KINDS, Agents
@@ -38,20 +39,6 @@ RULES = {
 }
 MAX_BACKOFF = timedelta(hours=1)
 ALERTED = "slack_quarantine_alerted"  # settings row: the last quarantine event posted to Slack
-
-
-def first_response_due(support: SupportHours, timezone: str, created: datetime, working_hours: float) -> datetime:
-    """``working_hours`` of staffed time after ``created`` (support hours, tenant time zone)."""
-    left = timedelta(hours=working_hours)
-    at = created
-    for _ in range(400):  # a year of days at most: bounded even for odd configurations
-        start = hours.next_open(support, timezone, at)
-        end = datetime.combine(start.date(), support.end, tzinfo=start.tzinfo)
-        if end <= start or start + left <= end:
-            return start + left
-        left -= end - start
-        at = end + timedelta(minutes=1)
-    return at
 
 
 class Notifier:
@@ -216,8 +203,8 @@ class Notifier:
             tenant = self.config.tenants.get(row["tenant"])
             if tenant is None:
                 continue
-            due = first_response_due(tenant.hours, tenant.timezone, datetime.fromisoformat(row["created_at"]),
-                                     self.first_response_hours)
+            due = hours.first_response_due(tenant.hours, tenant.timezone, datetime.fromisoformat(row["created_at"]),
+                                           self.first_response_hours)
             if due <= now:
                 out.append((row, due.strftime("%Y-%m-%d %H:%M %Z")))
         return out
