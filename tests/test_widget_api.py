@@ -91,7 +91,7 @@ async def test_verified_visitor_gets_ack_in_the_widget_not_by_mail(service, sess
     assert (ticket["channel"], ticket["trust"], ticket["requester_address"]) == ("widget", "verified", ANNA)
     out = await rows(service, "SELECT * FROM messages WHERE direction = 'out'")
     assert [(m["channel"], m["sender"]) for m in out] == [("widget", "triage")]
-    assert "1001" in out[0]["text"]
+    assert "Thank you for your message" in out[0]["text"] and "1001" not in out[0]["text"]  # the header shows it
     assert await rows(service, "SELECT * FROM outbox WHERE kind = 'reply'") == []
     [decision] = await rows(service, "SELECT rules FROM events WHERE kind = 'decision'")
     assert "trust-widget-hmac" in json.loads(decision["rules"])

@@ -3,7 +3,7 @@
 Layout of the templates folder::
 
     <lang>/reply.txt.j2            every reply to the requester: greeting, parts, closing
-    <lang>/chat.txt.j2             the same reply sized for the help widget: parts and ticket number
+    <lang>/chat.txt.j2             the same reply sized for the help widget: its parts only
     <lang>/parts/<part>.txt.j2     one paragraph per reply action (acknowledge, decline, ...)
     <lang>/relay.txt.j2            the message forwarded to the tenant's company contacts
     <lang>/relay_subject.txt.j2    its subject line
@@ -167,9 +167,10 @@ class Renderer:
         return tidy(self._render(f"{used}/reply.txt.j2", ctx))
 
     def chat(self, lang: str, fallback: str, context: dict) -> str:
-        """Render chat.txt.j2: the same paragraphs as :meth:`reply` with the ticket number but
-        no greeting, closing or article list, sized for a chat window (the widget shows the
-        articles as links of their own; the whole letter goes only into the transcript)."""
+        """Render chat.txt.j2: the same paragraphs as :meth:`reply` without greeting, closing,
+        article list or ticket number, sized for a chat window (the widget shows the articles
+        as links of their own and the ticket number in its header, once; the whole letter goes
+        only into the transcript)."""
         used, ctx = self._reply_context(lang, fallback, context, "chat.txt.j2")
         return tidy(self._render(f"{used}/chat.txt.j2", ctx))
 
