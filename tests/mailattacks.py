@@ -304,6 +304,28 @@ async def attack_deep_mime(c: Ctx) -> None:
     await c.healthy()
 
 
+async def attack_relay_flood(c: Ctx) -> None:
+    """9: a stranger's script mails the same business question again and again, from
+    subaddresses of one mailbox, each with a new subject: the company's contacts get at most
+    email.relay_limits' five in the hour (the default), and no reply announces a relay that
+    does not go; every mail is still a ticket with the rule."""
+    t = c.target
+    senders = [f"flood+{i}@stranger.example" for i in range(8)]
+    for i, sender in enumerate(senders):
+        await c.send(mail(sender=sender, to=t.support, subject=f"Question about RFQ 2024-{117 + i}",
+                          body=BUSINESS["body"]), mail_from=sender)
+    await c.settled()
+    relayed = [m for m in c.mailed_to(t.contact) if m.msg["Reply-To"]
+               and m.msg["Reply-To"].addresses[0].addr_spec in senders]
+    assert len(relayed) == 5
+    assert sum(len(c.mailed_to(s)) for s in senders) == 5  # a reply only with each relay that went
+    capped = await c.query("SELECT tickets.requester_address, events.kind FROM events JOIN tickets ON "
+                           "tickets.id = events.ticket WHERE instr(events.rules, '\"loop-relay-rate-limit\"') > 0", [])
+    assert sorted((r["requester_address"], r["kind"]) for r in capped) == sorted(
+        (s, kind) for s in senders[5:] for kind in ("relay-suppressed", "reply-suppressed"))
+    await c.healthy()
+
+
 ATTACKS = [attack_forged_dmarc_below_the_mx_header, attack_forged_bounce_silences_a_bystander,
            attack_long_display_name, attack_unsendable_recipients, attack_signed_reference_to_the_bot_address,
-           attack_from_own_subaddress, attack_deep_mime]
+           attack_from_own_subaddress, attack_deep_mime, attack_relay_flood]

@@ -239,12 +239,11 @@ class Sink:
 
 def make_intake(config, store, pipeline, hold_local: bool = False):  # noqa: ANN001, ANN201
     """The service's intake without the SMTP listener, for tests that need no socket."""
-    from triage.config import parse_limits
     from triage.core.threading import Signer
     from triage.service.intake import Intake
     from triage.service.loops import Gate
 
-    gate = Gate(config.own_addresses, parse_limits(config.email["reply_limits"]), config.email["bounce_quiet_hours"])
+    gate = Gate.from_config(config)
     return Intake(config, store, pipeline, Signer(b"test-key", "support.test"), gate, hold_local)
 
 

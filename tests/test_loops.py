@@ -270,3 +270,35 @@ def test_subaddresses_share_one_rate_limit(intake):
         deliver(intake, mail(sender=sender, subject=f"Cannot log in ({i})"), NOW + timedelta(seconds=i),
                 mail_from=sender)
     assert len(replies(intake)) == 3 and suppressed(intake) == ["loop-rate-limit", "loop-rate-limit"]
+
+
+def test_relays_are_capped_per_mailbox_and_per_tenant(tmp_path):
+    """Subaddresses are one mailbox; another requester still gets through until the tenant's
+    own cap; a window that has passed counts nothing, and pruning forgets it."""
+    store = Store(tmp_path / "t.db")
+    gate = Gate(set(), [], 72, [Window(2, 3600)], [Window(3, 3600)])
+    earlier = (NOW - timedelta(minutes=10)).isoformat()
+    store.log_relay("tom@steelworks.example", "acme", 1, earlier)  # intake logs the mailbox (base_address)
+    assert gate.check_relay_rate("tom@steelworks.example", "acme", store, NOW) is None
+    store.log_relay("tom@steelworks.example", "acme", 2, earlier)
+    assert gate.check_relay_rate("Tom+b@Steelworks.example", "acme", store, NOW) == "loop-relay-rate-limit"
+    assert gate.check_relay_rate("ann@steelworks.example", "acme", store, NOW) is None
+    store.log_relay("ann@steelworks.example", "acme", 3, earlier)
+    assert gate.check_relay_rate("eve@elsewhere.example", "acme", store, NOW) == "loop-relay-rate-limit"
+    assert gate.check_relay_rate("eve@elsewhere.example", "zenith", store, NOW) is None
+    later = NOW + timedelta(hours=2)
+    assert gate.check_relay_rate("tom@steelworks.example", "acme", store, later) is None
+    assert gate.longest_window == timedelta(hours=1)
+    store.prune_sent_log((later - gate.longest_window).isoformat())
+    assert store.relayed_since("2000-01-01", tenant="acme") == 0
+    store.close()
+
+
+def test_a_malformed_relay_limit_is_a_configuration_error(tmp_path):
+    from triage.config import ConfigError
+
+    folder = write_config(tmp_path / "cfg")
+    path = folder / "triage.toml"
+    path.write_text(path.read_text().replace("bounce_quiet_hours = 72", 'bounce_quiet_hours = 72\nrelay_limits = ["5"]'))
+    with pytest.raises(ConfigError, match=r"email\.relay_limits.*'5' is not COUNT/SECONDS"):
+        load_config(folder)

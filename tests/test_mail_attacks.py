@@ -59,6 +59,10 @@ async def test_a_mime_tree_thousands_deep_is_still_the_tenants_ticket(tmp_path, 
     await in_process(tmp_path, sink, mailattacks.attack_deep_mime)
 
 
+async def test_a_relay_flood_from_one_mailbox_reaches_the_contacts_five_times(tmp_path, sink):
+    await in_process(tmp_path, sink, mailattacks.attack_relay_flood)
+
+
 async def test_triage_serve_on_the_eval_config_holds_every_mail_attack(tmp_path, sink):
     async with triage_serve(serve_config(tmp_path / "config", sink.url)) as served:
         ctx = Ctx(EVAL, served.smtp, served.query, sink, served.healthz)

@@ -141,13 +141,11 @@ def cmd_train(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
-    from triage.config import parse_limits
     from triage.service.outbox import Relay
 
     try:  # the mail settings `triage serve` would refuse at start
         relay = Relay.from_config(config.email["relay_url"], config.email["relay_username_env"],
                                   config.email["relay_password_env"])
-        parse_limits(config.email["reply_limits"])
         resolve_hosts(config)
     except ConfigError as e:
         print(f"triage: configuration error: {e}", file=sys.stderr)
@@ -585,7 +583,6 @@ def cmd_agents(args: argparse.Namespace, config: Config) -> int:
 def _agents(config: Config, store: Store) -> Agents:
     """The agents' actions over the database, as the service builds them: what they queue, the
     running service's outbox sends."""
-    from triage.config import parse_limits
     from triage.core.pipeline import Pipeline
     from triage.core.threading import Signer, signing_key
     from triage.desk.agents import Agents
@@ -594,7 +591,7 @@ def _agents(config: Config, store: Store) -> Agents:
 
     key = signing_key(config.signing_key_env, store)
     domain = config.support_domain or config.email["from_address"].rpartition("@")[2]
-    gate = Gate(config.own_addresses, parse_limits(config.email["reply_limits"]), config.email["bounce_quiet_hours"])
+    gate = Gate.from_config(config)
     pipeline = Pipeline(config)
     intake = Intake(config, store, pipeline, Signer(key, domain), gate, hold_local=not config.email["relay_url"])
     return Agents(config, store, pipeline, intake)

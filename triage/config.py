@@ -72,6 +72,8 @@ SERVICE_KEYS: dict[str, dict[str, tuple[type, Any, str]]] = {
         "from_address": (str, REQUIRED, "sender address of the bot's replies; bounces of them come back here"),
         "max_message_size": (int, 25 * 1024 * 1024, "largest accepted message in bytes (SMTP 552 above)"),
         "reply_limits": (list, ["10/600", "25/3600", "50/86400"], "automatic replies allowed per recipient, as COUNT/SECONDS windows"),
+        "relay_limits": (list, ["5/3600", "20/86400"], "messages relayed to the company's contacts per requester (their mailbox), as COUNT/SECONDS windows"),
+        "tenant_relay_limits": (list, ["100/3600", "500/86400"], "messages relayed to a tenant's contacts in all, as COUNT/SECONDS windows"),
         "bounce_quiet_hours": (int, 72, "hours without automatic mail to an address after it hard-bounced"),
     },
     "web": {
@@ -353,6 +355,8 @@ def _check_service(path: Path, config: "Config") -> None:
         raise ConfigError(f"{path}: key email.max_message_size must be at least 1024 bytes")
     if config.email["bounce_quiet_hours"] < 0:
         raise ConfigError(f"{path}: key email.bounce_quiet_hours must not be negative")
+    for key in ("reply_limits", "relay_limits", "tenant_relay_limits"):  # a typo must not disable a limit
+        _limits(path, f"email.{key}", config.email[key])
     _check_relay_url(path, config.email["relay_url"])
 
 

@@ -225,6 +225,18 @@ def m011_console_signouts(db: Database) -> None:
     db["console_signouts"].create({"sid": str, "expires_at": str}, pk="sid", not_null=["expires_at"])
     db["console_signouts"].create_index(["expires_at"])
 
+@migrations()
+def m012_relay_log(db: Database) -> None:
+    """One row per message relayed to a tenant's contacts: whom it was for (the requester's
+    mailbox) and which tenant, so the loop gate can cap relays per requester and per tenant
+    (email.relay_limits, email.tenant_relay_limits). Rows older than the longest window are
+    pruned as the sent log's are."""
+    db["relay_log"].create({"id": int, "requester": str, "tenant": str, "ticket": int, "relayed_at": str},
+                           pk="id", not_null=["requester", "tenant", "relayed_at"])
+    db["relay_log"].create_index(["requester", "relayed_at"])
+    db["relay_log"].create_index(["tenant", "relayed_at"])
+
+
 def connect(path: Path | str) -> Database:
     """Open (and create or migrate) the database with the durability settings of the service."""
     path = Path(path)
@@ -521,6 +533,18 @@ class Store:
 
     def prune_sent_log(self, before: str) -> None:
         self.db.execute("DELETE FROM sent_log WHERE sent_at < ?", [before])
+        self.db.execute("DELETE FROM relay_log WHERE relayed_at < ?", [before])
+
+    def log_relay(self, requester: str, tenant: str, ticket: int, at: str) -> None:
+        self._insert("relay_log", {"requester": requester.lower(), "tenant": tenant, "ticket": ticket,
+                                   "relayed_at": at})
+
+    def relayed_since(self, since: str, requester: str | None = None, tenant: str | None = None) -> int:
+        """Messages relayed since ``since`` for one requester's mailbox, or to one tenant."""
+        if requester is not None:
+            return self._scalar("SELECT count(*) FROM relay_log WHERE requester = ? AND relayed_at >= ?",
+                                [requester.lower(), since])
+        return self._scalar("SELECT count(*) FROM relay_log WHERE tenant = ? AND relayed_at >= ?", [tenant, since])
 
     def suppressed_until(self, address: str, now: str) -> str | None:
         return self._scalar("SELECT expires_at FROM suppressions WHERE address = ? AND expires_at > ?",

@@ -32,7 +32,7 @@ from channels.imap import Poller
 from channels.smtp import QueueFull, SmtpHandler, smtp_factory
 from channels.widget import WidgetChannel
 from triage import command
-from triage.config import Config, parse_limits, split_listen
+from triage.config import Config, split_listen
 from triage.core.pipeline import Drafts, Pipeline
 from triage.core.threading import Signer, signing_key
 from triage.desk.agents import Agents
@@ -85,8 +85,7 @@ class Service:
         self.clock = clock
         self.relay = Relay.from_config(config.email["relay_url"], config.email["relay_username_env"],
                                        config.email["relay_password_env"])
-        self.gate = Gate(config.own_addresses, parse_limits(config.email["reply_limits"]),
-                         config.email["bounce_quiet_hours"])
+        self.gate = Gate.from_config(config)
         self._accepted = config.own_addresses
         self.pipeline_factory = pipeline  # what the workers run (tests give one that fails on purpose)
         self._agents: Agents | None = None

@@ -207,18 +207,24 @@ class Intake:
         if "thread-bounced-message" in thread.rules:  # only a bounce of mail the bot really sent
             self._bounce(ticket_id, msg, outcome, recipients, now, at)
         written = 0  # mails put in the outbox
-        if outcome.reply and tenant is not None and msg.channel == "widget":
+        capped = self.gate.check_relay_rate(msg.sender, tenant.slug, self.store, now) \
+            if outcome.relay and tenant is not None else None
+        if capped:  # the reply would announce a relay that does not go
+            for kind in ("relay-suppressed", "reply-suppressed"):
+                self.store.add_event(ticket_id, kind, [capped], "not sent", at, detail={"requester": msg.sender})
+        elif outcome.reply and tenant is not None and msg.channel == "widget":
             self._chat_reply(ticket_id, outcome, thread.ticket is not None, at)
         elif outcome.reply and tenant is not None:
             written += self._reply(ticket_id, number, tenant, msg, outcome, key, automated,
                                    thread.ticket is not None, now)
-        if outcome.relay and tenant is not None:
+        if outcome.relay and tenant is not None and not capped:
             written += self._relay(ticket_id, tenant, msg, outcome, key, now)
         # webhooks (issue 14): the portal action and ticket events, in this same transaction
         webhooks.on_filed(self.store, self.config, ticket_id, outcome.decision.actions, outcome.decision.reasons,
                           new=thread.ticket is None, reopened=(thread.ticket or {}).get("status") == "resolved"
-                          and not automated, replied=bool(outcome.reply and tenant), relayed=bool(outcome.relay
-                          and tenant), requester=msg.sender if outcome.trust.verified else "", at=at)
+                          and not automated, replied=bool(outcome.reply and tenant and not capped),
+                          relayed=bool(outcome.relay and tenant and not capped),
+                          requester=msg.sender if outcome.trust.verified else "", at=at)
         if self.hold_local:
             return Result(ticket_id, number, held=written)
         return Result(ticket_id, number, queued=written)
@@ -415,6 +421,8 @@ class Intake:
             self.queue(ticket_id, "relay", [rcpt], outcome.relay_subject, message_id, raw,
                        outcome.relay, sender[1], at)
             queued += 1
+        if queued:
+            self.store.log_relay(base_address(msg.sender), tenant.slug, ticket_id, at)
         return queued
 
 

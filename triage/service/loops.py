@@ -12,7 +12,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from triage.config import Window
+from triage.config import Config, Window, parse_limits
 from triage.core.domains import base_address
 from triage.store import iso
 
@@ -25,6 +25,10 @@ RULES = {
                        "email.reply_limits windows",
     "loop-followup-acknowledged": "a follow-up on an open ticket gets no second acknowledgement",
     "loop-hard-bounce-recorded": "a permanent bounce of the bot's mail stops automatic mail to that address",
+    "loop-relay-rate-limit": "more messages relayed for this requester's mailbox (email.relay_limits) or to this "
+                             "tenant's contacts (email.tenant_relay_limits) than a window allows: neither the "
+                             "relay nor the automatic reply that would announce it goes; the ticket waits for "
+                             "an agent",
 }
 
 _SYSTEM = re.compile(r"^(?:mailer-daemon|mail-daemon|mailerdaemon|postmaster|bounces?|"
@@ -44,6 +48,7 @@ class History(Protocol):
 
     def sent_since(self, address: str, since: str) -> int: ...
     def suppressed_until(self, address: str, now: str) -> str | None: ...
+    def relayed_since(self, since: str, requester: str | None = None, tenant: str | None = None) -> int: ...
 
 
 def is_system_address(address: str) -> bool:
@@ -53,10 +58,19 @@ def is_system_address(address: str) -> bool:
 class Gate:
     """Decides whether one automatic mail to one address may be queued."""
 
-    def __init__(self, own_addresses: set[str], limits: list[Window], bounce_quiet_hours: int):
+    def __init__(self, own_addresses: set[str], limits: list[Window], bounce_quiet_hours: int,
+                 relay_limits: list[Window] | None = None, tenant_relay_limits: list[Window] | None = None):
         self.own = {a.lower() for a in own_addresses}
         self.limits = limits
         self.quiet = timedelta(hours=bounce_quiet_hours)
+        self.relay_limits = relay_limits or []
+        self.tenant_relay_limits = tenant_relay_limits or []
+
+    @classmethod
+    def from_config(cls, config: Config) -> Gate:
+        email = config.email
+        return cls(config.own_addresses, parse_limits(email["reply_limits"]), email["bounce_quiet_hours"],
+                   parse_limits(email["relay_limits"]), parse_limits(email["tenant_relay_limits"]))
 
     def _address_rule(self, address: str, history: History, now: datetime) -> str | None:
         address = address.lower()
@@ -85,12 +99,25 @@ class Gate:
         return None
 
     def check_relay(self, address: str, history: History, now: datetime) -> str | None:
-        """Relays go to the tenant's own contacts: no rate cap, but never to ourselves or a dead address."""
+        """Never to ourselves or a dead address (a contact, or whoever asked for a transcript)."""
         return self._address_rule(address, history, now)
+
+    def check_relay_rate(self, requester: str, tenant: str, history: History, now: datetime) -> str | None:
+        """The rule id that forbids relaying one more message for ``requester`` to ``tenant``'s
+        contacts: anyone may write a business question, so without a cap a stranger's script
+        (or two robots answering each other through a supplier's address) would fill the
+        company's inboxes; a per-tenant cap holds when the sender addresses vary."""
+        for windows, key in ((self.relay_limits, {"requester": base_address(requester.lower())}),
+                             (self.tenant_relay_limits, {"tenant": tenant})):
+            for window in windows:
+                if history.relayed_since(iso(now - timedelta(seconds=window.seconds)), **key) >= window.count:
+                    return "loop-relay-rate-limit"
+        return None
 
     @property
     def longest_window(self) -> timedelta:
-        return timedelta(seconds=max((w.seconds for w in self.limits), default=0))
+        windows = self.limits + self.relay_limits + self.tenant_relay_limits
+        return timedelta(seconds=max((w.seconds for w in windows), default=0))
 
     def bounce_until(self, now: datetime) -> str:
         return iso(now + self.quiet)
