@@ -225,6 +225,7 @@ def m011_console_signouts(db: Database) -> None:
     db["console_signouts"].create({"sid": str, "expires_at": str}, pk="sid", not_null=["expires_at"])
     db["console_signouts"].create_index(["expires_at"])
 
+
 @migrations()
 def m012_relay_log(db: Database) -> None:
     """One row per message relayed to a tenant's contacts: whom it was for (the requester's

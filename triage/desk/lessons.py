@@ -59,10 +59,11 @@ def lesson_text(subject: str, text: str) -> str:
 
 
 def lessons(agents: Agents, now: datetime, tenant: str | None = None) -> list[Lesson]:
-    """Every article sent and every article rejected by an agent, as lessons, oldest first;
-    without those the knowledge base would already act on as taught (the bot now offers the
-    sent article for the message, or no longer offers the rejected one), and without the
-    widget's own feedback, which a visitor gives unproven."""
+    """Every article sent and every article rejected by an agent, as lessons, oldest first,
+    leaving out those the knowledge base already acts on (the bot now offers the sent article
+    for the message, or no longer offers the rejected one). The widget's "I still need help"
+    teaches nothing: a visitor gives it unproven, and it may mean the article was right but
+    the problem is not solved."""
     out = []
     for event in agents.store.events_of(tuple(TAUGHT_BY), tenant):
         ticket_id, kind = event["ticket"], event["kind"]
