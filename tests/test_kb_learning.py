@@ -94,7 +94,9 @@ async def test_what_agents_do_in_the_console_teaches_the_articles(console: Servi
     status, _, _ = await agent.post("/tickets/acme/1001/reject_article",
                                     {"csrf": csrf_of(html), "article": "rfq-attachments"})
     assert status == 303
-    assert "as not the answer" in await said(agent, "/tickets/acme/1001")
+    html = await said(agent, "/tickets/acme/1001")
+    assert "as not the answer" in html and "Marked not the answer" in html
+    assert 'data-reject="rfq-attachments"' not in html  # once is enough
     _, html, _ = await agent.get("/tickets/acme/1002")
     assert "data-reject=" not in html  # nothing was offered: nothing to reject
     await agent.post("/tickets/acme/1002/send_article", {"csrf": csrf_of(html), "article": "password-reset"})
@@ -161,6 +163,8 @@ async def test_not_the_answer_in_chromium(console, relay, browser):  # noqa: F81
     await articles.locator("button[data-reject=rfq-attachments]").click()
     await expect(page.locator(".flash")).to_contain_text("as not the answer")
     await expect(page.locator(".audit")).to_contain_text("agent-article-rejected")
+    await expect(articles.locator(".rejected-article")).to_have_text("Marked not the answer")
+    await expect(articles.locator("button[data-reject]")).to_have_count(0)
 
 
 # -- Slack and the CLI -------------------------------------------------------------------------------
@@ -191,6 +195,12 @@ async def test_not_the_answer_on_the_slack_card_and_from_another_tenants_channel
     [event] = await env.rows("SELECT detail FROM events WHERE kind = 'article-rejected'")
     assert json.loads(event["detail"]) == {"agent": f"slack:{sk.AGENT}", "article": "rfq-attachments",
                                            "language": "en"}
+    # the card, updated, says so instead of offering the button again
+    [updated] = await sk.until(lambda: [c for c in env.api.posted("chat.update")
+                                        if "marked not the answer" in json.dumps(c.get("blocks", ""))])
+    blocks = json.loads(updated["blocks"]) if isinstance(updated["blocks"], str) else updated["blocks"]
+    assert not [e for b in blocks if b["type"] == "actions" for e in b["elements"]
+                if e.get("action_id") == "reject_article"]
 
 
 def test_the_cli_rejects_and_sends_articles_on_a_ticket(tmp_path: Path):

@@ -82,6 +82,7 @@ class Card:
     offered: list[Suggestion] = field(default_factory=list)  # the articles the bot offered the requester
     offer_rule: str = ""  # the knowledge rule that decided that (kb-suggested, kb-not-for-category, …)
     matches: list[Suggestion] = field(default_factory=list)  # other good articles, for agents only
+    rejected: set[str] = field(default_factory=set)  # offered articles an agent marked "Not the answer"
 
     @property
     def urgent(self) -> bool:
@@ -156,7 +157,8 @@ class Agents:
             draft=self._draft(out, now), excerpt=(out.msg.new_text or out.msg.text).strip(),
             held=self._held(ticket_id), offered=out.suggestions.articles, offer_rule=out.suggestions.rule,
             matches=[m for m in self.pipeline.matches(out)
-                     if m.article.id not in {s.article.id for s in out.suggestions.articles}])
+                     if m.article.id not in {s.article.id for s in out.suggestions.articles}],
+            rejected={e["outcome"] for e in self.store.events(ticket_id) if e["kind"] == "article-rejected"})
 
     def _draft(self, out: Outcome, now: datetime) -> str:
         """The reply without "an agent will look at it": what approving sends."""

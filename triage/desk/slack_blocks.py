@@ -81,6 +81,10 @@ def articles(card: Card) -> list[dict[str, Any]]:
                        "accessory": {"type": "button", "action_id": "send_article", "value": f"{tid}:{a.id}",
                                      "text": {"type": "plain_text", "text": "Send to requester"}}})
     for n, s in enumerate(card.offered[:ARTICLES_SHOWN]):  # an action id is unique within its block
+        if s.article.id in card.rejected:
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
+                           f"_{escape(_cut(s.article.title, 150))}_: marked not the answer"}]})
+            continue
         blocks.append({"type": "actions", "block_id": f"reject:{tid}:{n}", "elements": [
             {"type": "button", "action_id": "reject_article", "value": f"{tid}:{s.article.id}",
              "text": {"type": "plain_text", "text": _cut(f"Not the answer: {s.article.title}", 75)}}]})
