@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from channels import widget_input as check
+from channels.client_address import client_address
 from channels import widget_texts as texts
 from channels.widget_input import BadRequest, malformed
 from channels.widget_limits import Refusals, Streams
@@ -181,7 +182,7 @@ class WidgetChannel:
         """Refusals are decisions too: in the audit trail without the refused text, summarised
         per source and window (see channels/widget_limits.py) so a flood cannot fill it."""
         try:
-            await self.refusals.note(request.remote or "-", kind, rule, detail)
+            await self.refusals.note(client_address(request, self.config.trusted_proxies), kind, rule, detail)
         except Exception as e:  # the refusal is still answered; the failure shows in /healthz
             self.service.last_error = f"widget audit: {type(e).__name__}: {e}"
 
@@ -251,7 +252,8 @@ class WidgetChannel:
         if size > limit:
             await self._refused(request, "message-refused", "widget-too-large", {"size": size})
             raise too_large
-        keys = [f"ip:{request.remote}"] + ([f"conversation:{line.token}"] if line.token else [])
+        keys = [f"ip:{client_address(request, self.config.trusted_proxies)}"] + (
+            [f"conversation:{line.token}"] if line.token else [])
         wait = self.limiter.retry_after(keys, tenant.widget_rate_limits)
         if wait:
             return _error(request, 429, "rate-limited", rule="widget-rate-limited",
@@ -299,7 +301,7 @@ class WidgetChannel:
         state = await self._state(request, after)
         if state is None:
             return _error(request, 404, "unknown-conversation")
-        source = request.remote or "-"
+        source = client_address(request, self.config.trusted_proxies)
         if not self.streams.acquire(source):
             return _error(request, 429, "too-many-streams", rule="widget-streams-limited",
                           headers={"Retry-After": str(int(KEEPALIVE))})

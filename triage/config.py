@@ -6,6 +6,7 @@ first mail for that tenant arrives. Paths in the files are relative to the file'
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -78,6 +79,7 @@ SERVICE_KEYS: dict[str, dict[str, tuple[type, Any, str]]] = {
     },
     "web": {
         "listen": (str, "127.0.0.1:8080", "host:port of the HTTP server (health, widget, Slack)"),
+        "trusted_proxies": (list, [], "addresses or CIDR networks of your reverse proxies, whose X-Forwarded-For names the client (the rate limits then count clients, not the proxy)"),
     },
     "tenants": {
         "folder": (str, "tenants", "folder holding one TOML file per tenant"),
@@ -245,6 +247,7 @@ class Config:
     workers: int = 1
     queue_limit: int = 10000
     webhooks: list["Webhook"] = field(default_factory=list)
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     def tenant_for_address(self, address: str) -> list[Tenant]:
         """Tenants that own a support or no-reply address (a no-reply address may be shared)."""
@@ -509,6 +512,18 @@ def _imap_mailbox(path: Path, slug: str, i: int, table: Any) -> ImapMailbox:
                        data["folder"], data["processed_folder"], data["poll_seconds"])
 
 
+def _networks(path: Path, key: str, values: list[Any]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Addresses and CIDR networks, checked on load (a typo must not trust the whole internet,
+    nor quietly trust nobody)."""
+    out = []
+    for value in values:
+        try:
+            out.append(ipaddress.ip_network(str(value).strip(), strict=False))
+        except ValueError:
+            raise ConfigError(f"{path}: key {key}: {value!r} is not an IP address or CIDR network") from None
+    return tuple(out)
+
+
 def _limits(path: Path, key: str, values: list[Any]) -> list[Window]:
     """COUNT/SECONDS windows, checked on load (a typo must not disable a rate limit)."""
     windows: list[Window] = []
@@ -556,6 +571,7 @@ def load_config(folder: str | Path) -> Config:
         signing_key_env=service["signing_key_env"], email=sections["email"],
         web_listen=sections["web"]["listen"], slack=sections["slack"],
         workers=service["workers"] or os.cpu_count() or 1, queue_limit=service["queue_limit"],
+        trusted_proxies=_networks(path, "web.trusted_proxies", sections["web"]["trusted_proxies"]),
     )
     config.email["from_address"] = config.email["from_address"].lower()
     _check_service(path, config)

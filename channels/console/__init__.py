@@ -37,6 +37,7 @@ from channels.console import inbox
 from channels.console.webhooks import WebhooksPage
 from channels.console.auth import (KEY_SETTING, LOGIN_COOKIE, SESSION_COOKIE, SESSION_SECONDS, Signer, console_key,
                                    set_cookie)
+from channels.client_address import client_address
 from channels.widget import RateLimiter
 from triage.config import Window
 from triage.core.classify import HUMAN_LABELS
@@ -204,7 +205,8 @@ class ConsoleChannel:
             return self._login_page(request, 403, "The form had expired: please sign in again.", email)
         keys = [f"address:{email}"]
         wait = max(self.limiter.retry_after(keys, LOGIN_LIMITS["address"]),
-                   self.limiter.retry_after([f"source:{request.remote}"], LOGIN_LIMITS["source"]))
+                   self.limiter.retry_after([f"source:{client_address(request, self.config.trusted_proxies)}"],
+                                           LOGIN_LIMITS["source"]))
         if wait:
             return self._login_page(request, 429, f"Too many sign-in attempts: please wait {wait // 60 + 1} "
                                     "minutes and try again.", email, headers={"Retry-After": str(wait)})
