@@ -302,3 +302,25 @@ def test_a_malformed_relay_limit_is_a_configuration_error(tmp_path):
     path.write_text(path.read_text().replace("bounce_quiet_hours = 72", 'bounce_quiet_hours = 72\nrelay_limits = ["5"]'))
     with pytest.raises(ConfigError, match=r"email\.relay_limits.*'5' is not COUNT/SECONDS"):
         load_config(folder)
+
+
+def test_approve_refuses_a_draft_that_announces_a_capped_relay(tmp_path):
+    """A decision that relays and holds for review, whose relay the cap stopped: the drafted
+    reply says the message was passed on, so an agent's Approve must not send it."""
+    from triage.desk.agents import AgentError, Agents
+
+    config = load_config(write_config(tmp_path / "cfg"))
+    store = Store(config.database)
+    pipeline = Pipeline(config)
+    agents = Agents(config, store, pipeline, make_intake(config, store, pipeline, hold_local=True))
+    at = NOW.isoformat()
+    ticket = store.create_ticket({"tenant": "acme", "number": 1001, "status": "new", "priority": "normal",
+                                  "category": "account", "intent": "invitation", "requester": "external",
+                                  "trust": "verified", "language": "en", "channel": "email", "subject": "s",
+                                  "requester_address": TOM, "created_at": at, "updated_at": at})
+    store.add_event(ticket, "decision", ["account-invitation-relayed"],
+                    "relay_to_company,hold_for_review,notify_agents", at)
+    store.add_event(ticket, "relay-suppressed", ["loop-relay-rate-limit"], "not sent", at)
+    with pytest.raises(AgentError, match="relay was capped"):
+        agents.approve(ticket, "kim", NOW)
+    store.close()

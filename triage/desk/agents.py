@@ -196,6 +196,10 @@ class Agents:
             ticket = self.ticket(ticket_id)
             if not self._held(ticket_id):
                 raise AgentError(f"[#{ticket['number']}] holds nothing for review")
+            if any("loop-relay-rate-limit" in json.loads(e["rules"] or "[]") for e in self.store.events(ticket_id)
+                   if e["kind"] == "relay-suppressed"):
+                raise AgentError(f"[#{ticket['number']}]: its relay was capped (loop-relay-rate-limit), and the "
+                                 "drafted reply would announce it: answer in your own words")
             draft = self._draft(self.outcome(ticket_id, now), now)
             if not draft:
                 raise AgentError(f"[#{ticket['number']}] has no drafted reply to send")
