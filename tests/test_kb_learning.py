@@ -227,6 +227,11 @@ def test_the_cli_rejects_and_sends_articles_on_a_ticket(tmp_path: Path):
     assert done.returncode == 0 and "as not the answer" in done.stdout, done.stderr
     listed = cli(folder, "kb", "learn")
     assert "+not_answered  rfq-attachments" in listed.stdout and "ann" in listed.stdout
+    today = datetime.now(timezone.utc).date()
+    assert "1 lesson (" in cli(folder, "kb", "learn", "--since", today.isoformat()).stdout
+    assert "0 lessons" in cli(folder, "kb", "learn", "--since", f"{today.year + 1}-01-01").stdout
+    bad = cli(folder, "kb", "learn", "--since", "last week")
+    assert bad.returncode == 2 and "is not a day like" in bad.stderr
 
 
 def test_a_lesson_is_the_message_on_one_line_cut_at_a_word():

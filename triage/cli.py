@@ -60,6 +60,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _day(text: str) -> str:
+    """A UTC day, YYYY-MM-DD: a bad one is a bad argument (exit 2), not an empty answer."""
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a day like 2026-11-23") from None
+
+
 TICKET_NUMBER = _whole(1, MAX_INTEGER)
 LIMIT = _whole(1, MAX_LIMIT)
 
@@ -464,14 +474,15 @@ def cmd_kb_learn(args: argparse.Namespace, config: Config) -> int:
         return 0
     store = _store(config)
     try:
-        found = lessons(_agents(config, store), datetime.now(timezone.utc), args.tenant)
+        found = lessons(_agents(config, store), datetime.now(timezone.utc), args.tenant, args.since)
     finally:
         store.close()
     for lesson in found:
         print(_line(f"[#{lesson.ticket}]", lesson.tenant, lesson.language, f"+{lesson.kind}", lesson.article,
                     repr(lesson.text[:100] + ("…" if len(lesson.text) > 100 else "")), lesson.agent, lesson.at))
     if not args.apply:
-        print(f"{len(found)} lessons" + (" (--apply writes them into the article files)" if found else ""))
+        print(f"{len(found)} lesson{'' if len(found) == 1 else 's'}"
+              + (" (--apply writes them into the article files)" if found else ""))
         return 0
     for tenant in tenants:
         changed, skipped = apply(tenant, found, config.languages)
@@ -713,6 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
     k = _command(kb, "learn", "list what agents' sent and rejected articles teach the articles", cmd_kb_learn)
     k.add_argument("--tenant", help="one tenant (default: all)")
     k.add_argument("--apply", action="store_true", help="write the lessons into the article files")
+    k.add_argument("--since", type=_day, help="only what agents did from this day on, YYYY-MM-DD (UTC)")
     k = _command(kb, "import", "write articles from a CSV or JSON export (title, url, language, body)", cmd_kb_import)
     k.add_argument("tenant", help="the tenant's slug")
     k.add_argument("file", help="a .csv or .json export with title, url, language and body")

@@ -424,12 +424,19 @@ class Store:
             params.append(outcome)
         return bool(self._scalar(sql + " LIMIT 1", params))
 
-    def events_of(self, kinds: tuple[str, ...], tenant: str | None = None) -> list[dict[str, Any]]:
-        """Every ticket's events of these kinds (a tenant's tickets' only), oldest first."""
+    def events_of(self, kinds: tuple[str, ...], tenant: str | None = None,
+                  since: str | None = None) -> list[dict[str, Any]]:
+        """Every ticket's events of these kinds (a tenant's tickets' only, from ``since`` on), oldest first."""
         marks = ", ".join("?" for _ in kinds)
-        sql = (f"SELECT events.* FROM events JOIN tickets ON tickets.id = events.ticket "
-               f"WHERE events.kind IN ({marks})" + (" AND tickets.tenant = ?" if tenant else "") + " ORDER BY events.id")
-        return [dict(r) for r in self.db.query(sql, [*kinds, tenant] if tenant else list(kinds))]
+        sql = f"SELECT events.* FROM events JOIN tickets ON tickets.id = events.ticket WHERE events.kind IN ({marks})"
+        params: list[Any] = list(kinds)
+        if tenant:
+            sql += " AND tickets.tenant = ?"
+            params.append(tenant)
+        if since:
+            sql += " AND events.created_at >= ?"
+            params.append(since)
+        return [dict(r) for r in self.db.query(sql + " ORDER BY events.id", params)]
 
     def latest_event(self, ticket_id: int, kinds: tuple[str, ...]) -> dict[str, Any] | None:
         """The ticket's most recent event of these kinds (say the decision in force)."""

@@ -58,14 +58,15 @@ def lesson_text(subject: str, text: str) -> str:
     return cut[:cut.rfind(" ")] if " " in cut else cut
 
 
-def lessons(agents: Agents, now: datetime, tenant: str | None = None) -> list[Lesson]:
+def lessons(agents: Agents, now: datetime, tenant: str | None = None, since: str | None = None) -> list[Lesson]:
     """Every article sent and every article rejected by an agent, as lessons, oldest first,
     leaving out those the knowledge base already acts on (the bot now offers the sent article
     for the message, or no longer offers the rejected one). The widget's "I still need help"
     teaches nothing: a visitor gives it unproven, and it may mean the article was right but
-    the problem is not solved."""
+    the problem is not solved. ``since``: a UTC day; each lesson reruns the pipeline on its
+    message, so a weekly review need not reread the year."""
     out = []
-    for event in agents.store.events_of(tuple(TAUGHT_BY), tenant):
+    for event in agents.store.events_of(tuple(TAUGHT_BY), tenant, since):
         ticket_id, kind = event["ticket"], event["kind"]
         ticket = agents.ticket(ticket_id)
         first = agents.store.first_inbound(ticket_id)
