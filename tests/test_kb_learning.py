@@ -25,9 +25,10 @@ from tests.test_service_e2e import rows, send
 from tests.test_slack import ZENITH_CHANNEL, Env, slack_service, with_channel
 from tests.test_widget_browser import CHROMIUM
 from triage.config import load_config
+from triage.core.knowledge import front_matter
 from triage.core.parse import parse_email
 from triage.core.pipeline import Pipeline
-from triage.desk.lessons import MAX_LESSON_CHARS, front_matter, lesson_text
+from triage.desk.lessons import MAX_LESSON_CHARS, lesson_text
 from triage.service.app import Service
 
 # Asks what the attachments article does not cover (a file in a message to the buyer), in its

@@ -66,7 +66,7 @@ def due_at(config: Config, row: dict[str, Any]) -> datetime | None:
     if tenant is None:
         return None
     return hours.first_response_due(tenant.hours, tenant.timezone, datetime.fromisoformat(row["created_at"]),
-                              config.slack["first_response_hours"])
+                                    config.slack["first_response_hours"])
 
 
 def search(store: Store, config: Config, query: Query, tenants: list[str], now: datetime) -> Result:

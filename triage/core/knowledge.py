@@ -28,6 +28,7 @@ with a lower bar: they choose before anything is sent.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 import tomllib
@@ -35,6 +36,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import snowballstemmer
@@ -191,8 +193,9 @@ def _slug(text: str) -> str:
     return "-".join(words)[:60].strip("-")
 
 
-def parse_article(path: Path, text: str, languages: list[str]) -> Article:
-    """One article file: ``+++`` TOML front matter ``+++`` then the Markdown body."""
+def split_front_matter(path: Path, text: str) -> tuple[dict[str, Any], str]:
+    """An article file's TOML front matter, parsed, and the text after its closing ``+++``
+    line as it is written (what ``triage kb learn`` writes back untouched)."""
     lines = text.splitlines()
     if not lines or lines[0].strip() != "+++":
         raise ArticleError(f"{path}: must start with a '+++' line and TOML front matter")
@@ -204,6 +207,26 @@ def parse_article(path: Path, text: str, languages: list[str]) -> Article:
         meta = tomllib.loads("\n".join(lines[1:end]))
     except tomllib.TOMLDecodeError as e:
         raise ArticleError(f"{path}: front matter is not valid TOML: {e}") from None
+    return meta, "".join(text.splitlines(keepends=True)[end + 1:])
+
+
+def front_matter(meta: dict[str, Any]) -> str:
+    """``+++`` TOML front matter ``+++`` in the order of ARTICLE_KEYS, a list one item per line
+    (JSON strings are TOML basic strings): what an import and ``triage kb learn`` write."""
+    lines = ["+++"]
+    for key in ARTICLE_KEYS:
+        value = meta.get(key)
+        if isinstance(value, list):
+            items = "".join(f"  {json.dumps(v, ensure_ascii=False)},\n" for v in value)
+            lines.append(f"{key} = [\n{items}]" if value else f"{key} = []")
+        elif value is not None:
+            lines.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")
+    return "\n".join(lines + ["+++"]) + "\n"
+
+
+def parse_article(path: Path, text: str, languages: list[str]) -> Article:
+    """One article file: ``+++`` TOML front matter ``+++`` then the Markdown body."""
+    meta, rest = split_front_matter(path, text)
     for key in meta:
         if key not in ARTICLE_KEYS:
             raise ArticleError(f"{path}: unknown key {key!r} (known: {', '.join(ARTICLE_KEYS)})")
@@ -229,7 +252,7 @@ def parse_article(path: Path, text: str, languages: list[str]) -> Article:
                    language=meta["language"], intents=tuple(meta.get("intents", [])),
                    keywords=tuple(meta.get("keywords", [])), questions=tuple(meta.get("questions", [])),
                    not_answered=tuple(meta.get("not_answered", [])),
-                   body="\n".join(lines[end + 1:]).strip(), source=path)
+                   body="\n".join(rest.splitlines()).strip(), source=path)
 
 
 def load_articles(folder: Path, languages: list[str]) -> list[Article]:
@@ -513,8 +536,8 @@ class KnowledgeBase:
         """The one article that clearly answers the text, or none, with the rule that says why:
         its n-gram similarity clears MIN_SIMILARITY, the stems' BM25 ranking puts it first too,
         and no question the articles list as not answered is as near as the nearest of its
-        example questions (or, without those, as the article). In the sender's language, else the tenant's; another language only when it is
-        clearly right and no translation exists."""
+        example questions (or, without those, as the article). In the sender's language, else
+        the tenant's; another language only when it is clearly right and no translation exists."""
         none = Suggestions("kb-no-match")
         if not self.articles or not text.strip():
             return none
@@ -597,7 +620,6 @@ def import_export(path: Path, languages: list[str]) -> list[tuple[str, str]]:
     not_answered, each separated by ';'), or a JSON list of objects with the same keys. Every
     article is validated as a file would be."""
     import csv
-    import json
 
     if path.suffix.lower() == ".json":
         rows = json.loads(path.read_text("utf-8"))
@@ -616,8 +638,7 @@ def import_export(path: Path, languages: list[str]) -> list[tuple[str, str]]:
         slug = _slug(str(row.get("id") or row["title"])) or f"article-{n}"
         meta = {"id": str(row.get("id") or slug), "title": str(row["title"]), "url": str(row["url"]),
                 "language": str(row["language"]), **{k: v for k, v in lists.items() if v}}
-        text = "+++\n" + "".join(f"{k} = {json.dumps(v, ensure_ascii=False)}\n" for k, v in meta.items()) \
-            + "+++\n\n" + str(row["body"]).strip() + "\n"
+        text = front_matter(meta) + "\n" + str(row["body"]).strip() + "\n"
         name = f"{meta['id']}.{meta['language']}.md"
         parse_article(Path(name), text, languages)
         out.append((name, text))

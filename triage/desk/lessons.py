@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from triage.config import Tenant
-from triage.core.knowledge import ARTICLE_KEYS, Article, ArticleError, parse_article
+from triage.core.knowledge import Article, ArticleError, front_matter, parse_article, split_front_matter
 from triage.desk.agents import Agents, message_of
 
 # the event an agent's action leaves -> the list of the article it teaches
@@ -108,20 +107,6 @@ def taught(articles: list[Article], lessons: list[Lesson]) -> list[Article]:
             for a in articles]
 
 
-def front_matter(meta: dict[str, object]) -> str:
-    """TOML front matter in the order of ARTICLE_KEYS, a list one item per line (JSON strings
-    are TOML basic strings)."""
-    lines = ["+++"]
-    for key in ARTICLE_KEYS:
-        value = meta.get(key)
-        if isinstance(value, list):
-            items = "".join(f"  {json.dumps(v, ensure_ascii=False)},\n" for v in value)
-            lines.append(f"{key} = [\n{items}]" if value else f"{key} = []")
-        elif value is not None:
-            lines.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")
-    return "\n".join(lines + ["+++"]) + "\n"
-
-
 def apply(tenant: Tenant, taught_lessons: list[Lesson], languages: list[str]) -> tuple[dict[Path, int], list[str]]:
     """Write the lessons into the tenant's article files: per file changed, how many texts it
     gained, and what could not be placed. A file is rewritten whole (its front matter in the
@@ -132,13 +117,10 @@ def apply(tenant: Tenant, taught_lessons: list[Lesson], languages: list[str]) ->
     for path, lists in adds.items():
         if not lists:
             continue
-        text = path.read_text("utf-8")
-        lines = text.splitlines(keepends=True)
-        end = next(i for i, line in enumerate(lines[1:], start=1) if line.strip() == "+++")
-        meta = tomllib.loads("".join(lines[1:end]))
+        meta, rest = split_front_matter(path, path.read_text("utf-8"))
         for kind, texts in lists.items():
             meta[kind] = list(meta.get(kind, [])) + texts
-        new = front_matter(meta) + "".join(lines[end + 1:])
+        new = front_matter(meta) + rest
         try:
             parse_article(path, new, languages)
         except ArticleError as e:  # a text TOML cannot hold (a lone surrogate): that file is left alone
