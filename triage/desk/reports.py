@@ -480,13 +480,14 @@ class _TicketFacts:
                                   "offered OR solved OR not_solved OR article_sent OR article_rejected")
         rows = [(t, offered, solved, unsolved, sent, rejected, round(solved / offered, 4) if offered else None)
                 for t, (offered, solved, unsolved, sent, rejected) in _ordered(counts)]
-        return Chart("help-articles", "Help articles: offered, solved by one, sent by agents",
+        return Chart("help-articles", "Help articles: offered, solved by one, sent or rejected by agents",
                      ["tenant", "offered", "solved_by_article", "still_needed_help", "sent_by_agent",
                       "rejected_by_agent", "deflection_rate"], rows,
                      lambda c: charts.bars(c.name, c.title, [r[0] for r in c.rows],
                                            [("offered", [r[1] for r in c.rows]),
                                             ("solved by the article", [r[2] for r in c.rows]),
-                                            ("sent by an agent", [r[4] for r in c.rows])],
+                                            ("sent by an agent", [r[4] for r in c.rows]),
+                                            ("rejected by an agent", [r[5] for r in c.rows])],
                                            x_label="tickets",
                                            notes=[f"{charts.percent(r[6])} deflected" if r[6] is not None
                                                   else "none offered" for r in c.rows]))
