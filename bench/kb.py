@@ -50,6 +50,7 @@ def mail(question: dict, tenant_address: str, authserv: str) -> bytes:
     headers = dict(question.get("headers", {}))
     sender = headers.pop("From", f"{SENDER[0]} <{SENDER[1]}>")  # a question may come from a mailer daemon
     headers.pop("Content-Type", None)  # the body is the question's text; set_content writes its type
+    headers.pop("To", None)  # delivered to the tenant, whatever support address the author guessed
     domain = sender.rpartition("@")[2].strip(">")
     msg["Authentication-Results"] = f"{authserv}; dmarc=pass header.from={domain}"
     msg["From"] = sender
