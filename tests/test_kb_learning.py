@@ -235,6 +235,37 @@ def test_the_cli_rejects_and_sends_articles_on_a_ticket(tmp_path: Path):
     assert bad.returncode == 2 and "is not a day like" in bad.stderr
 
 
+def test_lessons_rerun_the_pipeline_once_per_ticket(tmp_path: Path):
+    """An agent who marks the offered article not the answer and sends another taught two
+    lessons on one ticket; what the bot offers for it now is worked out once."""
+    from datetime import datetime, timezone
+
+    from tests.servicekit import SUPPORT, make_intake
+    from triage.cli import _agents
+    from triage.desk.lessons import lessons
+    from triage.service.intake import Delivery
+    from triage.store import Store
+
+    config = load_config(kb_config(tmp_path / "config"))
+    store = Store(config.database)
+    try:
+        now = datetime.now(timezone.utc)
+        make_intake(config, store, Pipeline(config), hold_local=True).process_batch(
+            [Delivery(mail(**NEAR_MISS), "tom@steelworks.example", [SUPPORT], now)])
+        agents = _agents(config, store)
+        agents.reject_article(1, "rfq-attachments", "ann", now)
+        agents.send_article(1, "company-documents", "ann", now)
+        runs = []
+        outcome = agents.outcome
+        agents.outcome = lambda *args: runs.append(args) or outcome(*args)  # type: ignore[method-assign]
+        taught = lessons(agents, now)
+    finally:
+        store.close()
+    assert [(t.kind, t.article) for t in taught] == [("not_answered", "rfq-attachments"),
+                                                     ("questions", "company-documents")]
+    assert len(runs) == 1
+
+
 def test_a_lesson_is_the_message_on_one_line_cut_at_a_word():
     assert lesson_text("Subject", "Hello,\n\n  the   page\tis white.") == "Subject Hello, the page is white."
     long = lesson_text("S", "word " * 500)

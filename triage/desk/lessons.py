@@ -62,9 +62,11 @@ def lessons(agents: Agents, now: datetime, tenant: str | None = None, since: str
     leaving out those the knowledge base already acts on (the bot now offers the sent article
     for the message, or no longer offers the rejected one). The widget's "I still need help"
     teaches nothing: a visitor gives it unproven, and it may mean the article was right but
-    the problem is not solved. ``since``: a UTC day; each lesson reruns the pipeline on its
-    message, so a weekly review need not reread the year."""
+    the problem is not solved. ``since``: a UTC day; the pipeline reruns once per ticket with
+    lessons (an agent who rejects one article and sends another taught two), so a weekly review
+    need not reread the year."""
     out = []
+    offered_for: dict[int, set[str]] = {}  # ticket -> the articles the bot offers for it now
     for event in agents.store.events_of(tuple(TAUGHT_BY), tenant, since):
         ticket_id, kind = event["ticket"], event["kind"]
         ticket = agents.ticket(ticket_id)
@@ -72,7 +74,9 @@ def lessons(agents: Agents, now: datetime, tenant: str | None = None, since: str
         detail = json.loads(event["detail"] or "{}")
         if first is None or not detail.get("article"):
             continue
-        offered = {s.article.id for s in agents.outcome(ticket_id, now).suggestions.articles}
+        if ticket_id not in offered_for:
+            offered_for[ticket_id] = {s.article.id for s in agents.outcome(ticket_id, now).suggestions.articles}
+        offered = offered_for[ticket_id]
         if (detail["article"] in offered) == (kind == "article-sent"):
             continue  # already so
         msg = message_of(ticket, first)
