@@ -72,7 +72,8 @@ class Seen:
     """Keys (request signatures, event ids) seen in the last ``window`` seconds, oldest first.
     Only requests with a valid signature get here, so only Slack can fill it; ``limit`` bounds
     it anyway. In memory: a restart forgets it, and the agents' actions are idempotent for that
-    case (a second resolve of a resolved ticket changes nothing)."""
+    case (a second resolve of a resolved ticket changes nothing; a thread message's reply is
+    named by the message, so ``Agents.reply`` does not send it twice)."""
 
     def __init__(self, window: float = REPLAY_WINDOW, limit: int = 100_000, clock: Callable[[], float] = time.time):
         self.window, self.limit, self.clock = window, limit, clock
@@ -182,8 +183,10 @@ class SlackChannel:
         if ticket_id is None:
             return
         try:
+            # the message's own channel and timestamp name it: Slack's retry of the event after a
+            # restart (when ``seen`` is empty) is not sent to the requester a second time
             said = await self.run_db(self.agents.reply, ticket_id, plain_text(event["text"]),
-                                     f"slack:{event['user']}", self.clock())
+                                     f"slack:{event['user']}", self.clock(), f"slack:{event['channel']}:{event['ts']}")
         except Exception as e:  # the agent must know their answer did not go out
             if not isinstance(e, AgentError):
                 log.exception("slack reply on ticket %s failed", ticket_id)

@@ -2,10 +2,12 @@
 cookie flags, CSRF, tenant isolation, rate limits, and no 500 for anything a client sends."""
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import unquote
 
 import aiohttp
 import pytest
@@ -266,6 +268,46 @@ async def test_inbox_filters_held_overdue_and_search(console, client):
     assert await subjects("assignee=nobody@desk.example") == []
     status, page, _ = await client.post("/tickets/acme/1001/reply", {"csrf": client.csrf, "text": "On it."})
     assert await subjects("overdue=1") == []  # answered
+
+
+async def test_a_reply_or_note_posted_twice_from_one_page_is_done_once(console, client):
+    """A double click sends the form twice at once, and a browser may resend it: both carry the
+    page's token, so the requester gets one mail and the trail one note. The next page is a new
+    act, and its reply goes out."""
+    await send(console, mail(subject="Cannot log in"))
+    await client.login()
+
+    async def page() -> tuple[str, str]:
+        _, html, _ = await client.get("/tickets/acme/1001")
+        once = re.search(r'name="once" value="([^"]+)"', html)
+        assert once, "the ticket page's forms carry no token"
+        return csrf_of(html), once.group(1)
+
+    csrf, once = await page()
+    reply = {"csrf": csrf, "once": once, "text": "Hi Tom, the link works again."}
+    note = {"csrf": csrf, "once": once, "text": "Told him about the reset link."}
+    answers = await asyncio.gather(*(client.post("/tickets/acme/1001/reply", reply) for _ in range(2)),
+                                   *(client.post("/tickets/acme/1001/note", note) for _ in range(2)))
+    assert [status for status, _, _ in answers] == [303] * 4
+    said = [unquote(r.cookies["triage_said"].value) for _, _, r in answers]
+    assert sorted(said[:2]) == ["already sent to the requester (the same reply arrived twice)",
+                                "sent to the requester (email to tom@steelworks.example)"]
+    assert sorted(said[2:]) == ["note already kept (the same note arrived twice)", "note kept internal"]
+    status, _, _ = await client.post("/tickets/acme/1001/reply", reply)  # the browser resends the form
+    assert status == 303
+
+    async def trail() -> list[str]:
+        return [e["kind"] for e in await rows(console, "SELECT kind FROM events WHERE kind IN ('agent-reply', 'note')")]
+
+    assert sorted(await trail()) == ["agent-reply", "note"]
+    outgoing = "SELECT text FROM messages WHERE direction = 'out' AND text LIKE '%link works again%'"
+    assert len(await rows(console, outgoing)) == 1
+
+    csrf, later = await page()
+    assert later != once
+    status, _, _ = await client.post("/tickets/acme/1001/reply", {**reply, "csrf": csrf, "once": later})
+    assert status == 303 and sorted(await trail()) == ["agent-reply", "agent-reply", "note"]
+    assert len(await rows(console, outgoing)) == 2
 
 
 async def test_a_reply_to_a_widget_ticket_goes_into_the_conversation(console, client):

@@ -431,6 +431,37 @@ async def test_thread_reply_on_a_widget_ticket_is_shown_in_the_widget(env: Env):
     assert len(env.sink.messages) == 0  # no mail for a widget ticket
 
 
+async def test_a_thread_reply_that_slack_retries_after_a_restart_goes_out_once(tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch):
+    """Slack retries an event it got no answer for, signed anew; a restarted service has forgotten
+    the event ids it saw. The message's own channel and timestamp name the reply, so the retry
+    is acknowledged and the requester still gets one answer."""
+    def configure(relay: str) -> Path:
+        return with_channel(write_config(tmp_path / "cfg", relay_url=relay))  # the same database each time
+
+    text = "Hi Tom, the link works again now."
+    async with slack_service(monkeypatch, configure) as env:
+        await env.send(mail())
+        ticket = await env.ticket()
+        event = sk.thread_message((await env.thread(ticket["id"]))["ts"], text)
+        status, _ = await sk.post(env.url, event, "application/json")
+        assert status == 200
+        await sk.until(lambda: env.api.posted("reactions.add"))
+    async with slack_service(monkeypatch, configure) as env:
+        retry = {**sk.signed(event), "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+        status, _ = await sk.post(env.url, event, "application/json", headers=retry)
+        assert status == 200
+        await sk.until(lambda: env.api.posted("reactions.add"))  # handled: the agent sees it as sent
+        replies = await env.rows("SELECT kind FROM events WHERE ticket = ? AND kind = 'agent-reply'", [ticket["id"]])
+        sent = await env.rows("SELECT id FROM messages WHERE direction = 'out' AND text LIKE ?", [f"%{text}%"])
+        assert len(replies) == 1 and len(sent) == 1
+        # a new message in the thread is a new reply
+        await sk.post(env.url, sk.thread_message(json.loads(event)["event"]["thread_ts"], "And one more thing."),
+                      "application/json")
+        await sk.until(lambda: env.rows("SELECT id FROM messages WHERE text LIKE '%one more thing%'"))
+        assert not [m for m in env.sink.messages if text in m.msg.get_content()]
+
+
 async def test_unexpected_failures_are_said_back_to_the_agent(env: Env, monkeypatch: pytest.MonkeyPatch):
     await env.send(mail())
     ticket = await env.ticket()

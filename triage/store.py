@@ -411,8 +411,9 @@ class Store:
                          [ticket_id])
 
     def has_event(self, ticket_id: int, kinds: tuple[str, ...], outcome_contains: str = "",
-                  outcome: str = "") -> bool:
-        """Whether the audit trail has an event of these kinds (whose outcome contains a text, or is one)."""
+                  outcome: str = "", once: str = "") -> bool:
+        """Whether the audit trail has an event of these kinds (whose outcome contains a text, or
+        is one; that names the agent's act ``once``, see ``Agents.reply``)."""
         marks = ", ".join("?" for _ in kinds)
         sql = f"SELECT 1 FROM events WHERE ticket = ? AND kind IN ({marks})"
         params: list[Any] = [ticket_id, *kinds]
@@ -422,6 +423,9 @@ class Store:
         if outcome:
             sql += " AND outcome = ?"
             params.append(outcome)
+        if once:
+            sql += " AND json_extract(detail, '$.once') = ?"
+            params.append(once)
         return bool(self._scalar(sql + " LIMIT 1", params))
 
     def events_of(self, kinds: tuple[str, ...], tenant: str | None = None,

@@ -26,6 +26,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlencode
@@ -55,6 +56,7 @@ MAX_FORM = 256 * 1024  # bytes of a posted form
 MAX_TEXT = 100_000  # characters of a reply or note
 ACTIONS = ("reply", "note", "approve", "reclassify", "escalate", "assign", "resolve", "close", "reopen",
            "send_article", "reject_article")
+ONCE_ACTIONS = ("reply", "note", "send_article")  # what reaches a requester, or the trail, once per form
 AGENT = web.RequestKey("agent", Agent)
 SID = web.RequestKey("sid", str)
 FORM = web.RequestKey("form", dict)
@@ -287,7 +289,8 @@ class ConsoleChannel:
         agents = [a for a in await self.db(self.accounts.list) if a.may_see(ticket["tenant"])]
         said = unquote(request.cookies.get("triage_said", "")[:1000])
         response = self.page(request, "ticket.html", ticket=ticket, labels=HUMAN_LABELS, agents=agents,
-                             said=said, base=f"/tickets/{ticket['tenant']}/{ticket['number']}", **view)
+                             said=said, base=f"/tickets/{ticket['tenant']}/{ticket['number']}",
+                             once=secrets.token_urlsafe(16), **view)
         if said:
             response.del_cookie("triage_said", path="/")
         return response
@@ -351,11 +354,14 @@ class ConsoleChannel:
         fn, args = calls[action]
         if action == "reply" and text.strip().lower().startswith("note:"):
             fn = a.note  # the console has its own note box; a reply that starts with note: is still a reply
+        # the page's token names what its forms send: a double click or a resent form does it once
+        once = ({"once": f"console:{action}:{form.get('article', '')[:200]}:{form['once'][:64]}"}
+                if action in ONCE_ACTIONS and form.get("once") else {})
         if action == "assign" and args[0] and not await self._assignable(args[0], ticket["tenant"]):
             said = "not done: that agent cannot see this tenant"
         else:
             try:
-                said = await self.db(fn, ticket["id"], *args, agent, now)
+                said = await self.db(partial(fn, ticket["id"], *args, agent, now, **once))
             except AgentError as e:
                 said = f"not done: {e}"
         self.service.outbox.wake()

@@ -54,6 +54,8 @@ RULES = {
 # Events that are an agent's answer to the requester (no reminder is due after one).
 ANSWER_KINDS = ("agent-reply", "approved", "article-sent")
 NOTE_PREFIX = "note:"
+ONCE_KINDS = ("note", "agent-reply", "article-sent")  # the acts that must not happen twice (see reply)
+MAX_ONCE = 200  # characters of an act's name kept: a Slack channel and timestamp, a console form's token
 OPEN_STATUSES = ("new", "open")
 DONE_STATUSES = ("resolved", "closed")
 
@@ -247,39 +249,51 @@ class Agents:
             raise AgentError("only a resolved or closed ticket can be reopened")
         return self._change(ticket_id, {"status": "open"}, "status", "agent-reopened", agent, now)
 
-    def note(self, ticket_id: int, text: str, agent: str, now: datetime) -> str:
-        """An internal note: in the audit trail for agents, never sent to anybody."""
+    def note(self, ticket_id: int, text: str, agent: str, now: datetime, once: str = "") -> str:
+        """An internal note: in the audit trail for agents, never sent to anybody. ``once``: as
+        for ``reply``."""
         if not text.strip():
             raise AgentError("the note is empty")
         with self.store.transaction():
             self.ticket(ticket_id)
-            self._event(ticket_id, "note", "agent-note", "internal", now, agent, text=text.strip())
+            if self._done(ticket_id, once):
+                return "note already kept (the same note arrived twice)"
+            self._event(ticket_id, "note", "agent-note", "internal", now, agent, once, text=text.strip())
         return "note kept internal"
 
-    def reply(self, ticket_id: int, text: str, agent: str, now: datetime) -> str:
-        """A thread message: ``note: …`` stays internal, anything else reaches the requester."""
+    def reply(self, ticket_id: int, text: str, agent: str, now: datetime, once: str = "") -> str:
+        """A thread message: ``note: …`` stays internal, anything else reaches the requester.
+
+        ``once`` names the agent's act where they made it (a Slack message, a console form): the
+        same act arriving again — Slack retrying an event after a restart, a double click, a
+        browser resending a form — is recognised by the audit trail and not sent twice."""
         if text.strip().lower().startswith(NOTE_PREFIX):
-            return self.note(ticket_id, text, agent, now)
+            return self.note(ticket_id, text, agent, now, once)
         if not text.strip():
             raise AgentError("the reply is empty")
         with self.store.transaction():
             ticket = self.ticket(ticket_id)
+            if self._done(ticket_id, once):
+                return "already sent to the requester (the same reply arrived twice)"
             where = self._send(ticket, text.strip(), agent, now)
-            self._event(ticket_id, "agent-reply", "agent-reply", f"sent {where}", now, agent)
+            self._event(ticket_id, "agent-reply", "agent-reply", f"sent {where}", now, agent, once)
             if ticket["status"] in OPEN_STATUSES:
                 self.store.update_ticket(ticket_id, {"status": "pending"})
         return f"sent to the requester ({where})"
 
     def send_article(self, ticket_id: int, article_id: str, agent: str, now: datetime,
-                     tenants: list[str] | None = None) -> str:
+                     tenants: list[str] | None = None, once: str = "") -> str:
         """One help article of the ticket's tenant to the requester on the ticket's channel, in
         their language when it is translated, with a short text in that language. Any article of
         the tenant may be sent, not only those the bot offered: the agent has read the question.
-        ``tenants`` (those of the Slack channel the click came from) refuses another tenant's ticket."""
+        ``tenants`` (those of the Slack channel the click came from) refuses another tenant's
+        ticket; ``once``: as for ``reply``."""
         with self.store.transaction():
             ticket = self.ticket(ticket_id)
             if tenants is not None and ticket["tenant"] not in tenants:
                 raise AgentError(f"[#{ticket['number']}] belongs to a tenant this channel's agents do not serve")
+            if self._done(ticket_id, once):
+                return "article already sent to the requester (the same click arrived twice)"
             tenant = self.config.tenants.get(ticket["tenant"] or "")
             kb = self.pipeline.knowledge.get(tenant.slug) if tenant else None
             if tenant is None or kb is None:
@@ -292,7 +306,7 @@ class Agents:
                 "title": article.title, "url": article.url, "ticket_tag": f"[#{ticket['number']}]",
                 "tenant": tenant.name, "channel": ticket["channel"]})
             where = self._send(ticket, text, agent, now)
-            self._event(ticket_id, "article-sent", "agent-article-sent", f"sent {where}", now, agent,
+            self._event(ticket_id, "article-sent", "agent-article-sent", f"sent {where}", now, agent, once,
                         article=article.id, language=article.language, url=article.url)
             if ticket["status"] in OPEN_STATUSES:
                 self.store.update_ticket(ticket_id, {"status": "pending"})
@@ -355,9 +369,14 @@ class Agents:
         return said
 
     def _event(self, ticket_id: int, kind: str, rule: str, outcome: str, now: datetime, agent: str,
-               **detail: Any) -> None:
-        self.store.add_event(ticket_id, kind, [rule], outcome, iso(now), detail={"agent": agent, **detail})
+               once: str = "", **detail: Any) -> None:
+        detail = {"agent": agent, **({"once": once[:MAX_ONCE]} if once else {}), **detail}
+        self.store.add_event(ticket_id, kind, [rule], outcome, iso(now), detail=detail)
         webhooks.on_agent_event(self.store, self.config, ticket_id, rule, iso(now), agent)  # issue 14
+
+    def _done(self, ticket_id: int, once: str) -> bool:
+        """Whether the act named ``once`` is already in the ticket's audit trail."""
+        return bool(once) and self.store.has_event(ticket_id, ONCE_KINDS, once=once[:MAX_ONCE])
 
     def _send(self, ticket: dict[str, Any], body: str, agent: str, now: datetime) -> str:
         """To the requester on the ticket's own channel; returns where it went."""
