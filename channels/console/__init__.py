@@ -355,7 +355,7 @@ class ConsoleChannel:
         if action == "reply" and text.strip().lower().startswith("note:"):
             fn = a.note  # the console has its own note box; a reply that starts with note: is still a reply
         # the page's token names what its forms send: a double click or a resent form does it once
-        once = ({"once": f"console:{action}:{form.get('article', '')[:200]}:{form['once'][:64]}"}
+        once = ({"once": f"console:{action}:{form['once'][:64]}:{form.get('article', '')}"}
                 if action in ONCE_ACTIONS and form.get("once") else {})
         if action == "assign" and args[0] and not await self._assignable(args[0], ticket["tenant"]):
             said = "not done: that agent cannot see this tenant"
