@@ -57,7 +57,8 @@ def mail(question: dict, tenant_address: str, authserv: str) -> bytes:
     msg["To"] = tenant_address
     msg["Subject"] = question.get("subject", "")
     msg["Message-ID"] = f"<{question['id']}@kb.bench>"
-    for key, value in headers.items():
+    for key, value in headers.items():  # the question's own headers (a bounce's Subject) over the defaults
+        del msg[key]
         msg[key] = value
     msg.set_content(question["text"])
     return bytes(msg)
