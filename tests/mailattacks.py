@@ -20,6 +20,7 @@ import aiohttp
 import aiosmtplib
 
 from tests.servicekit import BOT, BUSINESS, CONTACT, OTHER_SUPPORT, SUPPORT, Sink, mail
+from tests.waiting import until
 
 INVITATION = dict(subject="Invitation expired",
                   body="Hello,\n\nmy invitation to the supplier portal has expired. Could you please send me a "
@@ -70,13 +71,8 @@ class Ctx:
     async def filed(self, sql: str, params: list[Any], timeout: float = 30.0) -> dict[str, Any]:
         """The one row a query finds once the mail is filed: SMTP's 250 means queued, and the
         workers and the writer file it moments later (bounded wait, then the test fails)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            rows = await self.query(sql, params)
-            if rows or asyncio.get_running_loop().time() > deadline:
-                [row] = rows
-                return row
-            await asyncio.sleep(0.05)
+        [row] = await until(lambda: self.query(sql, params), timeout)
+        return row
 
     async def ticket_of(self, message_id: str) -> dict[str, Any]:
         return await self.filed("SELECT tickets.* FROM messages JOIN tickets ON tickets.id = messages.ticket "

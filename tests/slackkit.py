@@ -9,7 +9,6 @@ Inbound requests are signed as Slack signs them (v0: HMAC-SHA256 of
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import itertools
@@ -21,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 from aiohttp import web
+from tests.waiting import until
 
 BOT_TOKEN = "xoxb-test-token"
 SIGNING_SECRET = "test-signing-secret"
@@ -171,15 +171,3 @@ async def slash_command(url: str, api: FakeSlackApi, text: str) -> str:
     answers = await until(lambda: api.posted("response")[before:])
     assert answers[0]["response_type"] == "ephemeral"
     return answers[0]["text"]
-
-
-async def until(check: Any, timeout: float = 15.0) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy, bounded."""
-    for _ in range(int(timeout / 0.05)):
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {check}")

@@ -10,8 +10,9 @@ import pytest
 
 from tests.servicekit import BUSINESS, CONTACT, mail
 from tests.test_console_http import KIM, PASSWORD, ZED, base, console, relay  # noqa: F401 - shared fixtures
-from tests.test_service_e2e import rows, send, until
+from tests.test_service_e2e import rows, send
 from tests.test_widget_browser import ARGS, CHROMIUM
+from tests.waiting import until
 from triage.service.app import Service
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (Debian package chromium)")

@@ -9,7 +9,8 @@ import json
 import pytest
 
 from tests.servicekit import BUSINESS, CONTACT, Sink, mail, write_config
-from tests.test_service_e2e import rows, running, send, until
+from tests.test_service_e2e import rows, running, send
+from tests.waiting import until
 from triage.cli import main
 from triage.desk.search import QueryError, fts_query
 

@@ -14,8 +14,8 @@ import pytest
 from yarl import URL
 
 from tests.servicekit import Sink, mail, write_config
-from tests.slackkit import until
 from tests.test_service_e2e import rows, send
+from tests.waiting import until
 from triage.config import load_config
 from triage.desk.accounts import Accounts
 from triage.service.app import Service

@@ -20,8 +20,8 @@ import pytest
 
 from tests.servicekit import Sink, mail
 from tests.test_console_browser import browser  # noqa: F401 - shared fixture
-from tests.test_service_e2e import until
 from tests.test_widget_browser import CHROMIUM
+from tests.waiting import until
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (Debian package chromium)")
 

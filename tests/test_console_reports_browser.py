@@ -16,9 +16,9 @@ import pytest
 from tests.servicekit import BUSINESS, OTHER_SUPPORT, mail
 from tests.test_console_browser import browser, signed_in  # noqa: F401 - shared fixtures
 from tests.test_console_http import SWEDISH, WIDGET_LINE, base, console, relay  # noqa: F401 - shared fixtures
-from tests.slackkit import until
 from tests.test_service_e2e import rows, send
 from tests.test_widget_browser import CHROMIUM
+from tests.waiting import until
 from triage.service.app import Service
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (Debian package chromium)")

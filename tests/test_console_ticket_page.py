@@ -10,8 +10,8 @@ from html import unescape
 
 from tests.servicekit import BUSINESS, CONTACT, SUPPORT
 from tests.test_console_http import KIM, WIDGET_LINE, client, console, relay  # noqa: F401 - shared fixtures
-from tests.slackkit import until
 from tests.test_service_e2e import outbox_settled, rows, send
+from tests.waiting import until
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(3000)  # 2.9 KiB
 CSV = b"volume;price\n10;5\n"

@@ -13,10 +13,11 @@ import pytest
 from tests.servicekit import mail
 from tests.test_console_browser import browser, signed_in  # noqa: F401 - shared fixture
 from tests.test_console_http import KIM, ZED, base, console_service, relay  # noqa: F401 - shared fixtures
-from tests.test_service_e2e import rows, send, until
+from tests.test_service_e2e import rows, send
 from tests.test_webhooks import HOOK_SECRET, SECRET, Receiver, configure, readme_verify
 from tests.test_widget_browser import CHROMIUM
 from tests.test_widget_ui import shots
+from tests.waiting import until
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (Debian package chromium)")
 

@@ -14,6 +14,7 @@ import pytest
 from channels import imap
 from tests.dovecot import PASSWORD, Dovecot, free_port
 from tests.servicekit import mail, write_config
+from tests.waiting import until
 from triage.cli import main
 from triage.config import IMAP_KEYS, ConfigError, load_config
 from triage.service.app import Service
@@ -67,15 +68,6 @@ async def running(folder: Path, deliver: Callable | None = None, lines: list[str
         await service.stop()
 
 
-async def until(check: Callable[[], object], timeout: float = 20.0) -> None:
-    """Poll a blocking check (it may talk to Dovecot) from a thread until it is true."""
-    for _ in range(int(timeout / 0.1)):
-        if await asyncio.to_thread(check):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {check}")
-
-
 def db(folder: Path, sql: str, params: list | None = None) -> list[dict]:
     store = Store(load_config(folder).database)
     try:
@@ -106,9 +98,9 @@ async def test_new_mail_is_filed_marked_read_and_moved(folder: Path, dovecot: Do
     text = (folder / "tenants" / "acme.toml").read_text().replace("poll_seconds = 1", "poll_seconds = 30")
     (folder / "tenants" / "acme.toml").write_text(text)
     async with running(folder) as service:
-        await until(lambda: len(dovecot.uids("Processed")) == 3)
+        await until(blocking=True, timeout=20, check=lambda: len(dovecot.uids("Processed")) == 3)
         dovecot.append(messages(1, start=3))
-        await until(lambda: len(dovecot.uids("Processed")) == 4, timeout=10)
+        await until(blocking=True, check=lambda: len(dovecot.uids("Processed")) == 4, timeout=10)
         assert dovecot.uids("INBOX") == []
         assert all(b"\\Seen" in flags for flags in dovecot.flags("Processed").values())
         key = service.pollers[0].box.key
@@ -121,7 +113,7 @@ async def test_new_mail_is_filed_marked_read_and_moved(folder: Path, dovecot: Do
 async def test_restart_resumes_where_it_stopped(folder: Path, dovecot: Dovecot):
     dovecot.append(messages(2))
     async with running(folder):
-        await until(lambda: tickets(folder) == 2 and len(dovecot.uids("Processed")) == 2)
+        await until(blocking=True, timeout=20, check=lambda: tickets(folder) == 2 and len(dovecot.uids("Processed")) == 2)
     dovecot.append(messages(3, start=2))  # arrives while the service is down
     delivered: list[bytes] = []
 
@@ -130,7 +122,7 @@ async def test_restart_resumes_where_it_stopped(folder: Path, dovecot: Dovecot):
         return await real(raw, mail_from, rcpts)
 
     async with running(folder, counting):
-        await until(lambda: len(dovecot.uids("Processed")) == 5)
+        await until(blocking=True, timeout=20, check=lambda: len(dovecot.uids("Processed")) == 5)
     assert len(delivered) == 3  # only the new mail was read again
     assert inbound(folder) == ids(5)
 
@@ -154,7 +146,7 @@ async def test_kill_between_fetch_and_commit_loses_and_duplicates_nothing(folder
 
     async with running(folder, crashing, batch=4) as service:
         await asyncio.wait_for(crashed.wait(), 20)
-        await until(lambda: tickets(folder) == 7)
+        await until(blocking=True, timeout=20, check=lambda: tickets(folder) == 7)
         for task in service.imap_tasks:  # the kill: the poller dies where it stands
             task.cancel()
         await asyncio.gather(*service.imap_tasks, return_exceptions=True)
@@ -162,7 +154,7 @@ async def test_kill_between_fetch_and_commit_loses_and_duplicates_nothing(folder
     assert tickets(folder) == 7
 
     async with running(folder, batch=4):
-        await until(lambda: len(dovecot.uids("Processed")) == 10)
+        await until(blocking=True, timeout=20, check=lambda: len(dovecot.uids("Processed")) == 10)
     assert inbound(folder) == ids(10)
     assert tickets(folder) == 10
     duplicates = count(folder, "SELECT count(*) FROM events WHERE rules LIKE '%intake-duplicate-message-id%'")
@@ -179,14 +171,14 @@ async def test_uidvalidity_change_resyncs_without_duplicates(tmp_path: Path, dov
     first = messages(2)
     dovecot.append(first, folder="Support")
     async with running(folder):
-        await until(lambda: len(dovecot.uids("Processed")) == 2)
+        await until(blocking=True, timeout=20, check=lambda: len(dovecot.uids("Processed")) == 2)
     with dovecot.client() as c:  # the folder is deleted and made again: new UIDVALIDITY, UIDs from 1
         c.delete_folder("Support")
         c.create_folder("Support")
     dovecot.append([first[0]] + messages(1, start=2), folder="Support")
     lines: list[str] = []
     async with running(folder, lines=lines):
-        await until(lambda: len(dovecot.uids("Processed")) == 4)
+        await until(blocking=True, timeout=20, check=lambda: len(dovecot.uids("Processed")) == 4)
     assert inbound(folder) == ids(3)
     assert tickets(folder) == 3
     assert any("UIDVALIDITY changed" in line for line in lines)
@@ -213,9 +205,9 @@ async def test_connection_dropped_mid_fetch_reconnects_and_catches_up(folder: Pa
         await asyncio.wait_for(dropped.wait(), 20)
         await asyncio.sleep(0.5)  # a few refused reconnects
         await asyncio.to_thread(dovecot.start)
-        await until(lambda: len(dovecot.uids("Processed")) == 40)
+        await until(blocking=True, timeout=20, check=lambda: len(dovecot.uids("Processed")) == 40)
         dovecot.append(messages(3, start=40))  # and the service is live again
-        await until(lambda: len(dovecot.uids("Processed")) == 43)
+        await until(blocking=True, timeout=20, check=lambda: len(dovecot.uids("Processed")) == 43)
     assert inbound(folder) == ids(43)
     assert tickets(folder) == 43
     assert any("reconnecting in" in line for line in lines)
@@ -235,7 +227,7 @@ async def test_mail_that_keeps_failing_is_quarantined_once(folder: Path, dovecot
         return await real(raw, mail_from, rcpts)
 
     async with running(folder, failing, max_attempts=2):
-        await until(lambda: len(dovecot.uids("Processed")) == 2
+        await until(blocking=True, timeout=20, check=lambda: len(dovecot.uids("Processed")) == 2
                     and count(folder, "SELECT count(*) FROM quarantine") == 1)
         await asyncio.sleep(2.5)  # two more poll cycles: the poison mail is not fetched again
     assert tries == 2

@@ -18,9 +18,10 @@ from tests import slackkit as sk
 from tests.servicekit import Sink, mail, with_knowledge_base, write_config
 from tests.test_console_browser import browser, signed_in  # noqa: F401 - the Chromium fixture
 from tests.test_console_http import ZED, Browser, base, console_service, csrf_of, relay  # noqa: F401
-from tests.test_service_e2e import outbox_settled, rows, send, until
+from tests.test_service_e2e import outbox_settled, rows, send
 from tests.test_slack import ZENITH_CHANNEL, Env, actions_of, fields, slack_service, with_channel
 from tests.test_widget_browser import CHROMIUM
+from tests.waiting import until
 from triage.service.app import Service
 
 HOWTO = dict(subject="Upload certificate",

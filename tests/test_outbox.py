@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.servicekit import Sink, free_port, parse, rule_literals
+from tests.waiting import until
 from triage.service.outbox import RULES, Outbox, Relay, Unencodable, compose, envelope_address, reply_subject
 from triage.store import Store, iso
 
@@ -223,10 +224,7 @@ async def test_rows_left_sending_by_a_crash_are_sent_once_with_the_same_message_
     box = outbox(store, Relay("127.0.0.1", sink.port, False), Clock())
     stop = asyncio.Event()
     task = asyncio.create_task(box.run(stop))
-    for _ in range(100):
-        if sink.messages:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: sink.messages, 5)
     stop.set()
     box.wake()
     await asyncio.wait_for(task, 5)

@@ -11,8 +11,9 @@ import uuid
 import aiohttp
 
 from tests.servicekit import SUPPORT, TroublePipeline, drained, mail, write_config
-from tests.test_service_e2e import TOM, health, rows, running, until
+from tests.test_service_e2e import TOM, health, rows, running
 from tests.test_widget_api import Client, widget_config
+from tests.waiting import until
 
 
 def smtp_send(service, raw: bytes) -> tuple[int, str]:  # noqa: ANN001 - a running Service

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import pytest
 
 from tests.servicekit import (BUSINESS, CONTACT, OTHER_SUPPORT, SUPPORT, Sink, drained, free_port, mail, parse,
                               write_config)
+from tests.waiting import until
 from triage.config import load_config
 from triage.service.app import Service
 from triage.store import Store
@@ -61,14 +62,6 @@ def data_without_size(service: Service, raw: bytes) -> int:
         client.rcpt(SUPPORT)
         code, _ = client.data(raw)
     return code
-
-
-async def until(check: Callable[[], object], timeout: float = 15.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {check}")
 
 
 async def rows(service: Service, sql: str, params: list | None = None) -> list[dict]:

@@ -24,7 +24,8 @@ import pytest
 from tests.mailattacks import INVITATION
 from tests.servicekit import SUPPORT, Sink, free_port, mail, with_knowledge_base, write_config
 from tests.test_crash import start
-from tests.test_service_e2e import REPO, health, rows, running, send, until
+from tests.test_service_e2e import REPO, health, rows, running, send
+from tests.waiting import until
 from triage.service import webhooks
 
 SECRET = "portal-test-secret-0123456789"

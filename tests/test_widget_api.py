@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from tests.servicekit import parse, with_knowledge_base, write_config
+from tests.waiting import until
 from triage.config import ConfigError, load_config
 from triage.core.trust import widget_hash
 from triage.service.app import Service
@@ -187,10 +188,7 @@ async def test_agent_reply_arrives_live_over_server_sent_events(service, session
                         return
 
     task = asyncio.create_task(listen())
-    for _ in range(100):
-        if len(lines) >= 2:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: len(lines) >= 2, 5)
     assert [line["direction"] for line in lines] == ["in", "out"]
     await service.add_widget_reply(ticket["id"], "Hi Anna, try the new link I just sent.", "Kim (agent)")
     await asyncio.wait_for(task, 5)
