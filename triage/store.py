@@ -255,6 +255,16 @@ def connect(path: Path | str) -> Database:
     return db
 
 
+def _narrowed(sql: str, params: list[Any], conditions: dict[str, Any]) -> tuple[str, list[Any]]:
+    """``sql`` (a WHERE clause already begun) and its parameters, with `` AND condition`` for
+    each condition (one ``?`` each) whose value is given: an empty or None value does not filter."""
+    for condition, value in conditions.items():
+        if value:
+            sql += f" AND {condition}"
+            params.append(value)
+    return sql, params
+
+
 class Store:
     """The queries the service and the CLI need, each one small and named for what it means."""
 
@@ -415,31 +425,18 @@ class Store:
         """Whether the audit trail has an event of these kinds (whose outcome contains a text, or
         is one; that names the agent's act ``once``, see ``Agents.reply``)."""
         marks = ", ".join("?" for _ in kinds)
-        sql = f"SELECT 1 FROM events WHERE ticket = ? AND kind IN ({marks})"
-        params: list[Any] = [ticket_id, *kinds]
-        if outcome_contains:
-            sql += " AND instr(outcome, ?) > 0"
-            params.append(outcome_contains)
-        if outcome:
-            sql += " AND outcome = ?"
-            params.append(outcome)
-        if once:
-            sql += " AND json_extract(detail, '$.once') = ?"
-            params.append(once)
+        sql, params = _narrowed(f"SELECT 1 FROM events WHERE ticket = ? AND kind IN ({marks})", [ticket_id, *kinds],
+                                {"instr(outcome, ?) > 0": outcome_contains, "outcome = ?": outcome,
+                                 "json_extract(detail, '$.once') = ?": once})
         return bool(self._scalar(sql + " LIMIT 1", params))
 
     def events_of(self, kinds: tuple[str, ...], tenant: str | None = None,
                   since: str | None = None) -> list[dict[str, Any]]:
         """Every ticket's events of these kinds (a tenant's tickets' only, from ``since`` on), oldest first."""
         marks = ", ".join("?" for _ in kinds)
-        sql = f"SELECT events.* FROM events JOIN tickets ON tickets.id = events.ticket WHERE events.kind IN ({marks})"
-        params: list[Any] = list(kinds)
-        if tenant:
-            sql += " AND tickets.tenant = ?"
-            params.append(tenant)
-        if since:
-            sql += " AND events.created_at >= ?"
-            params.append(since)
+        sql, params = _narrowed(f"SELECT events.* FROM events JOIN tickets ON tickets.id = events.ticket "
+                                f"WHERE events.kind IN ({marks})", list(kinds),
+                                {"tickets.tenant = ?": tenant, "events.created_at >= ?": since})
         return [dict(r) for r in self.db.query(sql + " ORDER BY events.id", params)]
 
     def latest_event(self, ticket_id: int, kinds: tuple[str, ...]) -> dict[str, Any] | None:
